@@ -1,0 +1,356 @@
+"""Zoom's webhook bodies parsed into typed values, and nothing else reads Zoom's event JSON.
+
+Chatbot events use camelCase (``accountId``, ``toJid``); ``app_deauthorized`` uses snake_case.
+:func:`parse_event` turns raw bytes into one of the classes below or raises :class:`EventError`
+with a reason fit for a log line and a 400 answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from attrs import frozen
+
+
+class EventError(ValueError):
+    """A webhook body that is not a well-formed Zoom event; the message says what is wrong."""
+
+
+@frozen
+class UrlValidation:
+    """Zoom checking that the endpoint is ours (``endpoint.url_validation``)."""
+
+    plain_token: str
+
+
+@frozen
+class ChatEvent:
+    """What every chatbot event carries: the account, the conversation and the user."""
+
+    account_id: str
+    robot_jid: str
+    to_jid: str
+    user_id: str
+    user_jid: str
+    user_name: str
+    channel_name: str
+    timestamp: int
+
+    @property
+    def dedupe_key(self) -> str:
+        """Identifies one delivery's content, so a redelivery of it can be recognised."""
+        return "|".join(
+            (
+                type(self).__name__,
+                self.account_id,
+                self.to_jid,
+                self.user_jid,
+                str(self.timestamp),
+                *self._identity(),
+            )
+        )
+
+    def _identity(self) -> tuple[str, ...]:
+        return ()
+
+
+@frozen
+class BotNotification(ChatEvent):
+    """A slash command or a 1:1 message to the bot; ``cmd`` is the text after the slash command."""
+
+    cmd: str
+    trigger_id: str = ""
+
+    def _identity(self) -> tuple[str, ...]:
+        return (self.trigger_id, self.cmd)
+
+
+@frozen
+class InteractiveEvent(ChatEvent):
+    """A user acted on a card the bot sent: ``message_id`` names it, ``original`` is its content."""
+
+    message_id: str
+    original: Mapping[str, Any]
+
+
+@frozen
+class ButtonClicked(InteractiveEvent):
+    """``interactive_message_actions``: a click on a button with this text and value."""
+
+    text: str
+    value: str
+
+    def _identity(self) -> tuple[str, ...]:
+        return (self.message_id, self.value)
+
+
+@frozen
+class OptionSelected(InteractiveEvent):
+    """``interactive_message_select``: the values picked in a dropdown."""
+
+    values: tuple[str, ...]
+
+    def _identity(self) -> tuple[str, ...]:
+        return (self.message_id, *self.values)
+
+
+@frozen
+class FieldEdited(InteractiveEvent):
+    """``interactive_message_fields_editable``: a form field changed from one value to another."""
+
+    key: str
+    current_value: str
+    new_value: str
+
+    def _identity(self) -> tuple[str, ...]:
+        return (self.message_id, self.key, self.new_value)
+
+
+@frozen
+class MessageEdited(InteractiveEvent):
+    """``interactive_message_editable``: an editable text changed from ``origin`` to ``target``."""
+
+    origin: str
+    target: str
+
+    def _identity(self) -> tuple[str, ...]:
+        return (self.message_id, self.target)
+
+
+@frozen
+class BotInstalled:
+    """``bot_installed``: a user (or their admin) added the bot to an account."""
+
+    account_id: str
+    robot_jid: str
+    user_id: str
+    user_jid: str
+    user_name: str
+    timestamp: int
+
+    @property
+    def dedupe_key(self) -> str:
+        """Identifies one delivery's content, so a redelivery of it can be recognised."""
+        return f"BotInstalled|{self.account_id}|{self.user_jid}|{self.timestamp}"
+
+
+@frozen
+class AppDeauthorized:
+    """``app_deauthorized``: an account removed the app; ``keep_data`` is Zoom's retention flag."""
+
+    account_id: str
+    user_id: str
+    client_id: str
+    deauthorized_at: str
+    keep_data: bool
+
+    @property
+    def dedupe_key(self) -> str:
+        """Identifies one delivery's content, so a redelivery of it can be recognised."""
+        return f"AppDeauthorized|{self.account_id}|{self.user_id}|{self.deauthorized_at}"
+
+
+@frozen
+class UnknownEvent:
+    """An event this version does not handle; acknowledged and logged, never dispatched."""
+
+    name: str
+
+
+Event = (
+    UrlValidation
+    | BotNotification
+    | ButtonClicked
+    | OptionSelected
+    | FieldEdited
+    | MessageEdited
+    | BotInstalled
+    | AppDeauthorized
+    | UnknownEvent
+)
+
+_JSON_TYPES = {
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+class _Fields:
+    """Typed reads from one JSON object, with errors that name the offending path."""
+
+    def __init__(self, data: object, path: str) -> None:
+        if not isinstance(data, dict):
+            raise EventError(f"{path}: expected an object, got {_describe(data)}")
+        self._data: dict[str, Any] = data
+        self._path = path
+
+    def text(self, key: str, *, required: bool = True) -> str:
+        value = self._get(key, required, "")
+        if not isinstance(value, str):
+            raise EventError(f"{self._path}.{key}: expected a string, got {_describe(value)}")
+        return value
+
+    def number(self, key: str, *, required: bool = False) -> int:
+        value = self._get(key, required, 0)
+        # Zoom's own schema types timestamp as a string in places, so digits in a string count.
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EventError(f"{self._path}.{key}: expected a number, got {_describe(value)}")
+        return value
+
+    def flag(self, key: str, *, default: bool) -> bool:
+        value = self._get(key, False, default)
+        if not isinstance(value, bool):
+            raise EventError(f"{self._path}.{key}: expected a boolean, got {_describe(value)}")
+        return value
+
+    def table(self, key: str, *, required: bool = True) -> _Fields:
+        return _Fields(self._get(key, required, {}), f"{self._path}.{key}")
+
+    def array(self, key: str) -> list[Any]:
+        value = self._get(key, True, [])
+        if not isinstance(value, list):
+            raise EventError(f"{self._path}.{key}: expected an array, got {_describe(value)}")
+        return value
+
+    def raw(self) -> dict[str, Any]:
+        return self._data
+
+    def _get(self, key: str, required: bool, default: object) -> object:
+        if key in self._data and self._data[key] is not None:
+            return self._data[key]
+        if required:
+            raise EventError(f"{self._path}.{key}: missing")
+        return default
+
+
+def _describe(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _chat_fields(p: _Fields) -> dict[str, Any]:
+    return {
+        "account_id": p.text("accountId"),
+        "robot_jid": p.text("robotJid"),
+        "to_jid": p.text("toJid"),
+        "user_id": p.text("userId", required=False),
+        "user_jid": p.text("userJid"),
+        "user_name": p.text("userName", required=False),
+        "channel_name": p.text("channelName", required=False),
+        "timestamp": p.number("timestamp"),
+    }
+
+
+def _interactive_fields(p: _Fields) -> dict[str, Any]:
+    original = p.table("original", required=False).raw()
+    return {**_chat_fields(p), "message_id": p.text("messageId"), "original": original}
+
+
+def _bot_notification(p: _Fields) -> BotNotification:
+    return BotNotification(
+        **_chat_fields(p), cmd=p.text("cmd"), trigger_id=p.text("triggerId", required=False)
+    )
+
+
+def _button_clicked(p: _Fields) -> ButtonClicked:
+    item = p.table("actionItem")
+    return ButtonClicked(
+        **_interactive_fields(p), text=item.text("text", required=False), value=item.text("value")
+    )
+
+
+def _option_selected(p: _Fields) -> OptionSelected:
+    items = p.array("selectedItems")
+    values = tuple(
+        _Fields(item, f"payload.selectedItems[{i}]").text("value") for i, item in enumerate(items)
+    )
+    if not values:
+        raise EventError("payload.selectedItems: empty")
+    return OptionSelected(**_interactive_fields(p), values=values)
+
+
+def _field_edited(p: _Fields) -> FieldEdited:
+    item = p.table("fieldEditItem")
+    return FieldEdited(
+        **_interactive_fields(p),
+        key=item.text("key"),
+        current_value=item.text("currentValue", required=False),
+        new_value=item.text("newValue", required=False),
+    )
+
+
+def _message_edited(p: _Fields) -> MessageEdited:
+    item = p.table("editItem")
+    return MessageEdited(
+        **_interactive_fields(p),
+        origin=item.text("origin", required=False),
+        target=item.text("target", required=False),
+    )
+
+
+def _bot_installed(p: _Fields) -> BotInstalled:
+    return BotInstalled(
+        account_id=p.text("accountId"),
+        robot_jid=p.text("robotJid"),
+        user_id=p.text("userId", required=False),
+        user_jid=p.text("userJid"),
+        user_name=p.text("userName", required=False),
+        timestamp=p.number("timestamp"),
+    )
+
+
+def _app_deauthorized(p: _Fields) -> AppDeauthorized:
+    return AppDeauthorized(
+        account_id=p.text("account_id"),
+        user_id=p.text("user_id", required=False),
+        client_id=p.text("client_id", required=False),
+        deauthorized_at=p.text("deauthorization_time", required=False),
+        keep_data=p.flag("user_data_retention", default=False),
+    )
+
+
+def _url_validation(p: _Fields) -> UrlValidation:
+    token = p.text("plainToken")
+    if not token:
+        raise EventError("payload.plainToken: empty")
+    return UrlValidation(token)
+
+
+_PARSERS: dict[str, Callable[[_Fields], Event]] = {
+    "endpoint.url_validation": _url_validation,
+    "bot_notification": _bot_notification,
+    "interactive_message_actions": _button_clicked,
+    "interactive_message_select": _option_selected,
+    "interactive_message_fields_editable": _field_edited,
+    "interactive_message_editable": _message_edited,
+    "bot_installed": _bot_installed,
+    "app_deauthorized": _app_deauthorized,
+}
+
+
+def parse_event(body: bytes) -> Event:
+    """Parse one webhook body; raise :class:`EventError` saying what is wrong with it."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError(f"body is not UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventError(
+            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    envelope = _Fields(data, "body")
+    name = envelope.text("event")
+    parser = _PARSERS.get(name)
+    if parser is None:
+        return UnknownEvent(name)
+    return parser(envelope.table("payload"))

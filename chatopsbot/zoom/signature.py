@@ -1,0 +1,52 @@
+"""Zoom's webhook signature (``x-zm-signature``) and the endpoint URL-validation answer.
+
+Zoom signs ``v0:{x-zm-request-timestamp}:{raw body}`` with HMAC-SHA256 keyed by the app's secret
+token. The raw bytes are what count: re-serialised JSON would not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+#: How far a request's timestamp may be from our clock, either way, before it counts as a replay.
+MAX_SKEW_SECONDS = 300
+
+
+class SignatureError(Exception):
+    """A webhook whose signature or timestamp does not check out; the message says which."""
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """Return the ``x-zm-signature`` value Zoom would send for this timestamp and body."""
+    message = b"v0:" + timestamp.encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify(
+    secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float
+) -> None:
+    """Raise :class:`SignatureError` unless the request is fresh and signed with ``secret``."""
+    if not secret:
+        # Fail closed: an empty key would make every forged signature computable.
+        raise SignatureError("no secret token configured")
+    if not timestamp:
+        raise SignatureError("missing x-zm-request-timestamp header")
+    if not signature:
+        raise SignatureError("missing x-zm-signature header")
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise SignatureError(
+            f"x-zm-request-timestamp is not a number: {timestamp[:40]!r}"
+        ) from None
+    if abs(now - sent_at) > MAX_SKEW_SECONDS:
+        raise SignatureError(f"timestamp {sent_at} is {int(now - sent_at)} s away from now")
+    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode()):
+        raise SignatureError("signature does not match")
+
+
+def url_validation_answer(secret: str, plain_token: str) -> dict[str, str]:
+    """The body Zoom expects back for an ``endpoint.url_validation`` event."""
+    encrypted = hmac.new(secret.encode(), plain_token.encode(), hashlib.sha256).hexdigest()
+    return {"plainToken": plain_token, "encryptedToken": encrypted}
