@@ -42,7 +42,9 @@ def verify(
         ) from None
     if abs(now - sent_at) > MAX_SKEW_SECONDS:
         raise SignatureError(f"timestamp {sent_at} is {int(now - sent_at)} s away from now")
-    if not hmac.compare_digest(sign(secret, timestamp, body).encode(), signature.encode()):
+    expected = sign(secret, timestamp, body).encode()
+    # Headers can carry any bytes; "replace" keeps an odd one a mismatch, not a crash.
+    if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
         raise SignatureError("signature does not match")
 
 

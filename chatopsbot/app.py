@@ -1,0 +1,225 @@
+"""The aiohttp application: the webhook route, health and metrics, startup and graceful shutdown.
+
+Everything that needs the running loop (HTTP session, token cache, outbox) is created in a
+cleanup context and closed there. Shutdown stops taking webhooks (503), lets running handlers
+finish and drains the outbox, all within ``[outbound] drain_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from attrs import define, field
+
+from chatopsbot.clock import Clock, SystemClock
+from chatopsbot.config import Settings
+from chatopsbot.dedupe import RecentEvents
+from chatopsbot.dispatch import Dispatcher
+from chatopsbot.metrics import Metrics
+from chatopsbot.outbound import Outbox
+from chatopsbot.plugins import Plugins, load_plugins
+from chatopsbot.zoom.auth import TokenCache
+from chatopsbot.zoom.client import ZoomApi
+from chatopsbot.zoom.events import EventError, UnknownEvent, UrlValidation, parse_event
+from chatopsbot.zoom.signature import SignatureError, url_validation_answer, verify
+
+log = logging.getLogger("chatopsbot.app")
+
+#: Zoom's webhook bodies are small; anything bigger is refused before it is read.
+MAX_BODY = 1024 * 1024
+
+
+@define
+class Runtime:
+    """The app's live state, created on the running loop by :func:`create_app`'s startup."""
+
+    dispatcher: Dispatcher
+    outbox: Outbox
+    tokens: TokenCache
+    session: aiohttp.ClientSession
+    tasks: set[asyncio.Task[None]] = field(factory=set)
+    stopping: bool = False
+    stopped: bool = False
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` in a task the app keeps and awaits on shutdown."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+SETTINGS = web.AppKey("chatopsbot.settings", Settings)
+PLUGINS = web.AppKey("chatopsbot.plugins", Plugins)
+METRICS = web.AppKey("chatopsbot.metrics", Metrics)
+CLOCK = web.AppKey("chatopsbot.clock", Clock)
+RECENT = web.AppKey("chatopsbot.recent", RecentEvents)
+RUNTIME = web.AppKey("chatopsbot.runtime", Runtime)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    plugins: Plugins | None = None,
+    clock: Clock | None = None,
+) -> web.Application:
+    """Build the application. Plugins load here, so a broken one fails before the port opens."""
+    if plugins is None:
+        plugins = load_plugins(settings.plugins, source=settings.source)
+    app = web.Application(client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app[PLUGINS] = plugins
+    app[METRICS] = Metrics()
+    app[CLOCK] = clock or SystemClock()
+    app[RECENT] = RecentEvents()
+    app.router.add_post(settings.server.webhook_path, webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.cleanup_ctx.append(_runtime)
+    app.on_shutdown.append(_shutdown)
+    return app
+
+
+async def _runtime(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    zoom = settings.zoom
+    outbound = settings.outbound
+    session = aiohttp.ClientSession()
+    tokens = TokenCache(
+        session,
+        oauth_url=zoom.oauth_url,
+        client_id=zoom.client_id,
+        client_secret=zoom.client_secret.reveal(),
+        timeout=outbound.request_timeout,
+    )
+    api = ZoomApi(
+        session,
+        base_url=zoom.api_base_url,
+        tokens=tokens,
+        timeout=outbound.request_timeout,
+        clock=app[CLOCK],
+    )
+    outbox = Outbox(
+        api,
+        rate_limit=outbound.rate_limit,
+        max_attempts=outbound.max_attempts,
+        metrics=app[METRICS],
+    )
+    dispatcher = Dispatcher(
+        commands=app[PLUGINS].commands,
+        configs=app[PLUGINS].configs,
+        outbox=outbox,
+        robot_jid=zoom.bot_jid,
+        clock=app[CLOCK],
+        command_timeout=settings.commands.timeout,
+        metrics=app[METRICS],
+    )
+    app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session)
+    log.info(
+        "serving webhooks at %s with %d commands; sending at most %g requests/s per account",
+        settings.server.webhook_path,
+        len(app[PLUGINS].commands),
+        outbound.rate_limit,
+    )
+    try:
+        yield
+    finally:
+        await _shutdown(app)
+        await session.close()
+
+
+async def _shutdown(app: web.Application) -> None:
+    """Stop taking webhooks, let handlers finish, drain the outbox, all within the drain time."""
+    runtime = app.get(RUNTIME)
+    if runtime is None or runtime.stopped:
+        return
+    runtime.stopping = True
+    runtime.stopped = True
+    budget = app[SETTINGS].outbound.drain_timeout
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget
+    if runtime.tasks:
+        log.info("shutdown: waiting for %d running handler(s)", len(runtime.tasks))
+        _, pending = await asyncio.wait(list(runtime.tasks), timeout=budget)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.error(
+                "shutdown: %d handler(s) did not finish in time and were cancelled", len(pending)
+            )
+            await asyncio.gather(*pending, return_exceptions=True)
+    await runtime.outbox.drain(max(0.0, deadline - loop.time()))
+
+
+def _answer(app: web.Application, outcome: str, status: int = 200, **kwargs: Any) -> web.Response:
+    app[METRICS].webhooks.labels(outcome).inc()
+    if "body" in kwargs or "text" in kwargs:
+        return web.Response(status=status, **kwargs)
+    return web.json_response({"status": outcome}, status=status, **kwargs)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """``POST /zoom/webhook``: verify, parse, drop duplicates, acknowledge, dispatch later."""
+    app = request.app
+    runtime = app[RUNTIME]
+    peer = request.remote or "-"
+    if runtime.stopping:
+        return _answer(app, "shutting_down", 503, headers={"Retry-After": "5"})
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        log.warning("webhook from %s refused: body over %d bytes", peer, MAX_BODY)
+        return _answer(app, "too_large", 413)
+    try:
+        verify(
+            app[SETTINGS].zoom.secret_token.reveal(),
+            request.headers.get("x-zm-request-timestamp"),
+            request.headers.get("x-zm-signature"),
+            body,
+            app[CLOCK].timestamp(),
+        )
+    except SignatureError as exc:
+        log.warning("webhook from %s refused: %s", peer, exc)
+        return _answer(app, "bad_signature", 401)
+    try:
+        event = parse_event(body)
+    except EventError as exc:
+        log.warning("webhook from %s refused: %s", peer, exc)
+        return _answer(app, "malformed", 400, text=f"malformed event: {exc}\n")
+    if isinstance(event, UrlValidation):
+        log.info("answered Zoom's endpoint URL validation")
+        app[METRICS].webhooks.labels("url_validation").inc()
+        return web.json_response(
+            url_validation_answer(app[SETTINGS].zoom.secret_token.reveal(), event.plain_token)
+        )
+    if isinstance(event, UnknownEvent):
+        log.info(
+            "ignored a %r event: not one this bot handles", event.name, extra={"event": event.name}
+        )
+        return _answer(app, "ignored")
+    if app[RECENT].seen(event.dedupe_key):
+        log.info(
+            "dropped a redelivered %s", type(event).__name__, extra={"event": type(event).__name__}
+        )
+        return _answer(app, "duplicate")
+    runtime.spawn(runtime.dispatcher.dispatch(event), name=f"dispatch:{type(event).__name__}")
+    return _answer(app, "accepted")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """``GET /healthz``: 200 while serving, 503 once shutdown has begun."""
+    runtime = request.app.get(RUNTIME)
+    if runtime is None or runtime.stopping:
+        return web.json_response({"status": "stopping"}, status=503)
+    return web.json_response({"status": "ok", "queued": runtime.outbox.depth})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text exposition."""
+    response = web.Response(body=request.app[METRICS].render())
+    response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+    return response

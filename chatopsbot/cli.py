@@ -1,0 +1,117 @@
+"""``chatopsbot run | check-config | plugins | demo``.
+
+Every failure a user can cause prints one line, ``file: key: what is wrong``, and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from aiohttp import web
+
+from chatopsbot.app import create_app
+from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
+from chatopsbot.logs import configure_logging
+from chatopsbot.plugins import PluginError, load_plugins
+
+log = logging.getLogger("chatopsbot.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatopsbot", description="A ChatOps bot framework for Zoom Team Chat."
+    )
+    sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
+    config_help = "the TOML config file (default: $CHATOPSBOT_CONFIG, else ./config.toml)"
+    for name, text in (
+        ("run", "serve Zoom webhooks"),
+        ("check-config", "validate the config file and every plugin's table, then exit"),
+        ("plugins", "list the installed plugins and their commands"),
+    ):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("--config", metavar="FILE", help=config_help)
+    demo = sub.add_parser(
+        "demo",
+        help="run the bot against a local fake Zoom (no account needed) and show a transcript",
+        description="Starts a fake Zoom API and the bot on loopback, sends signed slash-command "
+        "webhooks through the real path, and prints what Zoom received.",
+    )
+    demo.add_argument(
+        "commands", nargs="*", metavar="COMMAND", help="commands to send (default: a short tour)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``chatopsbot`` script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    try:
+        if args.action == "demo":
+            from chatopsbot.demo import run_demo  # noqa: PLC0415 - only the demo needs the fake
+
+            return asyncio.run(run_demo(args.commands))
+        path = config_path(args.config, env)
+        if args.action == "plugins":
+            return _plugins(path, env)
+        settings = load_settings(path, env)
+        if args.action == "check-config":
+            return _check(settings)
+        return _run(settings)
+    except (ConfigError, PluginError) as exc:
+        print(f"chatopsbot: {exc}" if isinstance(exc, PluginError) else str(exc), file=sys.stderr)
+        return 1
+
+
+def _check(settings: Settings) -> int:
+    plugins = load_plugins(settings.plugins, source=settings.source)
+    enabled = [p for p in plugins.info if p.enabled]
+    print(
+        f"{settings.source}: OK ({len(enabled)} plugin(s) enabled, "
+        f"{len(plugins.commands)} command(s))"
+    )
+    return 0
+
+
+def _plugins(path: str, environ: Mapping[str, str]) -> int:
+    if os.path.exists(path):
+        settings = load_settings(path, environ)
+        plugin_settings, source = settings.plugins, settings.source
+    else:
+        print(f"({path} not found: listing installed plugins with none disabled)")
+        plugin_settings, source = PluginSettings(), path
+    plugins = load_plugins(plugin_settings, source=source)
+    for info in plugins.info:
+        state = "enabled" if info.enabled else "disabled"
+        print(f"{info.name:<12} {state:<8} {info.version:<24} {info.source}")
+        for name in info.commands:
+            command = plugins.commands.find(name)
+            print(f"    {name:<24} {command.help if command else ''}")
+    return 0
+
+
+def _run(settings: Settings) -> int:
+    configure_logging(settings.logging.format, settings.logging.level)
+    app = create_app(settings)
+    server = settings.server
+    log.info("listening on http://%s:%d", server.host, server.port)
+    web.run_app(
+        app,
+        host=server.host,
+        port=server.port,
+        print=None,
+        access_log=None,
+        # Our own drain is bounded by drain_timeout; give aiohttp's wait a little more.
+        shutdown_timeout=settings.outbound.drain_timeout + 5,
+    )
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Every hook a chatopsbot plugin can implement. Each is prefixed ``chatops_``.
+
+A plugin is a module or object with functions marked ``@chatopsbot.hookimpl`` whose names match
+the specs below. It is found through the ``chatopsbot`` entry-point group; its entry-point name
+is the plugin's name (used in ``[plugins] disabled`` and for its ``[plugins.<name>]`` table).
+Hooks are called with keyword arguments, so an implementation may accept fewer than the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from chatopsbot.commands import Command
+
+PROJECT = "chatopsbot"
+
+#: Marks the hook specifications in this module.
+hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marks a plugin's hook implementations: ``@hookimpl def chatops_commands(): ...``.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def chatops_commands() -> Iterable[Command]:
+    """Return the commands this plugin adds.
+
+    Called once at startup, after :func:`chatops_config`. Build commands with the
+    ``chatopsbot.command`` decorator. A command whose name another plugin already uses stops
+    the startup, naming both plugins.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def chatops_config(config: Mapping[str, Any]) -> Any:
+    """Validate this plugin's ``[plugins.<name>]`` table and return the settings to use.
+
+    Called once at startup for the plugin that implements it, with its own table (an empty
+    mapping when the config file has none, so defaults are decided here). ``${VAR}`` references
+    are already expanded. Raise :class:`chatopsbot.PluginConfigError` naming the key that is
+    wrong; the bot then refuses to start with ``config.toml: plugins.<name>.<key>: ...``.
+    The returned value reaches handlers as ``ctx.config``. A plugin without this hook takes no
+    configuration, and a table for it is an error.
+    """
+    raise NotImplementedError

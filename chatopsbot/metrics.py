@@ -1,0 +1,62 @@
+"""The bot's Prometheus metrics, on a registry each app owns (no process-wide globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """Counters and gauges the webhook handler, the dispatcher and the outbound layer update.
+
+    Label values are bounded: webhook and command outcomes are fixed words, command names come
+    from the command tree (``(unknown)`` for anything typed that is not one), and statuses are
+    HTTP codes or ``timeout`` / ``connection_error`` / ``token_error``.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.webhooks = Counter(
+            "chatopsbot_webhooks",
+            "Webhook deliveries by outcome (accepted, duplicate, bad_signature, malformed, ...).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.commands = Counter(
+            "chatopsbot_commands",
+            "Commands run, by command and outcome (ok, usage, unknown, error, timeout).",
+            ["command", "outcome"],
+            registry=self.registry,
+        )
+        self.outbound = Counter(
+            "chatopsbot_outbound_requests",
+            "Requests made to Zoom's chatbot API, by HTTP status or failure kind.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "chatopsbot_outbound_rate_limited",
+            "429 answers from Zoom (each one is waited out and retried).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "chatopsbot_outbound_dropped",
+            "Messages given up on, by reason; each one is also logged.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "chatopsbot_outbound_queue_depth",
+            "Messages waiting to be sent or being sent.",
+            registry=self.registry,
+        )
+        self.send_latency = Histogram(
+            "chatopsbot_outbound_send_seconds",
+            "Time from queueing a message to Zoom accepting it.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

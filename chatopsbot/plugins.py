@@ -1,0 +1,185 @@
+"""Find, load and configure plugins: the entry-point group ``chatopsbot``, built-ins included."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import pluggy
+from attrs import frozen
+
+from chatopsbot import hookspecs
+from chatopsbot.commands import Command, CommandTree
+from chatopsbot.config import ConfigError, PluginSettings
+
+log = logging.getLogger("chatopsbot.plugins")
+
+ENTRY_POINT_GROUP = "chatopsbot"
+
+
+class PluginError(Exception):
+    """A plugin that cannot be loaded or that broke while starting; the message names it."""
+
+
+class PluginConfigError(Exception):
+    """Raised by a plugin's ``chatops_config`` hook: ``key`` (inside its table) is wrong.
+
+    Use a dotted path for nested keys (``teams.platform.timezone``).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@frozen
+class PluginInfo:
+    """One installed plugin, as ``chatopsbot plugins`` lists it."""
+
+    name: str
+    source: str
+    version: str
+    enabled: bool
+    commands: tuple[str, ...] = ()
+
+
+@frozen
+class Plugins:
+    """The loaded plugins: their manager, their commands and each one's validated config."""
+
+    manager: pluggy.PluginManager
+    commands: CommandTree
+    configs: Mapping[str, Any]
+    info: tuple[PluginInfo, ...]
+
+
+def load_plugins(
+    settings: PluginSettings,
+    *,
+    source: str = "config.toml",
+    extra: Mapping[str, object] | None = None,
+    entry_points: bool = True,
+) -> Plugins:
+    """Load every enabled plugin, hand each its table, and build the command tree.
+
+    ``extra`` registers plugin objects by name beside the installed ones (the test kit uses it).
+    Raise :class:`PluginError` or :class:`chatopsbot.config.ConfigError` with the culprit named.
+    """
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    disabled = set(settings.disabled)
+    info: dict[str, PluginInfo] = {}
+    candidates: list[tuple[str, str, str, Callable[[], object]]] = []
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist
+            version = f"{dist.name} {dist.version}" if dist is not None else "-"
+            candidates.append((ep.name, ep.value, version, ep.load))
+    for name, plugin in (extra or {}).items():
+        where = getattr(plugin, "__name__", type(plugin).__name__)
+        candidates.append((name, where, "-", functools.partial(_identity, plugin)))
+
+    for name, where, version, load in candidates:
+        if name in info:
+            raise PluginError(f"two plugins are named {name!r} ({info[name].source} and {where})")
+        enabled = name not in disabled
+        info[name] = PluginInfo(name, where, version, enabled)
+        if not enabled:
+            # Blocked before import: a disabled plugin's code never runs.
+            manager.set_blocked(name)
+            continue
+        try:
+            manager.register(load(), name=name)
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r} ({where}) failed to load: {exc!r}") from exc
+
+    unknown = disabled - info.keys()
+    if unknown:
+        raise ConfigError(
+            source,
+            "plugins.disabled",
+            f"no installed plugin named {', '.join(sorted(unknown))} "
+            f"(installed: {', '.join(sorted(info)) or 'none'})",
+        )
+
+    configs = _configure(manager, settings, info, source)
+    tree = CommandTree()
+    for name in info:
+        if not info[name].enabled:
+            continue
+        commands = _call(manager, name, "chatops_commands") or []
+        try:
+            names = []
+            for cmd in commands:
+                if not isinstance(cmd, Command):
+                    raise PluginError(
+                        f"plugin {name!r}: chatops_commands returned a "
+                        f"{type(cmd).__name__}, not a Command"
+                    )
+                tree.add(attrs.evolve(cmd, plugin=name))
+                names.append(cmd.name)
+        except ValueError as exc:
+            raise PluginError(str(exc)) from exc
+        info[name] = attrs.evolve(info[name], commands=tuple(names))
+    for entry in info.values():
+        log.info(
+            "plugin %s %s (%d commands)",
+            entry.name,
+            "loaded" if entry.enabled else "disabled",
+            len(entry.commands),
+            extra={"plugin": entry.name},
+        )
+    return Plugins(manager, tree, configs, tuple(info.values()))
+
+
+def _identity(plugin: object) -> object:
+    return plugin
+
+
+def _configure(
+    manager: pluggy.PluginManager,
+    settings: PluginSettings,
+    info: Mapping[str, PluginInfo],
+    source: str,
+) -> dict[str, Any]:
+    for name in settings.tables:
+        if name not in info:
+            raise ConfigError(
+                source,
+                f"plugins.{name}",
+                f"no installed plugin named {name!r} "
+                f"(installed: {', '.join(sorted(info)) or 'none'})",
+            )
+    takes_config = {impl.plugin_name for impl in manager.hook.chatops_config.get_hookimpls()}
+    configs: dict[str, Any] = {}
+    for name, entry in info.items():
+        table = settings.tables.get(name)
+        if not entry.enabled:
+            continue
+        if name not in takes_config:
+            if table is not None:
+                raise ConfigError(source, f"plugins.{name}", "this plugin takes no configuration")
+            configs[name] = None
+            continue
+        try:
+            configs[name] = _call(manager, name, "chatops_config", config=table or {})
+        except PluginConfigError as exc:
+            raise ConfigError(source, f"plugins.{name}.{exc.key}", exc.message) from exc
+    return configs
+
+
+def _call(manager: pluggy.PluginManager, name: str, hook: str, **kwargs: Any) -> Any:
+    """Call one plugin's implementation of ``hook``; any failure names the plugin."""
+    others = [p for n, p in manager.list_name_plugin() if n != name]
+    caller = manager.subset_hook_caller(hook, remove_plugins=others)
+    try:
+        return caller(**kwargs)
+    except (PluginConfigError, PluginError):
+        raise
+    except Exception as exc:
+        raise PluginError(f"plugin {name!r} failed in {hook}: {exc!r}") from exc

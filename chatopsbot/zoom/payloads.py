@@ -1,0 +1,89 @@
+"""Webhook bodies shaped like Zoom's, and their signature headers: for tests, the demo, benchmarks.
+
+The field names follow Zoom's chatbot event reference; only :mod:`chatopsbot.zoom.events` reads
+them on the way in, and this module is its mirror for the way a fake Zoom sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from chatopsbot.zoom.signature import sign
+
+
+def bot_notification(
+    cmd: str,
+    *,
+    account_id: str = "acct-1",
+    robot_jid: str = "bot@xmpp.zoom.us",
+    to_jid: str = "ops@conference.xmpp.zoom.us",
+    channel_name: str = "ops",
+    user_id: str = "u-alice",
+    user_jid: str = "alice@xmpp.zoom.us",
+    user_name: str = "Alice",
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """A ``bot_notification`` event: ``cmd`` typed after the slash command."""
+    ts = timestamp if timestamp is not None else _unique_ms()
+    return {
+        "event": "bot_notification",
+        "event_ts": ts,
+        "payload": {
+            "accountId": account_id,
+            "channelName": channel_name,
+            "cmd": cmd,
+            "robotJid": robot_jid,
+            "timestamp": ts,
+            "toJid": to_jid,
+            "triggerId": f"trigger-{ts}",
+            "userId": user_id,
+            "userJid": user_jid,
+            "userName": user_name,
+        },
+    }
+
+
+def bot_installed(
+    *,
+    account_id: str = "acct-1",
+    robot_jid: str = "bot@xmpp.zoom.us",
+    user_id: str = "u-alice",
+    user_jid: str = "alice@xmpp.zoom.us",
+    user_name: str = "Alice",
+) -> dict[str, Any]:
+    """A ``bot_installed`` event."""
+    ts = _unique_ms()
+    return {
+        "event": "bot_installed",
+        "event_ts": ts,
+        "payload": {
+            "accountId": account_id,
+            "robotJid": robot_jid,
+            "timestamp": ts,
+            "userId": user_id,
+            "userJid": user_jid,
+            "userName": user_name,
+        },
+    }
+
+
+def signed(
+    secret: str, event: dict[str, Any], *, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body bytes and headers Zoom would send for ``event``, signed with ``secret``."""
+    body = json.dumps(event).encode()
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "x-zm-request-timestamp": ts,
+        "x-zm-signature": sign(secret, ts, body),
+    }
+    return body, headers
+
+
+def _unique_ms() -> int:
+    # Zoom sends milliseconds; nanoseconds keep two events built back to back distinct, so the
+    # bot does not take the second for a redelivery of the first.
+    return time.time_ns()
