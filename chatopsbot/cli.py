@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     try:
         if args.action == "demo":
-            from chatopsbot.demo import run_demo  # noqa: PLC0415 - only the demo needs the fake
+            from chatopsbot.demo import run_demo
 
             return asyncio.run(run_demo(args.commands))
         path = config_path(args.config, env)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chatopsbot.clock import Clock
@@ -200,7 +200,7 @@ class Dispatcher:
         conversation: Conversation,
         sender: ConversationSender,
         extra: Mapping[str, Any],
-        tell: Any,
+        tell: Callable[[str], None],
     ) -> None:
         plugin_log = logging.getLogger(f"chatopsbot.plugin.{command.plugin or 'unknown'}")
         ctx = Context(
@@ -227,8 +227,9 @@ class Dispatcher:
             return
         except TimeoutError:
             if not timer.expired():
-                raise_ref = self._fail(command, extra, "error")
-                tell(f"Sorry, {command.name} failed (reference {raise_ref}).")
+                # The handler's own call timed out, not the handler: an ordinary failure.
+                ref = self._fail(command, extra, "error")
+                tell(f"Sorry, {command.name} failed (reference {ref}). Tell the bot's operators.")
                 return
             ref = self._fail(command, extra, "timeout", timeout=timeout)
             tell(

@@ -112,7 +112,8 @@ def load_plugins(
     for name in info:
         if not info[name].enabled:
             continue
-        commands = _call(manager, name, "chatops_commands") or []
+        # One result per implementation; a plugin object has at most one.
+        commands = [c for result in _call(manager, name, "chatops_commands") for c in result or ()]
         try:
             names = []
             for cmd in commands:

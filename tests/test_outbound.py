@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 
@@ -101,27 +102,28 @@ async def test_gives_up_after_max_attempts_and_logs_it(caplog):
     metrics = Metrics()
     api = Script(*[ZoomApiError(502, None, "bad gateway", "trk-9")] * 5)
     outbox = fast_outbox(api, metrics=metrics, max_attempts=3)
-    with caplog.at_level(logging.ERROR, "chatopsbot.outbound"):
-        with pytest.raises(SendFailed, match="502"):
-            await outbox.submit(call(1), key="c", log_extra={"command": "ping"})
+    with (
+        caplog.at_level(logging.ERROR, "chatopsbot.outbound"),
+        pytest.raises(SendFailed, match="502"),
+    ):
+        await outbox.submit(call(1), key="c", log_extra={"command": "ping"})
     assert len(api.calls) == 3
     assert sample(metrics, "chatopsbot_outbound_dropped_total", reason="gave_up") == 1
     record = next(r for r in caplog.records if r.levelno == logging.ERROR)
     assert "after 3 attempt(s)" in record.getMessage()
-    assert record.command == "ping"  # type: ignore[attr-defined]
-    assert record.tracking_id == "trk-9"  # type: ignore[attr-defined]
+    assert record.command == "ping"
+    assert record.tracking_id == "trk-9"
 
 
 async def test_other_4xx_is_not_retried_and_logs_code_message_tracking(caplog):
     api = Script(ZoomApiError(400, 7001, "Invalid request body format.", "trk-1"))
     outbox = fast_outbox(api)
-    with caplog.at_level(logging.ERROR, "chatopsbot.outbound"):
-        with pytest.raises(SendFailed):
-            await outbox.submit(call(1), key="c")
+    with caplog.at_level(logging.ERROR, "chatopsbot.outbound"), pytest.raises(SendFailed):
+        await outbox.submit(call(1), key="c")
     assert len(api.calls) == 1
     record = caplog.records[-1]
     assert "code 7001: Invalid request body format." in record.getMessage()
-    assert record.tracking_id == "trk-1"  # type: ignore[attr-defined]
+    assert record.tracking_id == "trk-1"
 
 
 async def test_non_retryable_token_error_fails_at_once():
@@ -168,7 +170,7 @@ async def test_rate_limit_spaces_requests_per_account():
     times = [t for t, _ in api.calls]
     # 11 requests at 20/s with no burst allowance take at least 10 intervals of 50 ms.
     assert times[-1] - times[0] >= 0.5 - 0.01
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.045
 
 

@@ -8,6 +8,7 @@ the lock, and everyone who queued behind re-checks before fetching again.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -42,7 +43,9 @@ class TokenCache:
     ) -> None:
         self._session = session
         self._url = oauth_url
-        self._auth = aiohttp.BasicAuth(client_id, client_secret)
+        # Built by hand: aiohttp.BasicAuth is deprecated from aiohttp 3.14 on.
+        credentials = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {credentials}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._margin = margin
         self._monotonic = monotonic
@@ -80,7 +83,7 @@ class TokenCache:
             async with self._session.post(
                 self._url,
                 params={"grant_type": "client_credentials"},
-                auth=self._auth,
+                headers=self._headers,
                 timeout=self._timeout,
             ) as resp:
                 text = await resp.text(errors="replace")

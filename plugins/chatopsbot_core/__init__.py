@@ -26,7 +26,9 @@ __all__ = ["chatops_commands", "help_command", "ping"]
 @command(
     "help",
     help="List the commands, or show how to use one",
-    args=(Arg("command", help="a command name, e.g. deploy status", required=False, variadic=True),),
+    args=(
+        Arg("command", help="a command name, e.g. deploy status", required=False, variadic=True),
+    ),
     examples=("help", "help ping"),
 )
 async def help_command(ctx: Context) -> Text:

@@ -1,0 +1,372 @@
+"""The TOML config file: read, ``${VAR}``-expanded, validated, and frozen into :class:`Settings`.
+
+Every problem is reported as ``file: key: what is wrong`` and never quotes a secret.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from attrs import field, frozen
+
+__all__ = [
+    "CommandSettings",
+    "ConfigError",
+    "LoggingSettings",
+    "OutboundSettings",
+    "PluginSettings",
+    "Secret",
+    "ServerSettings",
+    "Settings",
+    "StorageSettings",
+    "ZoomSettings",
+    "config_path",
+    "load_settings",
+    "parse_settings",
+]
+
+
+class ConfigError(Exception):
+    """A config problem: ``str()`` is ``source: key: message``."""
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        super().__init__(f"{source}: {key}: {message}")
+        self.source = source
+        self.key = key
+        self.message = message
+
+
+@frozen(repr=False)
+class Secret:
+    """A value that must never be printed; ``reveal()`` is the only way to read it."""
+
+    _value: str = field(alias="value")
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that needs it."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
+
+
+@frozen
+class ZoomSettings:
+    """``[zoom]``: the app's credentials and Zoom's endpoints."""
+
+    client_id: str
+    client_secret: Secret
+    bot_jid: str
+    secret_token: Secret
+    api_base_url: str = "https://api.zoom.us/v2"
+    oauth_url: str = "https://zoom.us/oauth/token"
+
+
+@frozen
+class ServerSettings:
+    """``[server]``: where ``chatopsbot run`` listens (port 0 picks a free one)."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - a bot behind a proxy listens on every interface
+    port: int = 8080
+    webhook_path: str = "/zoom/webhook"
+
+
+@frozen
+class OutboundSettings:
+    """``[outbound]``: rate limit per Zoom account, retries, shutdown drain, request timeout."""
+
+    rate_limit: float = 20.0
+    max_attempts: int = 5
+    drain_timeout: float = 30.0
+    request_timeout: float = 10.0
+
+
+@frozen
+class CommandSettings:
+    """``[commands]``: how long a handler may run."""
+
+    timeout: float = 30.0
+
+
+@frozen
+class LoggingSettings:
+    """``[logging]``: ``plain`` or ``json`` lines, and the level."""
+
+    format: str = "plain"
+    level: str = "INFO"
+
+
+@frozen
+class StorageSettings:
+    """``[storage]``: the SQLite file (relative paths are relative to the config file)."""
+
+    path: str = "chatopsbot.db"
+
+
+@frozen
+class PluginSettings:
+    """``[plugins]``: plugins not to load, and each plugin's own table by name."""
+
+    disabled: tuple[str, ...] = ()
+    tables: Mapping[str, Mapping[str, Any]] = field(factory=lambda: MappingProxyType({}))
+
+
+@frozen
+class Settings:
+    """The whole validated configuration; ``source`` names the file it came from."""
+
+    zoom: ZoomSettings
+    server: ServerSettings = field(factory=ServerSettings)
+    outbound: OutboundSettings = field(factory=OutboundSettings)
+    commands: CommandSettings = field(factory=CommandSettings)
+    logging: LoggingSettings = field(factory=LoggingSettings)
+    storage: StorageSettings = field(factory=StorageSettings)
+    plugins: PluginSettings = field(factory=PluginSettings)
+    source: str = "config.toml"
+
+
+_SECTIONS = ("commands", "logging", "outbound", "plugins", "server", "storage", "zoom")
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
+_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return _TYPES.get(type(value), type(value).__name__)
+
+
+class _Reader:
+    """Typed reads from one table, each error naming ``section.key``; unknown keys refused."""
+
+    def __init__(
+        self, source: str, section: str, data: object, secrets: frozenset[str] = frozenset()
+    ) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(source, section, f"expected a table [{section}], got {_kind(data)}")
+        self.source = source
+        self.section = section
+        self.data = data
+        self.used: set[str] = set()
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(self.source, f"{self.section}.{key}", message)
+
+    def get(self, key: str, kind: type, default: Any, *, required: bool = False) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if required:
+                raise self.error(key, "required")
+            return default
+        value = self.data[key]
+        ok = isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise self.error(key, f"expected {_TYPES[kind]}, got {_kind(value)}")
+        return value
+
+    def text(self, key: str, default: str = "", *, required: bool = False) -> str:
+        value: str = self.get(key, str, default, required=required)
+        if required and not value.strip():
+            raise self.error(key, "must not be empty")
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float, inclusive: bool = False) -> float:
+        value: float = self.get(key, float, default)
+        if value < minimum or (value == minimum and not inclusive):
+            relation = "at least" if inclusive else "greater than"
+            raise self.error(key, f"must be {relation} {minimum:g}")
+        return value
+
+    def choice(
+        self, key: str, default: str, choices: tuple[str, ...], fold: Callable[[str], str]
+    ) -> str:
+        value = fold(self.text(key, default))
+        if value not in choices:
+            raise self.error(key, f"must be one of {', '.join(sorted(choices))}")
+        return value
+
+    def url(self, key: str, default: str) -> str:
+        value = self.text(key, default)
+        if not value.startswith(("http://", "https://")):
+            raise self.error(key, "must start with http:// or https://")
+        return value.rstrip("/")
+
+    def done(self) -> None:
+        for key in self.data:
+            if key not in self.used:
+                close = difflib.get_close_matches(key, sorted(self.used), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise self.error(key, f"unknown key{hint}")
+
+
+def _expand(value: Any, path: str, source: str, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group(0) == "$${":
+                return "${"
+            name = match.group(1)
+            if name is None:
+                raise ConfigError(
+                    source, path, "malformed ${...}: write ${NAME}, or $${ for a literal"
+                )
+            if name not in environ:
+                raise ConfigError(source, path, f"environment variable {name} is not set")
+            return environ[name]
+
+        return _VAR.sub(replace, value)
+    if isinstance(value, dict):
+        return {
+            k: _expand(v, f"{path}.{k}" if path else k, source, environ) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_expand(v, f"{path}[{i}]", source, environ) for i, v in enumerate(value)]
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def parse_settings(
+    data: Mapping[str, Any],
+    *,
+    source: str = "config.toml",
+    environ: Mapping[str, str] | None = None,
+    base_dir: str | None = None,
+) -> Settings:
+    """Validate parsed TOML into :class:`Settings`. ``base_dir`` anchors a relative storage path."""
+    env = os.environ if environ is None else environ
+    for name in data:
+        if name not in _SECTIONS:
+            raise ConfigError(source, name, f"unknown section (known: {', '.join(_SECTIONS)})")
+    expanded: dict[str, Any] = _expand(dict(data), "", source, env)
+
+    def section(name: str) -> _Reader:
+        return _Reader(source, name, expanded.get(name, {}))
+
+    z = section("zoom")
+    if "zoom" not in expanded:
+        raise ConfigError(source, "zoom", "required: the [zoom] section with the app's credentials")
+    zoom = ZoomSettings(
+        client_id=z.text("client_id", required=True),
+        client_secret=Secret(z.text("client_secret", required=True)),
+        bot_jid=z.text("bot_jid", required=True),
+        secret_token=Secret(z.text("secret_token", required=True)),
+        api_base_url=z.url("api_base_url", "https://api.zoom.us/v2"),
+        oauth_url=z.url("oauth_url", "https://zoom.us/oauth/token"),
+    )
+    z.done()
+
+    s = section("server")
+    port = s.get("port", int, 8080)
+    if not 0 <= port <= 65535:
+        raise s.error("port", "must be between 0 and 65535")
+    path = s.text("webhook_path", "/zoom/webhook")
+    if not path.startswith("/"):
+        raise s.error("webhook_path", "must start with /")
+    server = ServerSettings(s.text("host", "0.0.0.0"), port, path)  # noqa: S104
+    s.done()
+
+    o = section("outbound")
+    attempts = o.get("max_attempts", int, 5)
+    if attempts < 1:
+        raise o.error("max_attempts", "must be at least 1")
+    outbound = OutboundSettings(
+        rate_limit=o.number("rate_limit", 20.0, minimum=0),
+        max_attempts=attempts,
+        drain_timeout=o.number("drain_timeout", 30.0, minimum=0, inclusive=True),
+        request_timeout=o.number("request_timeout", 10.0, minimum=0),
+    )
+    o.done()
+
+    c = section("commands")
+    commands = CommandSettings(c.number("timeout", 30.0, minimum=0))
+    c.done()
+
+    lg = section("logging")
+    logging_ = LoggingSettings(
+        lg.choice("format", "plain", ("plain", "json"), str.lower),
+        lg.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), str.upper),
+    )
+    lg.done()
+
+    st = section("storage")
+    store = st.text("path", "chatopsbot.db")
+    if not store.strip():
+        raise st.error("path", "must not be empty")
+    if store != ":memory:" and base_dir is not None and not os.path.isabs(store):
+        store = str(Path(base_dir) / store)
+    st.done()
+
+    p = section("plugins")
+    disabled = p.get("disabled", list, [])
+    for i, name in enumerate(disabled):
+        if not isinstance(name, str):
+            raise p.error(f"disabled[{i}]", f"expected a string, got {_kind(name)}")
+    tables: dict[str, Any] = {}
+    for name, value in p.data.items():
+        if name == "disabled":
+            continue
+        if not isinstance(value, dict):
+            raise p.error(name, f"expected a table [plugins.{name}], got {_kind(value)}")
+        tables[name] = _freeze(value)
+
+    return Settings(
+        zoom=zoom,
+        server=server,
+        outbound=outbound,
+        commands=commands,
+        logging=logging_,
+        storage=StorageSettings(store),
+        plugins=PluginSettings(tuple(disabled), MappingProxyType(tables)),
+        source=source,
+    )
+
+
+def load_settings(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read and validate the TOML file at ``path``."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(source, "file", "not found") from None
+    except OSError as exc:
+        raise ConfigError(source, "file", f"cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(source, "file", "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "syntax", str(exc)) from None
+    return parse_settings(
+        data, source=source, environ=environ, base_dir=str(Path(path).resolve().parent)
+    )
+
+
+def config_path(cli_value: str | None, environ: Mapping[str, str]) -> str:
+    """``--config``, else ``$CHATOPSBOT_CONFIG``, else ``config.toml``."""
+    return cli_value or environ.get("CHATOPSBOT_CONFIG") or "config.toml"

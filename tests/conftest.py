@@ -1,0 +1,98 @@
+"""Fixtures for end-to-end tests: the real app on loopback, talking to a fake Zoom on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
+
+from chatopsbot.app import RUNTIME, create_app
+from chatopsbot.config import Settings, parse_settings
+from chatopsbot.plugins import load_plugins
+from chatopsbot.zoom.fake import FakeZoom, Message
+from chatopsbot.zoom.payloads import bot_notification, signed
+
+SECRET = "test-secret-token"
+CHANNEL = "ops@conference.xmpp.zoom.us"
+
+
+def make_settings(zoom: FakeZoom, **sections: Mapping[str, Any]) -> Settings:
+    """Settings pointing at ``zoom``, with ``sections`` merged over the defaults."""
+    data: dict[str, Any] = {
+        "zoom": {
+            "client_id": zoom.client_id,
+            "client_secret": zoom.client_secret,
+            "bot_jid": zoom.robot_jid,
+            "secret_token": SECRET,
+            "api_base_url": zoom.api_base_url,
+            "oauth_url": zoom.oauth_url,
+        },
+        "outbound": {"rate_limit": 200},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return parse_settings(data, source="test.toml", environ={})
+
+
+class Bot:
+    """The app under test plus the fake Zoom it talks to."""
+
+    def __init__(self, client: TestClient[Any, Any], zoom: FakeZoom) -> None:
+        self.client = client
+        self.zoom = zoom
+
+    @property
+    def runtime(self) -> Any:
+        return self.client.app[RUNTIME]
+
+    async def post(self, event: dict[str, Any], **kwargs: Any) -> ClientResponse:
+        body, headers = signed(SECRET, event, **kwargs)
+        return await self.client.post(self.path, data=body, headers=headers)
+
+    @property
+    def path(self) -> str:
+        return "/zoom/webhook"
+
+    async def command(self, text: str, **fields: Any) -> list[Message]:
+        """Send ``text`` as a slash command and return the messages Zoom received for it."""
+        seen = len(self.zoom.requests)
+        fields.setdefault("to_jid", CHANNEL)
+        resp = await self.post(bot_notification(text, **fields))
+        assert resp.status == 200, await resp.text()
+        await self.settle()
+        return [
+            self.zoom.messages[r.message_id]
+            for r in self.zoom.requests[seen:]
+            if r.message_id is not None
+        ]
+
+    async def settle(self, within: float = 10.0) -> None:
+        """Wait until every handler has finished and the outbox is empty."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self.runtime.tasks or self.runtime.outbox.depth:
+            assert loop.time() < deadline, "the bot did not settle"
+            await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def zoom() -> AsyncIterator[FakeZoom]:
+    async with FakeZoom() as fake:
+        yield fake
+
+
+@pytest.fixture
+def start_bot(aiohttp_client: Any, zoom: FakeZoom) -> Any:
+    """``await start_bot(extra={...}, **sections)`` starts the app with extra plugins."""
+
+    async def start(extra: Mapping[str, object] | None = None, **sections: Any) -> Bot:
+        settings = make_settings(zoom, **sections)
+        plugins = load_plugins(settings.plugins, source=settings.source, extra=extra)
+        client = await aiohttp_client(create_app(settings, plugins=plugins))
+        return Bot(client, zoom)
+
+    return start

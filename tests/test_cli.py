@@ -1,0 +1,130 @@
+"""The command line: config errors as one line and exit 1, plugins listing, demo, run + SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatopsbot.cli import main
+from chatopsbot.demo import run_demo
+
+GOOD = """
+[zoom]
+client_id = "cid"
+client_secret = "${ZOOM_CLIENT_SECRET}"
+bot_jid = "bot@xmpp.zoom.us"
+secret_token = "${ZOOM_SECRET_TOKEN}"
+"""
+ENV = {"ZOOM_CLIENT_SECRET": "hunter2-secret", "ZOOM_SECRET_TOKEN": "tok-secret"}
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_check_config_accepts_a_good_file(tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    assert main(["check-config", "--config", path], ENV) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: OK")
+    assert "hunter2" not in out
+
+
+def test_check_config_names_file_and_key_and_exits_1(tmp_path, capsys):
+    path = write(tmp_path, GOOD.replace('bot_jid = "bot@xmpp.zoom.us"\n', ""))
+    assert main(["check-config", "--config", path], ENV) == 1
+    assert capsys.readouterr().err.strip() == f"{path}: zoom.bot_jid: required"
+
+
+def test_config_path_comes_from_the_environment(tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    assert main(["check-config"], {**ENV, "CHATOPSBOT_CONFIG": path}) == 0
+
+
+def test_a_missing_variable_is_named_and_secrets_never_shown(tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    assert main(["check-config", "--config", path], {"ZOOM_SECRET_TOKEN": "tok-secret"}) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}: zoom.client_secret: ")
+    assert "ZOOM_CLIENT_SECRET" in err
+    assert "tok-secret" not in err
+
+
+def test_unknown_disabled_plugin_and_unknown_plugin_table_are_errors(tmp_path, capsys):
+    path = write(tmp_path, GOOD + '\n[plugins]\ndisabled = ["nope"]\n')
+    assert main(["check-config", "--config", path], ENV) == 1
+    assert capsys.readouterr().err.startswith(
+        f"{path}: plugins.disabled: no installed plugin named nope"
+    )
+    path = write(tmp_path, GOOD + "\n[plugins.pols]\nx = 1\n")
+    assert main(["check-config", "--config", path], ENV) == 1
+    assert capsys.readouterr().err.startswith(f"{path}: plugins.pols: no installed plugin named")
+
+
+def test_core_takes_no_configuration(tmp_path, capsys):
+    path = write(tmp_path, GOOD + "\n[plugins.core]\nx = 1\n")
+    assert main(["check-config", "--config", path], ENV) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"{path}: plugins.core: this plugin takes no configuration"
+    )
+
+
+def test_plugins_lists_core_and_its_commands(tmp_path, capsys):
+    assert main(["plugins", "--config", str(tmp_path / "absent.toml")], {}) == 0
+    out = capsys.readouterr().out
+    assert "core" in out
+    assert "enabled" in out
+    assert "ping" in out
+    assert "help" in out
+
+
+def test_disabled_plugins_are_listed_as_disabled(tmp_path, capsys):
+    path = write(tmp_path, GOOD + '\n[plugins]\ndisabled = ["core"]\n')
+    assert main(["plugins", "--config", path], ENV) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("core"))
+    assert "disabled" in line
+
+
+async def test_demo_runs_the_real_path_and_prints_a_transcript(capsys):
+    import io
+
+    out = io.StringIO()
+    assert await run_demo(["ping", "pnig"], out) == 0
+    text = out.getvalue()
+    assert "bot> pong" in text
+    assert "(only u-alice sees this)> Unknown command 'pnig'. Did you mean 'ping'?" in text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_run_serves_and_exits_0_on_sigterm(tmp_path):
+    path = write(tmp_path, GOOD + '\n[server]\nhost = "127.0.0.1"\nport = 0\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatopsbot.cli",
+        "run",
+        "--config",
+        path,
+        env={**os.environ, **ENV},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    while True:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        assert line, "".join(lines)
+        lines.append(line)
+        if "serving webhooks" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = (await asyncio.wait_for(proc.stderr.read(), 30)).decode()
+    assert await proc.wait() == 0
+    assert "every queued message was sent" in rest
+    assert "hunter2" not in "".join(lines) + rest
