@@ -404,13 +404,13 @@ def format_help(command: Command) -> str:
         lines += ["", "Arguments:"]
         for arg in command.args:
             extra = _extras(arg.choices, None if arg.required else arg.default)
-            lines.append(f"  {arg.name}  {arg.help}{extra}".rstrip())
+            lines.append(_help_line(arg.name, arg.help, extra))
     if command.options:
         lines += ["", "Options:"]
         for opt in command.options:
             spelled = f"-{opt.short}, {opt.spelling}" if opt.short else opt.spelling
             extra = _extras(opt.choices, None if opt.flag else opt.default)
-            lines.append(f"  {spelled}  {opt.help}{extra}".rstrip())
+            lines.append(_help_line(spelled, opt.help, extra))
     if command.examples:
         lines += ["", "Examples:", *(f"  {example}" for example in command.examples)]
     return "\n".join(lines)
@@ -422,7 +422,11 @@ def _extras(choices: Sequence[str], default: Any) -> str:
         parts.append(f"one of {', '.join(choices)}")
     if default not in (None, ""):
         parts.append(f"default {default}")
-    return f" ({'; '.join(parts)})" if parts else ""
+    return f"({'; '.join(parts)})" if parts else ""
+
+
+def _help_line(name: str, text: str, extra: str) -> str:
+    return "  " + "  ".join(part for part in (name, " ".join(filter(None, (text, extra)))) if part)
 
 
 def format_overview(commands: Iterable[Command]) -> str:

@@ -140,7 +140,13 @@ class Settings:
 
 _SECTIONS = ("commands", "logging", "outbound", "plugins", "server", "storage", "zoom")
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
-_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
+_TYPES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "an array",
+}
 
 
 def _kind(value: object) -> str:

@@ -94,4 +94,4 @@ def _show(message: Message, stream: TextIO) -> None:
     lines = message.text.splitlines() or [""]
     print(f"  {who}> {lines[0]}", file=stream)
     for line in lines[1:]:
-        print(f"  {' ' * len(who)}  {line}", file=stream)
+        print(f"  {' ' * len(who)}  {line}".rstrip(), file=stream)

@@ -98,6 +98,12 @@ def load_plugins(
         except Exception as exc:
             raise PluginError(f"plugin {name!r} ({where}) failed to load: {exc!r}") from exc
 
+    try:
+        # A hook name with a typo would otherwise be ignored without a word.
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {manager.get_name(exc.plugin)!r}: {exc}") from exc
+
     unknown = disabled - info.keys()
     if unknown:
         raise ConfigError(

@@ -1,0 +1,218 @@
+"""The config file: defaults, ${VAR} expansion, precise errors, secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatopsbot.config import (
+    ConfigError,
+    Secret,
+    config_path,
+    load_settings,
+    parse_settings,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {"ZOOM_CLIENT_SECRET": "s3cret-client", "ZOOM_SECRET_TOKEN": "s3cret-token"}
+
+
+def minimal(**zoom: Any) -> dict[str, Any]:
+    return {
+        "zoom": {
+            "client_id": "cid",
+            "client_secret": "s3cret-client",
+            "bot_jid": "bot@xmpp.zoom.us",
+            "secret_token": "s3cret-token",
+            **zoom,
+        }
+    }
+
+
+def error(data: dict[str, Any], environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(data, source="c.toml", environ=environ or {})
+    return str(info.value)
+
+
+def test_the_example_file_parses_to_the_defaults():
+    settings = load_settings(ROOT / "config.example.toml", ENV)
+    assert settings.zoom.client_id == "your-client-id"
+    assert settings.zoom.client_secret.reveal() == "s3cret-client"
+    assert settings.zoom.secret_token.reveal() == "s3cret-token"
+    assert settings.zoom.api_base_url == "https://api.zoom.us/v2"
+    defaults = parse_settings(minimal(), environ={})
+    assert settings.server == defaults.server
+    assert settings.outbound == defaults.outbound
+    assert settings.commands == defaults.commands
+    assert settings.logging == defaults.logging
+    assert settings.plugins == defaults.plugins
+    assert settings.storage.path == str(ROOT / "chatopsbot.db")
+
+
+def test_defaults():
+    s = parse_settings(minimal(), environ={})
+    assert (s.server.host, s.server.port, s.server.webhook_path) == (
+        "0.0.0.0",
+        8080,
+        "/zoom/webhook",
+    )
+    assert (s.outbound.rate_limit, s.outbound.max_attempts) == (20.0, 5)
+    assert (s.outbound.drain_timeout, s.outbound.request_timeout) == (30.0, 10.0)
+    assert s.commands.timeout == 30.0
+    assert (s.logging.format, s.logging.level) == ("plain", "INFO")
+    assert s.storage.path == "chatopsbot.db"
+    assert s.plugins.disabled == ()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "c.toml: zoom: required: the [zoom] section with the app's credentials"),
+        ({"zoom": {"client_id": "x"}}, "c.toml: zoom.client_secret: required"),
+        (
+            minimal(bot_jid=None) | {"zoom": {**minimal()["zoom"], "bot_jid": " "}},
+            "c.toml: zoom.bot_jid: must not be empty",
+        ),
+        (minimal(clinet_id="x"), "c.toml: zoom.clinet_id: unknown key (did you mean client_id?)"),
+        (
+            minimal(api_base_url="api.zoom.us"),
+            "c.toml: zoom.api_base_url: must start with http:// or https://",
+        ),
+        (
+            minimal() | {"nope": {}},
+            "c.toml: nope: unknown section "
+            "(known: commands, logging, outbound, plugins, server, storage, zoom)",
+        ),
+        (
+            minimal() | {"server": {"port": "80"}},
+            "c.toml: server.port: expected an integer, got a string",
+        ),
+        (
+            minimal() | {"server": {"port": True}},
+            "c.toml: server.port: expected an integer, got a boolean",
+        ),
+        (
+            minimal() | {"server": {"port": 70000}},
+            "c.toml: server.port: must be between 0 and 65535",
+        ),
+        (
+            minimal() | {"server": {"webhook_path": "zoom"}},
+            "c.toml: server.webhook_path: must start with /",
+        ),
+        (minimal() | {"server": 5}, "c.toml: server: expected a table [server], got an integer"),
+        (
+            minimal() | {"outbound": {"rate_limit": 0}},
+            "c.toml: outbound.rate_limit: must be greater than 0",
+        ),
+        (
+            minimal() | {"outbound": {"max_attempts": 0}},
+            "c.toml: outbound.max_attempts: must be at least 1",
+        ),
+        (
+            minimal() | {"outbound": {"drain_timeout": -1}},
+            "c.toml: outbound.drain_timeout: must be at least 0",
+        ),
+        (
+            minimal() | {"logging": {"format": "xml"}},
+            "c.toml: logging.format: must be one of json, plain",
+        ),
+        (
+            minimal() | {"plugins": {"disabled": "core"}},
+            "c.toml: plugins.disabled: expected an array, got a string",
+        ),
+        (
+            minimal() | {"plugins": {"disabled": [1]}},
+            "c.toml: plugins.disabled[0]: expected a string, got an integer",
+        ),
+        (
+            minimal() | {"plugins": {"deploy": "x"}},
+            "c.toml: plugins.deploy: expected a table [plugins.deploy], got a string",
+        ),
+    ],
+)
+def test_precise_errors(data, message):
+    assert error(data) == message
+
+
+def test_numbers_accept_integers_and_levels_are_case_insensitive():
+    s = parse_settings(
+        minimal()
+        | {"outbound": {"rate_limit": 2}, "logging": {"level": "debug", "format": "JSON"}},
+        environ={},
+    )
+    assert s.outbound.rate_limit == 2.0
+    assert (s.logging.level, s.logging.format) == ("DEBUG", "json")
+
+
+def test_environment_variables_expand_everywhere():
+    data = minimal(client_secret="${SECRET}") | {
+        "plugins": {"deploy": {"token": "tok-${T}", "teams": {"a": {"members": ["${WHO}", "b"]}}}}
+    }
+    s = parse_settings(data, environ={"SECRET": "abc", "T": "1", "WHO": "Alice"})
+    assert s.zoom.client_secret.reveal() == "abc"
+    assert s.plugins.tables["deploy"]["token"] == "tok-1"
+    assert s.plugins.tables["deploy"]["teams"]["a"]["members"] == ("Alice", "b")
+
+
+def test_unset_variable_and_malformed_reference_are_named():
+    assert error(minimal(client_secret="${NOPE}")) == (
+        "c.toml: zoom.client_secret: environment variable NOPE is not set"
+    )
+    assert error(minimal() | {"plugins": {"x": {"list": ["${A"]}}}) == (
+        "c.toml: plugins.x.list[0]: malformed ${...}: write ${NAME}, or $${ for a literal"
+    )
+
+
+def test_double_dollar_is_a_literal():
+    s = parse_settings(minimal(client_id="a$${B}"), environ={"B": "no"})
+    assert s.zoom.client_id == "a${B}"
+
+
+def test_plugin_tables_are_read_only():
+    s = parse_settings(minimal() | {"plugins": {"x": {"a": 1}}}, environ={})
+    with pytest.raises(TypeError):
+        s.plugins.tables["x"]["a"] = 2  # type: ignore[index]
+
+
+def test_secrets_never_show():
+    s = parse_settings(minimal(), environ={})
+    assert "s3cret" not in repr(s)
+    assert "s3cret" not in str(s)
+    assert repr(Secret("x")) == "Secret('********')"
+    assert str(Secret("x")) == "********"
+    bad = minimal(client_secret=5)
+    assert "s3cret" not in error(bad)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"missing\.toml: file: not found$"):
+        load_settings(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[zoom\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(broken)
+    assert str(info.value).startswith(f"{broken}: syntax: ")
+    assert "line 1" in str(info.value)
+
+
+def test_relative_storage_path_is_relative_to_the_config_file(tmp_path):
+    path = tmp_path / "conf" / "bot.toml"
+    path.parent.mkdir()
+    path.write_text(
+        '[zoom]\nclient_id="a"\nclient_secret="b"\nbot_jid="c"\nsecret_token="d"\n'
+        '[storage]\npath="data/bot.db"\n'
+    )
+    assert load_settings(path, {}).storage.path == str(tmp_path / "conf" / "data" / "bot.db")
+    assert (
+        parse_settings(minimal() | {"storage": {"path": ":memory:"}}, environ={}).storage.path
+        == ":memory:"
+    )
+
+
+def test_config_path_precedence():
+    assert config_path("a.toml", {"CHATOPSBOT_CONFIG": "b.toml"}) == "a.toml"
+    assert config_path(None, {"CHATOPSBOT_CONFIG": "b.toml"}) == "b.toml"
+    assert config_path(None, {}) == "config.toml"
