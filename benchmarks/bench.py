@@ -206,14 +206,17 @@ def main() -> int:
     parser.add_argument(
         "which", nargs="?", default="all", choices=["quota", "ack", "memory", "all"]
     )
-    which = parser.parse_args().which
+    parser.add_argument("--rate", type=int, default=20, help="rate limit for the quota run")
+    parser.add_argument("--replies", type=int, default=400, help="replies in the quota run")
+    options = parser.parse_args()
+    which = options.which
     print(f"python {sys.version.split()[0]}, {multiprocessing.cpu_count()} cores")
     if which in ("memory", "all"):
         asyncio.run(memory())
     if which in ("ack", "all"):
         asyncio.run(ack())
     if which in ("quota", "all"):
-        asyncio.run(quota())
+        asyncio.run(quota(options.rate, options.replies))
     return 0
 
 
