@@ -23,6 +23,7 @@ from chatopsbot.dispatch import Dispatcher
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound import Outbox
 from chatopsbot.plugins import Plugins, load_plugins
+from chatopsbot.store import open_backend
 from chatopsbot.zoom.auth import TokenCache
 from chatopsbot.zoom.client import ZoomApi
 from chatopsbot.zoom.events import EventError, UnknownEvent, UrlValidation, parse_event
@@ -88,6 +89,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     zoom = settings.zoom
     outbound = settings.outbound
+    backend = await open_backend(settings.storage.path)
     session = aiohttp.ClientSession()
     tokens = TokenCache(
         session,
@@ -117,6 +119,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         command_timeout=settings.commands.timeout,
         metrics=app[METRICS],
+        backend=backend,
     )
     app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session)
     log.info(
@@ -130,6 +133,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     finally:
         await _shutdown(app)
         await session.close()
+        await backend.close()
 
 
 async def _shutdown(app: web.Application) -> None:

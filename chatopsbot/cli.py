@@ -18,6 +18,7 @@ from chatopsbot.app import create_app
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
 from chatopsbot.logs import configure_logging
 from chatopsbot.plugins import PluginError, load_plugins
+from chatopsbot.store import StorageError
 
 log = logging.getLogger("chatopsbot.cli")
 
@@ -63,8 +64,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.action == "check-config":
             return _check(settings)
         return _run(settings)
-    except (ConfigError, PluginError) as exc:
-        print(f"chatopsbot: {exc}" if isinstance(exc, PluginError) else str(exc), file=sys.stderr)
+    except (ConfigError, PluginError, StorageError) as exc:
+        print(str(exc) if isinstance(exc, ConfigError) else f"chatopsbot: {exc}", file=sys.stderr)
         return 1
 
 
@@ -96,20 +97,23 @@ def _plugins(path: str, environ: Mapping[str, str]) -> int:
 
 
 def _run(settings: Settings) -> int:
-    configure_logging(settings.logging.format, settings.logging.level)
-    app = create_app(settings)
-    server = settings.server
-    log.info("listening on http://%s:%d", server.host, server.port)
-    web.run_app(
-        app,
-        host=server.host,
-        port=server.port,
-        print=None,
-        access_log=None,
-        # Our own drain is bounded by drain_timeout; give aiohttp's wait a little more.
-        shutdown_timeout=settings.outbound.drain_timeout + 5,
-    )
-    log.info("stopped")
+    handler = configure_logging(settings.logging.format, settings.logging.level)
+    try:
+        app = create_app(settings)
+        server = settings.server
+        log.info("starting on http://%s:%d", server.host, server.port)
+        web.run_app(
+            app,
+            host=server.host,
+            port=server.port,
+            print=None,
+            access_log=None,
+            # Our own drain is bounded by drain_timeout; give aiohttp's wait a little more.
+            shutdown_timeout=settings.outbound.drain_timeout + 5,
+        )
+        log.info("stopped")
+    finally:
+        logging.getLogger().removeHandler(handler)
     return 0
 
 

@@ -16,6 +16,7 @@ from chatopsbot.responses import Response, Sent
 
 if TYPE_CHECKING:
     from chatopsbot.commands import Command, CommandTree
+    from chatopsbot.store import Store
 
 
 @frozen
@@ -58,7 +59,8 @@ class Context:
     """Everything a handler gets for one command.
 
     ``args`` holds the parsed arguments and options by name; ``config`` is what the plugin's
-    ``chatops_config`` hook returned for its ``[plugins.<name>]`` table (``None`` without one).
+    ``chatops_config`` hook returned for its ``[plugins.<name>]`` table (``None`` without one);
+    ``store`` is the plugin's own storage.
     """
 
     caller: User
@@ -70,6 +72,7 @@ class Context:
     clock: Clock
     commands: CommandTree
     sender: Sender
+    store: Store
 
     @property
     def account_id(self) -> str:

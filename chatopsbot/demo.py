@@ -8,8 +8,10 @@ the transcript shows what the fake Zoom API received.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -29,6 +31,11 @@ async def run_demo(commands: Sequence[str], out: TextIO | None = None) -> int:
     """Send ``commands`` (or a short tour) as Alice in #ops and print what the bot answered."""
     stream = out or sys.stdout
     secret = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="chatopsbot-demo-") as workdir:
+        return await _demo(commands, stream, secret, workdir)
+
+
+async def _demo(commands: Sequence[str], stream: TextIO, secret: str, workdir: str) -> int:
     async with FakeZoom(rate_limit=20) as zoom:
         settings = parse_settings(
             {
@@ -41,6 +48,7 @@ async def run_demo(commands: Sequence[str], out: TextIO | None = None) -> int:
                     "oauth_url": zoom.oauth_url,
                 },
                 "server": {"host": "127.0.0.1", "port": 0},
+                "storage": {"path": os.path.join(workdir, "demo.db")},
             },
             source="<demo>",
             environ={},

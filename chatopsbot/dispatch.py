@@ -30,6 +30,7 @@ from chatopsbot.context import Context, Conversation, User
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound import Outbox
 from chatopsbot.responses import Card, Delete, Edit, Response, Sent, Text, as_responses
+from chatopsbot.store import Backend, Store
 from chatopsbot.zoom.cards import render
 from chatopsbot.zoom.client import ApiResult
 from chatopsbot.zoom.events import (
@@ -98,7 +99,9 @@ class Dispatcher:
         clock: Clock,
         command_timeout: float,
         metrics: Metrics,
+        backend: Backend,
     ) -> None:
+        self._backend = backend
         self._commands = commands
         self._configs = configs
         self._outbox = outbox
@@ -213,6 +216,7 @@ class Dispatcher:
             clock=self._clock,
             commands=self._commands,
             sender=sender,
+            store=Store(self._backend, command.plugin, self._clock),
         )
         timeout = command.timeout or self._timeout
         timer = asyncio.timeout(timeout)

@@ -23,6 +23,7 @@ CHANNEL = "ops@conference.xmpp.zoom.us"
 def make_settings(zoom: FakeZoom, **sections: Mapping[str, Any]) -> Settings:
     """Settings pointing at ``zoom``, with ``sections`` merged over the defaults."""
     data: dict[str, Any] = {
+        "storage": {"path": ":memory:"},
         "zoom": {
             "client_id": zoom.client_id,
             "client_secret": zoom.client_secret,

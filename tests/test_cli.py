@@ -128,3 +128,13 @@ async def test_run_serves_and_exits_0_on_sigterm(tmp_path):
     assert await proc.wait() == 0
     assert "every queued message was sent" in rest
     assert "hunter2" not in "".join(lines) + rest
+
+
+def test_an_unusable_storage_file_stops_run_with_its_path(tmp_path, capsys):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"junk" * 100)
+    path = write(tmp_path, GOOD + f'\n[server]\nport = 0\n[storage]\npath = "{bad}"\n')
+    assert main(["run", "--config", path], ENV) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"chatopsbot: {bad}: cannot use the storage file: file is not a database"
+    )

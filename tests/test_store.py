@@ -1,0 +1,167 @@
+"""Plugin storage on both backends: namespacing, expiry, prefix listing, atomic updates, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from chatopsbot.store import (
+    Backend,
+    MemoryBackend,
+    SqliteBackend,
+    StorageError,
+    Store,
+    open_backend,
+)
+
+
+class FixedClock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.t, UTC)
+
+    def timestamp(self) -> float:
+        return self.t
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def backend(request, tmp_path) -> AsyncIterator[Backend]:
+    b: Backend = (
+        MemoryBackend()
+        if request.param == "memory"
+        else await SqliteBackend.open(str(tmp_path / "bot.db"))
+    )
+    yield b
+    await b.close()
+
+
+async def test_get_set_delete_exists(backend):
+    store = Store(backend, "polls", FixedClock())
+    assert await store.get("p1") is None
+    assert await store.get("p1", {"n": 0}) == {"n": 0}
+    await store.set("p1", {"q": "Lunch?", "options": ["Pizza", "Sushi"], "n": 2.5, "open": True})
+    assert await store.get("p1") == {
+        "q": "Lunch?",
+        "options": ["Pizza", "Sushi"],
+        "n": 2.5,
+        "open": True,
+    }
+    assert await store.exists("p1")
+    assert await store.delete("p1") is True
+    assert await store.delete("p1") is False
+    assert not await store.exists("p1")
+
+
+async def test_namespaces_are_separate(backend):
+    clock = FixedClock()
+    await Store(backend, "polls", clock).set("k", 1)
+    assert await Store(backend, "deploy", clock).get("k") is None
+    assert await Store(backend, "deploy", clock).list() == []
+
+
+async def test_expiry(backend):
+    clock = FixedClock()
+    store = Store(backend, "x", clock)
+    await store.set("short", "v", ttl=10)
+    await store.set("long", "v", ttl=timedelta(hours=1))
+    clock.t += 11
+    assert await store.get("short") is None
+    assert not await store.exists("short")
+    assert [k for k, _ in await store.list()] == ["long"]
+    with pytest.raises(ValueError, match="ttl must be positive"):
+        await store.set("k", 1, ttl=0)
+
+
+async def test_list_by_prefix_in_key_order_with_literal_wildcards(backend):
+    store = Store(backend, "x", FixedClock())
+    for key in ["poll:2", "poll:10", "poll:1", "vote:1", "poll%x", "pol"]:
+        await store.set(key, key)
+    assert [k for k, _ in await store.list("poll:")] == ["poll:1", "poll:10", "poll:2"]
+    assert [k for k, _ in await store.list("poll%")] == ["poll%x"]
+    assert len(await store.list()) == 6
+
+
+async def test_concurrent_updates_all_count(backend):
+    store = Store(backend, "polls", FixedClock())
+
+    async def vote(user: int) -> None:
+        await store.update("votes", lambda v: {**v, str(user): "Sushi"}, default={})
+
+    await asyncio.gather(*(vote(n) for n in range(50)))
+    assert len(await store.get("votes")) == 50
+    assert await store.update("votes", lambda v: None) is None
+    assert not await store.exists("votes")
+
+
+async def test_values_must_be_json(backend):
+    store = Store(backend, "x", FixedClock())
+    with pytest.raises(TypeError, match="store values must be JSON data"):
+        await store.set("k", {1, 2})
+    with pytest.raises(TypeError, match="JSON"):
+        await store.set("k", float("nan"))
+
+
+async def test_a_failing_update_changes_nothing(backend):
+    store = Store(backend, "x", FixedClock())
+    await store.set("k", 1)
+
+    def boom(value: int) -> int:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        await store.update("k", boom)
+    assert await store.get("k") == 1
+    await store.update("k", lambda v: v + 1)
+    assert await store.get("k") == 2
+
+
+async def test_sqlite_survives_a_restart_and_uses_wal(tmp_path):
+    path = str(tmp_path / "bot.db")
+    first = await SqliteBackend.open(path)
+    await Store(first, "x", FixedClock()).set("k", [1, 2])
+    await first.close()
+    second = await open_backend(path)
+    assert await Store(second, "x", FixedClock()).get("k") == [1, 2]
+    await second.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_memory_path_gives_the_memory_backend():
+    assert isinstance(await open_backend(":memory:"), MemoryBackend)
+
+
+async def test_a_corrupt_file_fails_with_path_and_cause(tmp_path):
+    path = tmp_path / "bot.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError) as info:
+        await SqliteBackend.open(str(path))
+    assert str(info.value).startswith(f"{path}: ")
+    assert "not a database" in str(info.value)
+
+
+async def test_a_missing_directory_fails_with_path(tmp_path):
+    path = tmp_path / "nope" / "bot.db"
+    with pytest.raises(StorageError, match=r"nope/bot\.db: cannot open the storage file"):
+        await SqliteBackend.open(str(path))
+
+
+async def test_a_locked_file_fails_with_path(tmp_path):
+    path = tmp_path / "bot.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE t (x)")
+    try:
+        with pytest.raises(StorageError, match="locked"):
+            b = await asyncio.wait_for(SqliteBackend.open(str(Path(path))), 30)
+            await b.close()
+    finally:
+        holder.close()
