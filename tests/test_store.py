@@ -1,4 +1,4 @@
-"""Plugin storage on both backends: namespacing, expiry, prefix listing, atomic updates, restarts."""
+"""Plugin storage on both backends: namespaces, expiry, prefixes, atomic updates, restarts."""
 
 from __future__ import annotations
 
@@ -161,7 +161,6 @@ async def test_a_locked_file_fails_with_path(tmp_path):
     holder.execute("CREATE TABLE t (x)")
     try:
         with pytest.raises(StorageError, match="locked"):
-            b = await asyncio.wait_for(SqliteBackend.open(str(Path(path))), 30)
-            await b.close()
+            await asyncio.wait_for(SqliteBackend.open(str(Path(path))), 30)
     finally:
         holder.close()
