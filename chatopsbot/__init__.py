@@ -5,6 +5,7 @@ This module is the public API for plugin authors; everything else is internal.
 
 from __future__ import annotations
 
+from chatopsbot.actions import Action, action
 from chatopsbot.clock import Clock, SystemClock
 from chatopsbot.commands import (
     Arg,
@@ -19,7 +20,7 @@ from chatopsbot.commands import (
     format_overview,
     format_usage,
 )
-from chatopsbot.context import Context, Conversation, User
+from chatopsbot.context import ActionContext, Context, Conversation, PluginContext, User
 from chatopsbot.hookspecs import hookimpl
 from chatopsbot.plugins import PluginConfigError
 from chatopsbot.responses import (
@@ -45,8 +46,11 @@ from chatopsbot.responses import (
     Text,
     private,
 )
+from chatopsbot.store import Store
 
 __all__ = [
+    "Action",
+    "ActionContext",
     "Actions",
     "Arg",
     "Attachment",
@@ -69,17 +73,20 @@ __all__ = [
     "Option",
     "Paragraph",
     "PluginConfigError",
+    "PluginContext",
     "Response",
     "Section",
     "Select",
     "SelectOption",
     "Sent",
+    "Store",
     "Style",
     "SystemClock",
     "Text",
     "UnknownCommand",
     "UsageError",
     "User",
+    "action",
     "command",
     "format_help",
     "format_overview",

@@ -16,10 +16,12 @@ import aiohttp
 from aiohttp import web
 from attrs import define, field
 
+from chatopsbot.actions import ActionCodec
 from chatopsbot.clock import Clock, SystemClock
 from chatopsbot.config import Settings
 from chatopsbot.dedupe import RecentEvents
 from chatopsbot.dispatch import Dispatcher
+from chatopsbot.messenger import Messenger
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound import Outbox
 from chatopsbot.plugins import Plugins, load_plugins
@@ -113,13 +115,14 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     )
     dispatcher = Dispatcher(
         commands=app[PLUGINS].commands,
+        actions=app[PLUGINS].actions,
         configs=app[PLUGINS].configs,
-        outbox=outbox,
-        robot_jid=zoom.bot_jid,
+        messenger=Messenger(outbox, zoom.bot_jid),
+        codec=ActionCodec(zoom.secret_token.reveal()),
+        backend=backend,
         clock=app[CLOCK],
         command_timeout=settings.commands.timeout,
         metrics=app[METRICS],
-        backend=backend,
     )
     app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session)
     log.info(

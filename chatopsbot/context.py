@@ -1,6 +1,9 @@
-"""What a command handler receives: who asked, where, with which arguments, and a way to send.
+"""What plugin code receives: who asked, where, with which arguments, and ways to answer.
 
-Handlers never see aiohttp, Zoom's JSON or tokens; everything they may use is on :class:`Context`.
+Handlers never see aiohttp, Zoom's JSON or tokens; everything they may use is on a context.
+:class:`PluginContext` holds what every kind of handler gets (config, store, log, clock,
+sending, buttons); :class:`Context` adds a command's caller and arguments, :class:`ActionContext`
+a click's clicker and the card it came from.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from attrs import frozen
 
 from chatopsbot.clock import Clock
-from chatopsbot.responses import Response, Sent
+from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Sent
 
 if TYPE_CHECKING:
+    from chatopsbot.actions import ActionCodec
     from chatopsbot.commands import Command, CommandTree
     from chatopsbot.store import Store
 
@@ -33,7 +37,8 @@ class Conversation:
     """Where a message came from and where replies go.
 
     ``jid`` is a channel JID (``...@conference.xmpp.zoom.us``) or, in a 1:1 chat with the bot, the
-    address Zoom gave for that chat. ``name`` is the channel name when Zoom sent one.
+    address Zoom gave for that chat. ``name`` is the channel name when Zoom sent one. Plugins may
+    store it (``attrs.asdict``) to send there later, from a job or an HTTP hook.
     """
 
     account_id: str
@@ -47,32 +52,72 @@ class Conversation:
 
 
 class Sender(Protocol):
-    """The outbound layer as a handler sees it."""
+    """The outbound layer for one conversation, as plugin code sees it."""
 
     async def send(self, response: Response) -> Sent:
         """Send now (in order with everything else for this conversation) and wait for Zoom."""
         ...
 
 
-@frozen
-class Context:
-    """Everything a handler gets for one command.
+class Outlet(Protocol):
+    """Gives a :class:`Sender` for any conversation."""
 
-    ``args`` holds the parsed arguments and options by name; ``config`` is what the plugin's
-    ``chatops_config`` hook returned for its ``[plugins.<name>]`` table (``None`` without one);
-    ``store`` is the plugin's own storage.
+    def to(
+        self,
+        conversation: Conversation,
+        *,
+        caller_id: str | None = None,
+        log_extra: Mapping[str, Any] | None = None,
+    ) -> Sender:
+        """A sender for ``conversation``; private responses are shown to ``caller_id``."""
+        ...
+
+
+@frozen(kw_only=True)
+class PluginContext:
+    """What every handler of a plugin gets, whatever called it.
+
+    ``config`` is what the plugin's ``chatops_config`` hook returned for its
+    ``[plugins.<name>]`` table (``None`` without the hook); ``store`` is its own storage.
     """
+
+    plugin: str
+    config: Any
+    store: Store
+    log: logging.LoggerAdapter[logging.Logger]
+    clock: Clock
+    outlet: Outlet
+    codec: ActionCodec
+
+    async def send_to(self, conversation: Conversation, response: Response) -> Sent:
+        """Send ``response`` to any conversation (a channel or a 1:1 chat) and get its id."""
+        return await self.outlet.to(conversation, log_extra={"plugin": self.plugin}).send(response)
+
+    def button(
+        self,
+        text: str,
+        action: str,
+        payload: str = "",
+        style: ButtonStyle = ButtonStyle.DEFAULT,
+    ) -> Button:
+        """A button whose click reaches this plugin's ``action`` handler with ``payload``."""
+        return Button(text, self.codec.encode(self.plugin, action, payload), style)
+
+    def option(self, text: str, action: str, payload: str = "") -> SelectOption:
+        """A dropdown option whose pick reaches this plugin's ``action`` with ``payload``."""
+        return SelectOption(text, self.codec.encode(self.plugin, action, payload))
+
+
+@frozen(kw_only=True)
+class Context(PluginContext):
+    """Everything a command handler gets: the caller, the conversation and the parsed ``args``."""
 
     caller: User
     conversation: Conversation
     command: Command
     args: Mapping[str, Any]
-    config: Any
-    log: logging.LoggerAdapter[logging.Logger]
-    clock: Clock
     commands: CommandTree
     sender: Sender
-    store: Store
 
     @property
     def account_id(self) -> str:
@@ -85,4 +130,32 @@ class Context:
         Use it for progress messages and for cards the handler edits later; returned responses
         are sent after everything sent this way.
         """
+        return await self.sender.send(response)
+
+
+@frozen(kw_only=True)
+class ActionContext(PluginContext):
+    """What an action handler gets: who clicked, where, on which message, with which payload.
+
+    ``message_id`` is the card clicked on (return ``Edit(ctx.message_id, ...)`` to update it);
+    ``original`` its content as Zoom sent it back; ``payload`` what the button carried;
+    ``values`` every payload picked, for a dropdown.
+    """
+
+    clicker: User
+    conversation: Conversation
+    message_id: str
+    original: Mapping[str, Any]
+    action: str
+    payload: str
+    values: tuple[str, ...]
+    sender: Sender
+
+    @property
+    def account_id(self) -> str:
+        """The Zoom account the click came from."""
+        return self.conversation.account_id
+
+    async def send(self, response: Response) -> Sent:
+        """Send a response in this conversation now and get its message id back."""
         return await self.sender.send(response)

@@ -1,8 +1,8 @@
-"""From a parsed event to responses on their way out: commands, errors, installs.
+"""From a parsed event to responses on their way out: commands, clicks, installs.
 
 No aiohttp here: the webhook handler parses and acknowledges, then hands each event to
 :meth:`Dispatcher.dispatch` in a task of its own. Whatever a handler does, raises or takes too
-long, the caller hears about it privately and every other conversation carries on.
+long, the person who asked hears about it privately and everyone else carries on.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from chatopsbot.actions import Action, ActionCodec, InvalidAction
 from chatopsbot.clock import Clock
 from chatopsbot.commands import (
     Command,
@@ -26,64 +27,26 @@ from chatopsbot.commands import (
     parse_args,
     tokenize,
 )
-from chatopsbot.context import Context, Conversation, User
+from chatopsbot.context import ActionContext, Context, Conversation, PluginContext, User
+from chatopsbot.messenger import ConversationSender, Messenger
 from chatopsbot.metrics import Metrics
-from chatopsbot.outbound import Outbox
-from chatopsbot.responses import Card, Delete, Edit, Response, Sent, Text, as_responses
+from chatopsbot.responses import HandlerResult, Text, as_responses
 from chatopsbot.store import Backend, Store
-from chatopsbot.zoom.cards import render
-from chatopsbot.zoom.client import ApiResult
 from chatopsbot.zoom.events import (
     AppDeauthorized,
     BotInstalled,
     BotNotification,
+    ButtonClicked,
     Event,
     InteractiveEvent,
+    OptionSelected,
 )
 
 log = logging.getLogger("chatopsbot.dispatch")
 
 WELCOME = "Thanks for adding me! Type help to see what I can do."
+STALE_BUTTON = "Sorry, this button no longer works. Run the command again for a fresh one."
 UNKNOWN = "(unknown)"
-
-
-class ConversationSender:
-    """Sends responses for one conversation, in order, on behalf of one caller (if any)."""
-
-    def __init__(
-        self,
-        outbox: Outbox,
-        *,
-        robot_jid: str,
-        conversation: Conversation,
-        caller_id: str | None,
-        log_extra: Mapping[str, Any],
-    ) -> None:
-        self._outbox = outbox
-        self._robot_jid = robot_jid
-        self._conversation = conversation
-        self._caller_id = caller_id
-        self._log_extra = log_extra
-
-    def post(self, response: Response) -> asyncio.Future[ApiResult]:
-        """Queue ``response`` and return the future of Zoom's answer (awaiting it is optional)."""
-        call = render(
-            response,
-            robot_jid=self._robot_jid,
-            conversation=self._conversation,
-            caller_id=self._caller_id,
-        )
-        key = self._conversation.jid
-        if isinstance(response, Text | Card) and response.to_jid:
-            key = response.to_jid
-        return self._outbox.submit(call, key=key, log_extra=self._log_extra)
-
-    async def send(self, response: Response) -> Sent:
-        """Queue ``response``, wait until Zoom has it, and return its message id."""
-        result = await self.post(response)
-        if isinstance(response, Edit | Delete):
-            return Sent(result.message_id or response.message_id)
-        return Sent(result.message_id)
 
 
 class Dispatcher:
@@ -93,22 +56,41 @@ class Dispatcher:
         self,
         *,
         commands: CommandTree,
+        actions: Mapping[tuple[str, str], Action],
         configs: Mapping[str, Any],
-        outbox: Outbox,
-        robot_jid: str,
+        messenger: Messenger,
+        codec: ActionCodec,
+        backend: Backend,
         clock: Clock,
         command_timeout: float,
         metrics: Metrics,
-        backend: Backend,
     ) -> None:
-        self._backend = backend
         self._commands = commands
+        self._actions = actions
         self._configs = configs
-        self._outbox = outbox
-        self._robot_jid = robot_jid
+        self._messenger = messenger
+        self._codec = codec
+        self._backend = backend
         self._clock = clock
         self._timeout = command_timeout
         self._metrics = metrics
+
+    def plugin_context(self, plugin: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields every context of ``plugin`` shares, for building one."""
+        logger = logging.getLogger(f"chatopsbot.plugin.{plugin or 'unknown'}")
+        return {
+            "plugin": plugin,
+            "config": self._configs.get(plugin),
+            "store": Store(self._backend, plugin, self._clock),
+            "log": logging.LoggerAdapter(logger, {**extra, "plugin": plugin}),
+            "clock": self._clock,
+            "outlet": self._messenger,
+            "codec": self._codec,
+        }
+
+    def context_for(self, plugin: str) -> PluginContext:
+        """A context for plugin code that runs outside any command or click (jobs, HTTP hooks)."""
+        return PluginContext(**self.plugin_context(plugin, {}))
 
     async def dispatch(self, event: Event) -> None:
         """Handle one event; never raises (failures are logged)."""
@@ -116,15 +98,23 @@ class Dispatcher:
             match event:
                 case BotNotification():
                     await self._command(event)
+                case ButtonClicked() | OptionSelected():
+                    await self._action(event)
                 case InteractiveEvent():
                     log.info(
-                        "%s on message %s: no plugin handles card actions in this version",
+                        "%s on message %s: no plugin handles form edits in this version",
                         type(event).__name__,
                         event.message_id,
                         extra={"caller": event.user_jid, "channel": event.to_jid},
                     )
                 case BotInstalled():
-                    await self._installed(event)
+                    conversation = Conversation(event.account_id, event.user_jid)
+                    log.info(
+                        "installed by %s",
+                        event.user_name or event.user_jid,
+                        extra={"account": event.account_id},
+                    )
+                    self._messenger.to(conversation).post(Text(WELCOME))
                 case AppDeauthorized():
                     log.warning(
                         "account %s removed the app (keep data: %s)",
@@ -137,36 +127,11 @@ class Dispatcher:
         except Exception:
             log.exception("dispatching %s failed", type(event).__name__)
 
-    async def _installed(self, event: BotInstalled) -> None:
-        conversation = Conversation(event.account_id, event.user_jid)
-        sender = self._sender(conversation, event.user_id, {"account": event.account_id})
-        log.info(
-            "installed by %s",
-            event.user_name or event.user_jid,
-            extra={"account": event.account_id},
-        )
-        sender.post(Text(WELCOME))
-
-    def _sender(
-        self, conversation: Conversation, caller_id: str | None, extra: Mapping[str, Any]
-    ) -> ConversationSender:
-        return ConversationSender(
-            self._outbox,
-            robot_jid=self._robot_jid,
-            conversation=conversation,
-            caller_id=caller_id,
-            log_extra=extra,
-        )
-
     async def _command(self, event: BotNotification) -> None:
         caller = User(event.user_id, event.user_jid, event.user_name)
         conversation = Conversation(event.account_id, event.to_jid, event.channel_name)
-        extra: dict[str, Any] = {
-            "caller": event.user_name or event.user_jid,
-            "channel": event.channel_name or event.to_jid,
-            "account": event.account_id,
-        }
-        sender = self._sender(conversation, caller.id or None, extra)
+        extra = _extra(caller, conversation)
+        sender = self._messenger.to(conversation, caller_id=caller.id or None, log_extra=extra)
 
         def tell(text: str) -> None:
             sender.post(Text(text, private=True))
@@ -193,89 +158,125 @@ class Dispatcher:
             self._count(exc.command.name if exc.command else UNKNOWN, "usage")
             tell(_usage(exc))
             return
-        await self._run(command, args, caller, conversation, sender, extra, tell)
-
-    async def _run(
-        self,
-        command: Command,
-        args: Mapping[str, Any],
-        caller: User,
-        conversation: Conversation,
-        sender: ConversationSender,
-        extra: Mapping[str, Any],
-        tell: Callable[[str], None],
-    ) -> None:
-        plugin_log = logging.getLogger(f"chatopsbot.plugin.{command.plugin or 'unknown'}")
         ctx = Context(
+            **self.plugin_context(command.plugin, extra),
             caller=caller,
             conversation=conversation,
             command=command,
             args=args,
-            config=self._configs.get(command.plugin),
-            log=logging.LoggerAdapter(plugin_log, {**extra, "plugin": command.plugin}),
-            clock=self._clock,
             commands=self._commands,
             sender=sender,
-            store=Store(self._backend, command.plugin, self._clock),
         )
-        timeout = command.timeout or self._timeout
-        timer = asyncio.timeout(timeout)
+        outcome = await self._invoke(
+            command.handler(ctx), command.name, command.timeout, sender, extra, tell, command
+        )
+        self._count(command.name, outcome)
+
+    async def _action(self, event: ButtonClicked | OptionSelected) -> None:
+        clicker = User(event.user_id, event.user_jid, event.user_name)
+        conversation = Conversation(event.account_id, event.to_jid, event.channel_name)
+        extra = _extra(clicker, conversation)
+        sender = self._messenger.to(conversation, caller_id=clicker.id or None, log_extra=extra)
+        values = (event.value,) if isinstance(event, ButtonClicked) else event.values
+        try:
+            decoded = [self._codec.decode(value) for value in values]
+            plugin, name, _ = decoded[0]
+            if any((p, n) != (plugin, name) for p, n, _ in decoded):
+                raise InvalidAction("a dropdown mixing actions")
+            handler = self._actions.get((plugin, name))
+            if handler is None:
+                raise InvalidAction(f"no action {name!r} in plugin {plugin!r}")
+        except InvalidAction as exc:
+            log.warning("refused a click on message %s: %s", event.message_id, exc, extra=extra)
+            self._metrics.actions.labels(UNKNOWN, "stale").inc()
+            sender.post(Text(STALE_BUTTON, private=True))
+            return
+        label = f"{plugin}:{name}"
+        extra["command"] = label
+        ctx = ActionContext(
+            **self.plugin_context(plugin, extra),
+            clicker=clicker,
+            conversation=conversation,
+            message_id=event.message_id,
+            original=event.original,
+            action=name,
+            payload=decoded[0][2],
+            values=tuple(payload for _, _, payload in decoded),
+            sender=sender,
+        )
+
+        def tell(text: str) -> None:
+            sender.post(Text(text, private=True))
+
+        outcome = await self._invoke(handler.handler(ctx), label, None, sender, extra, tell)
+        self._metrics.actions.labels(label, outcome).inc()
+
+    async def _invoke(
+        self,
+        call: Awaitable[HandlerResult],
+        name: str,
+        own_limit: float | None,
+        sender: ConversationSender,
+        extra: Mapping[str, Any],
+        tell: Callable[[str], None],
+        command: Command | None = None,
+    ) -> str:
+        """Run a handler under its time limit, send what it returns; return the outcome."""
+        limit = own_limit or self._timeout
+        timer = asyncio.timeout(limit)
         try:
             async with timer:
-                result = await command.handler(ctx)
+                result = await call
             responses = as_responses(result)
         except UsageError as exc:
-            # A handler may reject arguments that only it can check; same private usage reply.
-            self._count(command.name, "usage")
-            tell(_usage(exc if exc.command else UsageError(str(exc), command)))
-            return
+            # A handler may reject what only it can check; same private usage reply.
+            if exc.command is None:
+                exc.command = command
+            tell(_usage(exc))
+            return "usage"
         except TimeoutError:
-            if not timer.expired():
-                # The handler's own call timed out, not the handler: an ordinary failure.
-                ref = self._fail(command, extra, "error")
-                tell(f"Sorry, {command.name} failed (reference {ref}). Tell the bot's operators.")
-                return
-            ref = self._fail(command, extra, "timeout", timeout=timeout)
-            tell(
-                f"Sorry, {command.name} took longer than {timeout:g} s and was stopped "
-                f"(reference {ref})."
-            )
-            return
+            if timer.expired():
+                ref = _log_failure(name, extra, limit)
+                tell(
+                    f"Sorry, {name} took longer than {limit:g} s and was stopped (reference {ref})."
+                )
+                return "timeout"
+            # The handler's own call timed out, not the handler: an ordinary failure.
+            tell(_failed(name, _log_failure(name, extra)))
+            return "error"
         except Exception:
-            ref = self._fail(command, extra, "error")
-            tell(f"Sorry, {command.name} failed (reference {ref}). Tell the bot's operators.")
-            return
-        self._count(command.name, "ok")
+            tell(_failed(name, _log_failure(name, extra)))
+            return "error"
         for response in responses:
             sender.post(response)
-
-    def _fail(
-        self,
-        command: Command,
-        extra: Mapping[str, Any],
-        outcome: str,
-        *,
-        timeout: float | None = None,
-    ) -> str:
-        """Log the failure with a short reference the caller can quote; return that reference."""
-        ref = secrets.token_hex(4)
-        self._count(command.name, outcome)
-        if timeout is not None:
-            log.error(
-                "command %s timed out after %g s [ref %s]",
-                command.name,
-                timeout,
-                ref,
-                extra={**extra, "ref": ref},
-            )
-        else:
-            log.exception(
-                "command %s failed [ref %s]", command.name, ref, extra={**extra, "ref": ref}
-            )
-        return ref
+        return "ok"
 
     def _count(self, command: str, outcome: str) -> None:
         self._metrics.commands.labels(command, outcome).inc()
+
+
+def _extra(user: User, conversation: Conversation) -> dict[str, Any]:
+    return {
+        "caller": user.name or user.jid,
+        "channel": conversation.name or conversation.jid,
+        "account": conversation.account_id,
+    }
+
+
+def _log_failure(name: str, extra: Mapping[str, Any], timeout: float | None = None) -> str:
+    """Log a handler failure under a short reference the user can quote; return it."""
+    ref = secrets.token_hex(4)
+    if timeout is not None:
+        log.error(
+            "%s timed out after %g s [ref %s]", name, timeout, ref, extra={**extra, "ref": ref}
+        )
+    else:
+        log.exception("%s failed [ref %s]", name, ref, extra={**extra, "ref": ref})
+    return ref
+
+
+def _failed(name: str, ref: str) -> str:
+    return f"Sorry, {name} failed (reference {ref}). Tell the bot's operators."
 
 
 def _overview(commands: CommandTree) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from chatopsbot.actions import Action
     from chatopsbot.commands import Command
 
 PROJECT = "chatopsbot"
@@ -45,5 +46,17 @@ def chatops_config(config: Mapping[str, Any]) -> Any:
     wrong; the bot then refuses to start with ``config.toml: plugins.<name>.<key>: ...``.
     The returned value reaches handlers as ``ctx.config``. A plugin without this hook takes no
     configuration, and a table for it is an error.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def chatops_actions() -> Iterable[Action]:
+    """Return the action handlers that this plugin's buttons and dropdowns reach.
+
+    Called once at startup. Build them with ``chatopsbot.action``; render buttons for them
+    with ``ctx.button(text, action, payload)``. A click reaches the handler with an
+    :class:`~chatopsbot.ActionContext`; a button whose action no longer exists, or whose value
+    was not signed by this bot, gets the clicker a private "this button no longer works".
     """
     raise NotImplementedError

@@ -27,6 +27,12 @@ class Metrics:
             ["command", "outcome"],
             registry=self.registry,
         )
+        self.actions = Counter(
+            "chatopsbot_actions",
+            "Button clicks and dropdown picks, by plugin:action and outcome (ok, error, stale).",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
         self.outbound = Counter(
             "chatopsbot_outbound_requests",
             "Requests made to Zoom's chatbot API, by HTTP status or failure kind.",

@@ -6,19 +6,23 @@ import functools
 import importlib.metadata
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 import attrs
 import pluggy
 from attrs import frozen
 
 from chatopsbot import hookspecs
+from chatopsbot.actions import Action
 from chatopsbot.commands import Command, CommandTree
 from chatopsbot.config import ConfigError, PluginSettings
 
 log = logging.getLogger("chatopsbot.plugins")
 
 ENTRY_POINT_GROUP = "chatopsbot"
+
+T = TypeVar("T")
 
 
 class PluginError(Exception):
@@ -54,6 +58,7 @@ class Plugins:
 
     manager: pluggy.PluginManager
     commands: CommandTree
+    actions: Mapping[tuple[str, str], Action]
     configs: Mapping[str, Any]
     info: tuple[PluginInfo, ...]
 
@@ -115,23 +120,21 @@ def load_plugins(
 
     configs = _configure(manager, settings, info, source)
     tree = CommandTree()
+    actions: dict[tuple[str, str], Action] = {}
     for name in info:
         if not info[name].enabled:
             continue
-        # One result per implementation; a plugin object has at most one.
-        commands = [c for result in _call(manager, name, "chatops_commands") for c in result or ()]
-        try:
-            names = []
-            for cmd in commands:
-                if not isinstance(cmd, Command):
-                    raise PluginError(
-                        f"plugin {name!r}: chatops_commands returned a "
-                        f"{type(cmd).__name__}, not a Command"
-                    )
+        names = []
+        for cmd in _collect(manager, name, "chatops_commands", Command):
+            try:
                 tree.add(attrs.evolve(cmd, plugin=name))
-                names.append(cmd.name)
-        except ValueError as exc:
-            raise PluginError(str(exc)) from exc
+            except ValueError as exc:
+                raise PluginError(str(exc)) from exc
+            names.append(cmd.name)
+        for act in _collect(manager, name, "chatops_actions", Action):
+            if (name, act.name) in actions:
+                raise PluginError(f"plugin {name!r} declares action {act.name!r} twice")
+            actions[(name, act.name)] = attrs.evolve(act, plugin=name)
         info[name] = attrs.evolve(info[name], commands=tuple(names))
     for entry in info.values():
         log.info(
@@ -141,7 +144,7 @@ def load_plugins(
             len(entry.commands),
             extra={"plugin": entry.name},
         )
-    return Plugins(manager, tree, configs, tuple(info.values()))
+    return Plugins(manager, tree, MappingProxyType(actions), configs, tuple(info.values()))
 
 
 def _identity(plugin: object) -> object:
@@ -178,6 +181,18 @@ def _configure(
         except PluginConfigError as exc:
             raise ConfigError(source, f"plugins.{name}.{exc.key}", exc.message) from exc
     return configs
+
+
+def _collect(manager: pluggy.PluginManager, name: str, hook: str, kind: type[T]) -> list[T]:
+    """Everything one plugin's ``hook`` returned, each checked to be a ``kind``."""
+    # One result per implementation; a plugin object has at most one.
+    items = [item for result in _call(manager, name, hook) for item in result or ()]
+    for item in items:
+        if not isinstance(item, kind):
+            raise PluginError(
+                f"plugin {name!r}: {hook} returned a {type(item).__name__}, not a {kind.__name__}"
+            )
+    return items
 
 
 def _call(manager: pluggy.PluginManager, name: str, hook: str, **kwargs: Any) -> Any:

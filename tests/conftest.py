@@ -14,7 +14,7 @@ from chatopsbot.app import RUNTIME, create_app
 from chatopsbot.config import Settings, parse_settings
 from chatopsbot.plugins import load_plugins
 from chatopsbot.zoom.fake import FakeZoom, Message
-from chatopsbot.zoom.payloads import bot_notification, signed
+from chatopsbot.zoom.payloads import bot_notification, button_clicked, signed
 
 SECRET = "test-secret-token"
 CHANNEL = "ops@conference.xmpp.zoom.us"
@@ -60,9 +60,33 @@ class Bot:
 
     async def command(self, text: str, **fields: Any) -> list[Message]:
         """Send ``text`` as a slash command and return the messages Zoom received for it."""
-        seen = len(self.zoom.requests)
         fields.setdefault("to_jid", CHANNEL)
-        resp = await self.post(bot_notification(text, **fields))
+        return await self.deliver(bot_notification(text, **fields))
+
+    async def click(self, message: Message, label: str, **fields: Any) -> list[Message]:
+        """Click the button labelled ``label`` on ``message``; return the messages that follow."""
+        buttons = [
+            item
+            for block in message.content.get("body", [])
+            if block.get("type") == "actions"
+            for item in block["items"]
+        ]
+        found = [b for b in buttons if b["text"] == label]
+        assert found, f"no button {label!r} among {[b['text'] for b in buttons]}"
+        return await self.deliver(
+            button_clicked(
+                found[0]["value"],
+                message_id=message.message_id,
+                text=label,
+                original=dict(message.content),
+                **fields,
+            )
+        )
+
+    async def deliver(self, event: dict[str, Any]) -> list[Message]:
+        """Post ``event`` signed; return the messages Zoom received (new ones) while handling it."""
+        seen = len(self.zoom.requests)
+        resp = await self.post(event)
         assert resp.status == 200, await resp.text()
         await self.settle()
         return [

@@ -45,6 +45,82 @@ def bot_notification(
     }
 
 
+def _chat_payload(
+    *,
+    account_id: str,
+    robot_jid: str,
+    to_jid: str,
+    channel_name: str,
+    user_id: str,
+    user_jid: str,
+    user_name: str,
+) -> dict[str, Any]:
+    return {
+        "accountId": account_id,
+        "channelName": channel_name,
+        "robotJid": robot_jid,
+        "timestamp": _unique_ms(),
+        "toJid": to_jid,
+        "userId": user_id,
+        "userJid": user_jid,
+        "userName": user_name,
+    }
+
+
+def button_clicked(
+    value: str,
+    *,
+    message_id: str,
+    text: str = "",
+    original: dict[str, Any] | None = None,
+    **where: str,
+) -> dict[str, Any]:
+    """An ``interactive_message_actions`` event: a click on the button with ``value``."""
+    payload = _chat_payload(**{**_DEFAULTS, **where})
+    payload.update(
+        messageId=message_id,
+        actionItem={"text": text, "value": value},
+        original=original or {},
+    )
+    return {
+        "event": "interactive_message_actions",
+        "event_ts": payload["timestamp"],
+        "payload": payload,
+    }
+
+
+def option_selected(
+    values: list[str],
+    *,
+    message_id: str,
+    original: dict[str, Any] | None = None,
+    **where: str,
+) -> dict[str, Any]:
+    """An ``interactive_message_select`` event: ``values`` picked in a dropdown."""
+    payload = _chat_payload(**{**_DEFAULTS, **where})
+    payload.update(
+        messageId=message_id,
+        selectedItems=[{"text": v, "value": v} for v in values],
+        original=original or {},
+    )
+    return {
+        "event": "interactive_message_select",
+        "event_ts": payload["timestamp"],
+        "payload": payload,
+    }
+
+
+_DEFAULTS = {
+    "account_id": "acct-1",
+    "robot_jid": "bot@xmpp.zoom.us",
+    "to_jid": "ops@conference.xmpp.zoom.us",
+    "channel_name": "ops",
+    "user_id": "u-alice",
+    "user_jid": "alice@xmpp.zoom.us",
+    "user_name": "Alice",
+}
+
+
 def bot_installed(
     *,
     account_id: str = "acct-1",

@@ -1,0 +1,87 @@
+"""Buttons and dropdowns that come back to the plugin that rendered them.
+
+A plugin declares an action handler by name (:func:`action`) and renders buttons with
+``ctx.button(text, action, payload)``. The button's value carries the plugin, the action and a
+short payload, signed with a key derived from the app's secret token, so a forged or stale
+value is recognised on the way back and refused politely instead of reaching a handler.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeAlias
+
+from attrs import frozen
+
+if TYPE_CHECKING:
+    from chatopsbot.context import ActionContext
+    from chatopsbot.responses import HandlerResult
+
+__all__ = ["Action", "ActionCodec", "ActionHandler", "InvalidAction", "action"]
+
+ActionHandler: TypeAlias = "Callable[[ActionContext], Awaitable[HandlerResult]]"
+
+_PREFIX = "cob1"
+#: Zoom does not document a limit for button values; keep payloads to ids, not documents.
+MAX_PAYLOAD = 200
+
+
+@frozen
+class Action:
+    """A named handler for clicks on the buttons (or picks in the dropdowns) a plugin renders."""
+
+    name: str
+    handler: ActionHandler
+    plugin: str = ""
+    admin_only: bool = False
+
+
+def action(name: str, *, admin_only: bool = False) -> Callable[[ActionHandler], Action]:
+    """Declare an action handler; return it from the ``chatops_actions`` hook."""
+    if not name or ":" in name:
+        raise ValueError(f"action name {name!r} must be non-empty and without ':'")
+
+    def decorate(handler: ActionHandler) -> Action:
+        return Action(name, handler, admin_only=admin_only)
+
+    return decorate
+
+
+class InvalidAction(ValueError):
+    """A button value that was not made by this bot (or not with its current secret)."""
+
+
+class ActionCodec:
+    """Signs and checks button values: ``cob1:<plugin>:<action>:<payload>:<signature>``."""
+
+    def __init__(self, secret: str) -> None:
+        # A derived key: the webhook secret itself never signs anything a user can see.
+        self._key = hmac.new(secret.encode(), b"chatopsbot button values", hashlib.sha256).digest()
+
+    def _sign(self, plugin: str, name: str, payload: str) -> str:
+        digest = hmac.new(self._key, f"{plugin}:{name}:{payload}".encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
+
+    def encode(self, plugin: str, name: str, payload: str = "") -> str:
+        """The value to put on a button."""
+        if ":" in plugin or ":" in name:
+            raise ValueError("plugin and action names cannot contain ':'")
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError(f"button payloads are limited to {MAX_PAYLOAD} characters")
+        return f"{_PREFIX}:{plugin}:{name}:{payload}:{self._sign(plugin, name, payload)}"
+
+    def decode(self, value: str) -> tuple[str, str, str]:
+        """``(plugin, action, payload)`` from a button value; :class:`InvalidAction` if forged."""
+        head, _, rest = value.partition(":")
+        parts = rest.split(":", 2)
+        if head != _PREFIX or len(parts) != 3 or ":" not in parts[2]:
+            raise InvalidAction("not a chatopsbot button value")
+        plugin, name, tail = parts
+        payload, _, signature = tail.rpartition(":")
+        expected = self._sign(plugin, name, payload).encode()
+        if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
+            raise InvalidAction("signature does not match")
+        return plugin, name, payload
