@@ -46,6 +46,15 @@ from chatopsbot.responses import (
     Text,
     private,
 )
+from chatopsbot.routes import (
+    HookError,
+    HookRequest,
+    HookResponse,
+    Route,
+    require_bearer,
+    require_signature,
+    route,
+)
 from chatopsbot.store import Store
 
 __all__ = [
@@ -70,11 +79,15 @@ __all__ = [
     "Fields",
     "HandlerResult",
     "HelpRequested",
+    "HookError",
+    "HookRequest",
+    "HookResponse",
     "Option",
     "Paragraph",
     "PluginConfigError",
     "PluginContext",
     "Response",
+    "Route",
     "Section",
     "Select",
     "SelectOption",
@@ -93,4 +106,7 @@ __all__ = [
     "format_usage",
     "hookimpl",
     "private",
+    "require_bearer",
+    "require_signature",
+    "route",
 ]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,7 @@ from chatopsbot.messenger import Messenger
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound import Outbox
 from chatopsbot.plugins import Plugins, load_plugins
+from chatopsbot.routes import HookError, HookRequest, HookResponse, Route
 from chatopsbot.store import open_backend
 from chatopsbot.zoom.auth import TokenCache
 from chatopsbot.zoom.client import ZoomApi
@@ -82,6 +84,8 @@ def create_app(
     app.router.add_post(settings.server.webhook_path, webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    for plugin, spec in plugins.routes:
+        app.router.add_route(spec.method, f"/hooks/{plugin}{spec.path}", _hook(plugin, spec))
     app.cleanup_ctx.append(_runtime)
     app.on_shutdown.append(_shutdown)
     return app
@@ -215,6 +219,80 @@ async def webhook(request: web.Request) -> web.Response:
         return _answer(app, "duplicate")
     runtime.spawn(runtime.dispatcher.dispatch(event), name=f"dispatch:{type(event).__name__}")
     return _answer(app, "accepted")
+
+
+def _hook(plugin: str, spec: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Adapt a plugin route to aiohttp: size limit, timeout, errors as JSON, metrics."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        app = request.app
+        runtime = app[RUNTIME]
+        response = await _hook_response(app, runtime, plugin, spec, request)
+        app[METRICS].hooks.labels(plugin, str(response.status)).inc()
+        return response
+
+    return handle
+
+
+async def _hook_response(
+    app: web.Application, runtime: Runtime, plugin: str, spec: Route, request: web.Request
+) -> web.StreamResponse:
+    peer = request.remote or "-"
+    if runtime.stopping:
+        return web.json_response({"error": "shutting down"}, status=503)
+    too_large = web.json_response({"error": f"body over {spec.max_body} bytes"}, status=413)
+    if (request.content_length or 0) > spec.max_body:
+        return too_large
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return too_large
+    if len(body) > spec.max_body:
+        return too_large
+    hook_request = HookRequest(
+        method=request.method,
+        path=request.path,
+        query=dict(request.query),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        remote=peer,
+    )
+    extra = {"plugin": plugin, "event": f"{request.method} {request.path}"}
+    ctx = runtime.dispatcher.context_for(plugin)
+    try:
+        async with asyncio.timeout(app[SETTINGS].commands.timeout):
+            answer: object = await spec.handler(ctx, hook_request)
+    except HookError as exc:
+        log.warning(
+            "%s %s from %s: %d %s",
+            request.method,
+            request.path,
+            peer,
+            exc.status,
+            exc.message,
+            extra=extra,
+        )
+        return web.json_response({"error": exc.message}, status=exc.status)
+    except Exception:
+        ref = secrets.token_hex(4)
+        log.exception(
+            "%s %s failed [ref %s]", request.method, request.path, ref, extra={**extra, "ref": ref}
+        )
+        return web.json_response({"error": "internal error", "ref": ref}, status=500)
+    if not isinstance(answer, HookResponse):
+        ref = secrets.token_hex(4)
+        log.error(
+            "%s %s returned a %s, not a HookResponse [ref %s]",
+            request.method,
+            request.path,
+            type(answer).__name__,
+            ref,
+            extra={**extra, "ref": ref},
+        )
+        return web.json_response({"error": "internal error", "ref": ref}, status=500)
+    if answer.body is None:
+        return web.Response(status=answer.status, headers=answer.headers)
+    return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ import pluggy
 if TYPE_CHECKING:
     from chatopsbot.actions import Action
     from chatopsbot.commands import Command
+    from chatopsbot.routes import Route
 
 PROJECT = "chatopsbot"
 
@@ -58,5 +59,19 @@ def chatops_actions() -> Iterable[Action]:
     with ``ctx.button(text, action, payload)``. A click reaches the handler with an
     :class:`~chatopsbot.ActionContext`; a button whose action no longer exists, or whose value
     was not signed by this bot, gets the clicker a private "this button no longer works".
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def chatops_routes() -> Iterable[Route]:
+    """Return the HTTP routes this plugin serves, mounted under ``/hooks/<plugin name>``.
+
+    Called once at startup. Build them with ``chatopsbot.route``: ``route("POST")`` serves
+    ``POST /hooks/<plugin>``, ``route("GET", "/lock")`` serves ``GET /hooks/<plugin>/lock``.
+    Handlers get the plugin's context and a ``HookRequest``; they authenticate the caller
+    themselves (``require_bearer``, ``require_signature``). Bodies over the route's
+    ``max_body`` get 413, a ``HookError`` its status, any other exception a 500 with a
+    reference logged beside the traceback.
     """
     raise NotImplementedError

@@ -33,6 +33,12 @@ class Metrics:
             ["action", "outcome"],
             registry=self.registry,
         )
+        self.hooks = Counter(
+            "chatopsbot_hook_requests",
+            "Requests to plugin HTTP hooks, by plugin and HTTP status.",
+            ["plugin", "status"],
+            registry=self.registry,
+        )
         self.outbound = Counter(
             "chatopsbot_outbound_requests",
             "Requests made to Zoom's chatbot API, by HTTP status or failure kind.",

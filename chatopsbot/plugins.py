@@ -17,6 +17,7 @@ from chatopsbot import hookspecs
 from chatopsbot.actions import Action
 from chatopsbot.commands import Command, CommandTree
 from chatopsbot.config import ConfigError, PluginSettings
+from chatopsbot.routes import Route
 
 log = logging.getLogger("chatopsbot.plugins")
 
@@ -59,6 +60,7 @@ class Plugins:
     manager: pluggy.PluginManager
     commands: CommandTree
     actions: Mapping[tuple[str, str], Action]
+    routes: tuple[tuple[str, Route], ...]
     configs: Mapping[str, Any]
     info: tuple[PluginInfo, ...]
 
@@ -121,6 +123,7 @@ def load_plugins(
     configs = _configure(manager, settings, info, source)
     tree = CommandTree()
     actions: dict[tuple[str, str], Action] = {}
+    routes: list[tuple[str, Route]] = []
     for name in info:
         if not info[name].enabled:
             continue
@@ -135,6 +138,7 @@ def load_plugins(
             if (name, act.name) in actions:
                 raise PluginError(f"plugin {name!r} declares action {act.name!r} twice")
             actions[(name, act.name)] = attrs.evolve(act, plugin=name)
+        routes.extend((name, r) for r in _collect(manager, name, "chatops_routes", Route))
         info[name] = attrs.evolve(info[name], commands=tuple(names))
     for entry in info.values():
         log.info(
@@ -144,7 +148,9 @@ def load_plugins(
             len(entry.commands),
             extra={"plugin": entry.name},
         )
-    return Plugins(manager, tree, MappingProxyType(actions), configs, tuple(info.values()))
+    return Plugins(
+        manager, tree, MappingProxyType(actions), tuple(routes), configs, tuple(info.values())
+    )
 
 
 def _identity(plugin: object) -> object:
