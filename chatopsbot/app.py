@@ -27,6 +27,7 @@ from chatopsbot.metrics import Metrics
 from chatopsbot.outbound import Outbox
 from chatopsbot.plugins import Plugins, load_plugins
 from chatopsbot.routes import HookError, HookRequest, HookResponse, Route
+from chatopsbot.scheduler import Scheduler
 from chatopsbot.store import open_backend
 from chatopsbot.zoom.auth import TokenCache
 from chatopsbot.zoom.client import ZoomApi
@@ -47,6 +48,7 @@ class Runtime:
     outbox: Outbox
     tokens: TokenCache
     session: aiohttp.ClientSession
+    scheduler: Scheduler
     tasks: set[asyncio.Task[None]] = field(factory=set)
     stopping: bool = False
     stopped: bool = False
@@ -117,6 +119,12 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         max_attempts=outbound.max_attempts,
         metrics=app[METRICS],
     )
+    scheduler = Scheduler(
+        jobs=app[PLUGINS].jobs,
+        timer_handlers=app[PLUGINS].timers,
+        backend=backend,
+        clock=app[CLOCK],
+    )
     dispatcher = Dispatcher(
         commands=app[PLUGINS].commands,
         actions=app[PLUGINS].actions,
@@ -127,8 +135,10 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         command_timeout=settings.commands.timeout,
         metrics=app[METRICS],
+        scheduler=scheduler,
     )
-    app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session)
+    app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session, scheduler)
+    await scheduler.start(dispatcher.context_for)
     log.info(
         "serving webhooks at %s with %d commands; sending at most %g requests/s per account",
         settings.server.webhook_path,
@@ -153,6 +163,8 @@ async def _shutdown(app: web.Application) -> None:
     budget = app[SETTINGS].outbound.drain_timeout
     loop = asyncio.get_running_loop()
     deadline = loop.time() + budget
+    await runtime.scheduler.stop(budget)
+    budget = max(0.0, deadline - loop.time())
     if runtime.tasks:
         log.info("shutdown: waiting for %d running handler(s)", len(runtime.tasks))
         _, pending = await asyncio.wait(list(runtime.tasks), timeout=budget)

@@ -20,6 +20,7 @@ from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Se
 if TYPE_CHECKING:
     from chatopsbot.actions import ActionCodec
     from chatopsbot.commands import Command, CommandTree
+    from chatopsbot.scheduler import Timers
     from chatopsbot.store import Store
 
 
@@ -78,12 +79,14 @@ class PluginContext:
     """What every handler of a plugin gets, whatever called it.
 
     ``config`` is what the plugin's ``chatops_config`` hook returned for its
-    ``[plugins.<name>]`` table (``None`` without the hook); ``store`` is its own storage.
+    ``[plugins.<name>]`` table (``None`` without the hook); ``store`` is its own storage;
+    ``timers`` its one-shot timers (see ``chatopsbot.timer``).
     """
 
     plugin: str
     config: Any
     store: Store
+    timers: Timers
     log: logging.LoggerAdapter[logging.Logger]
     clock: Clock
     outlet: Outlet

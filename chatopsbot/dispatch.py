@@ -31,6 +31,7 @@ from chatopsbot.context import ActionContext, Context, Conversation, PluginConte
 from chatopsbot.messenger import ConversationSender, Messenger
 from chatopsbot.metrics import Metrics
 from chatopsbot.responses import HandlerResult, Text, as_responses
+from chatopsbot.scheduler import Scheduler
 from chatopsbot.store import Backend, Store
 from chatopsbot.zoom.events import (
     AppDeauthorized,
@@ -64,7 +65,9 @@ class Dispatcher:
         clock: Clock,
         command_timeout: float,
         metrics: Metrics,
+        scheduler: Scheduler,
     ) -> None:
+        self._scheduler = scheduler
         self._commands = commands
         self._actions = actions
         self._configs = configs
@@ -82,6 +85,7 @@ class Dispatcher:
             "plugin": plugin,
             "config": self._configs.get(plugin),
             "store": Store(self._backend, plugin, self._clock),
+            "timers": self._scheduler.for_plugin(plugin),
             "log": logging.LoggerAdapter(logger, {**extra, "plugin": plugin}),
             "clock": self._clock,
             "outlet": self._messenger,

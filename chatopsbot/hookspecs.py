@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from chatopsbot.actions import Action
     from chatopsbot.commands import Command
     from chatopsbot.routes import Route
+    from chatopsbot.scheduler import Job, TimerHandler
 
 PROJECT = "chatopsbot"
 
@@ -73,5 +74,19 @@ def chatops_routes() -> Iterable[Route]:
     themselves (``require_bearer``, ``require_signature``). Bodies over the route's
     ``max_body`` get 413, a ``HookError`` its status, any other exception a 500 with a
     reference logged beside the traceback.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def chatops_jobs() -> Iterable[Job | TimerHandler]:
+    """Return this plugin's scheduled work: recurring jobs and one-shot timer handlers.
+
+    Called once at startup. Recurring jobs come from ``chatopsbot.every(seconds)`` or
+    ``chatopsbot.cron("0 9 * * 1-5", timezone="Europe/Berlin")`` and get a
+    :class:`~chatopsbot.PluginContext` (send with ``ctx.send_to``). Timer handlers come from
+    ``chatopsbot.timer(name)`` and run when a timer the plugin set with
+    ``ctx.timers.schedule(name, at, payload)`` comes due, with that payload. A run never
+    overlaps the next one of the same job; a failing run is logged and the job carries on.
     """
     raise NotImplementedError

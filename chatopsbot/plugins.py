@@ -7,7 +7,7 @@ import importlib.metadata
 import logging
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 import pluggy
@@ -18,6 +18,7 @@ from chatopsbot.actions import Action
 from chatopsbot.commands import Command, CommandTree
 from chatopsbot.config import ConfigError, PluginSettings
 from chatopsbot.routes import Route
+from chatopsbot.scheduler import Job, TimerHandler
 
 log = logging.getLogger("chatopsbot.plugins")
 
@@ -61,6 +62,8 @@ class Plugins:
     commands: CommandTree
     actions: Mapping[tuple[str, str], Action]
     routes: tuple[tuple[str, Route], ...]
+    jobs: tuple[Job, ...]
+    timers: Mapping[tuple[str, str], TimerHandler]
     configs: Mapping[str, Any]
     info: tuple[PluginInfo, ...]
 
@@ -124,6 +127,8 @@ def load_plugins(
     tree = CommandTree()
     actions: dict[tuple[str, str], Action] = {}
     routes: list[tuple[str, Route]] = []
+    jobs: list[Job] = []
+    timers: dict[tuple[str, str], TimerHandler] = {}
     for name in info:
         if not info[name].enabled:
             continue
@@ -139,6 +144,12 @@ def load_plugins(
                 raise PluginError(f"plugin {name!r} declares action {act.name!r} twice")
             actions[(name, act.name)] = attrs.evolve(act, plugin=name)
         routes.extend((name, r) for r in _collect(manager, name, "chatops_routes", Route))
+        scheduled = _collect(manager, name, "chatops_jobs", (Job, TimerHandler))
+        for work in cast("list[Job | TimerHandler]", scheduled):
+            if isinstance(work, Job):
+                jobs.append(attrs.evolve(work, plugin=name))
+            else:
+                timers[(name, work.name)] = attrs.evolve(work, plugin=name)
         info[name] = attrs.evolve(info[name], commands=tuple(names))
     for entry in info.values():
         log.info(
@@ -149,7 +160,14 @@ def load_plugins(
             extra={"plugin": entry.name},
         )
     return Plugins(
-        manager, tree, MappingProxyType(actions), tuple(routes), configs, tuple(info.values())
+        manager=manager,
+        commands=tree,
+        actions=MappingProxyType(actions),
+        routes=tuple(routes),
+        jobs=tuple(jobs),
+        timers=MappingProxyType(timers),
+        configs=configs,
+        info=tuple(info.values()),
     )
 
 
@@ -189,14 +207,17 @@ def _configure(
     return configs
 
 
-def _collect(manager: pluggy.PluginManager, name: str, hook: str, kind: type[T]) -> list[T]:
+def _collect(
+    manager: pluggy.PluginManager, name: str, hook: str, kind: type[T] | tuple[type[T], ...]
+) -> list[T]:
     """Everything one plugin's ``hook`` returned, each checked to be a ``kind``."""
     # One result per implementation; a plugin object has at most one.
     items = [item for result in _call(manager, name, hook) for item in result or ()]
     for item in items:
         if not isinstance(item, kind):
+            kinds = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
             raise PluginError(
-                f"plugin {name!r}: {hook} returned a {type(item).__name__}, not a {kind.__name__}"
+                f"plugin {name!r}: {hook} returned a {type(item).__name__}, not a {kinds}"
             )
     return items
 

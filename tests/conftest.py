@@ -11,6 +11,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from chatopsbot.app import RUNTIME, create_app
+from chatopsbot.clock import Clock, SystemClock
 from chatopsbot.config import Settings, parse_settings
 from chatopsbot.plugins import load_plugins
 from chatopsbot.zoom.fake import FakeZoom, Message
@@ -42,15 +43,17 @@ def make_settings(zoom: FakeZoom, **sections: Mapping[str, Any]) -> Settings:
 class Bot:
     """The app under test plus the fake Zoom it talks to."""
 
-    def __init__(self, client: TestClient[Any, Any], zoom: FakeZoom) -> None:
+    def __init__(self, client: TestClient[Any, Any], zoom: FakeZoom, clock: Clock) -> None:
         self.client = client
         self.zoom = zoom
+        self.clock = clock
 
     @property
     def runtime(self) -> Any:
         return self.client.app[RUNTIME]
 
     async def post(self, event: dict[str, Any], **kwargs: Any) -> ClientResponse:
+        kwargs.setdefault("timestamp", int(self.clock.timestamp()))
         body, headers = signed(SECRET, event, **kwargs)
         return await self.client.post(self.path, data=body, headers=headers)
 
@@ -99,7 +102,7 @@ class Bot:
         """Wait until every handler has finished and the outbox is empty."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while self.runtime.tasks or self.runtime.outbox.depth:
+        while self.runtime.tasks or self.runtime.outbox.depth or self.runtime.scheduler.busy:
             assert loop.time() < deadline, "the bot did not settle"
             await asyncio.sleep(0.005)
 
@@ -112,12 +115,15 @@ async def zoom() -> AsyncIterator[FakeZoom]:
 
 @pytest.fixture
 def start_bot(aiohttp_client: Any, zoom: FakeZoom) -> Any:
-    """``await start_bot(extra={...}, **sections)`` starts the app with extra plugins."""
+    """``await start_bot(extra={...}, clock=..., **sections)`` starts the app with extra plugins."""
 
-    async def start(extra: Mapping[str, object] | None = None, **sections: Any) -> Bot:
+    async def start(
+        extra: Mapping[str, object] | None = None, clock: Clock | None = None, **sections: Any
+    ) -> Bot:
         settings = make_settings(zoom, **sections)
         plugins = load_plugins(settings.plugins, source=settings.source, extra=extra)
-        client = await aiohttp_client(create_app(settings, plugins=plugins))
-        return Bot(client, zoom)
+        clock = clock or SystemClock()
+        client = await aiohttp_client(create_app(settings, plugins=plugins, clock=clock))
+        return Bot(client, zoom, clock)
 
     return start

@@ -30,6 +30,9 @@ class FixedClock:
     def timestamp(self) -> float:
         return self.t
 
+    async def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
 
 @pytest.fixture(params=["memory", "sqlite"])
 async def backend(request, tmp_path) -> AsyncIterator[Backend]:
