@@ -136,6 +136,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         command_timeout=settings.commands.timeout,
         metrics=app[METRICS],
         scheduler=scheduler,
+        access=settings.access,
     )
     app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session, scheduler)
     await scheduler.start(dispatcher.context_for)

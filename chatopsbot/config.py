@@ -16,6 +16,8 @@ from typing import Any
 
 from attrs import field, frozen
 
+from chatopsbot.access import AccessRule, AccessSettings
+
 __all__ = [
     "CommandSettings",
     "ConfigError",
@@ -135,10 +137,11 @@ class Settings:
     logging: LoggingSettings = field(factory=LoggingSettings)
     storage: StorageSettings = field(factory=StorageSettings)
     plugins: PluginSettings = field(factory=PluginSettings)
+    access: AccessSettings = field(factory=AccessSettings)
     source: str = "config.toml"
 
 
-_SECTIONS = ("commands", "logging", "outbound", "plugins", "server", "storage", "zoom")
+_SECTIONS = ("access", "commands", "logging", "outbound", "plugins", "server", "storage", "zoom")
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
 _TYPES = {
     str: "a string",
@@ -326,6 +329,8 @@ def parse_settings(
         store = str(Path(base_dir) / store)
     st.done()
 
+    access = _access(section("access"))
+
     p = section("plugins")
     disabled = p.get("disabled", list, [])
     for i, name in enumerate(disabled):
@@ -347,8 +352,43 @@ def parse_settings(
         logging=logging_,
         storage=StorageSettings(store),
         plugins=PluginSettings(tuple(disabled), MappingProxyType(tables)),
+        access=access,
         source=source,
     )
+
+
+def _names(reader: _Reader, key: str, what: str) -> tuple[str, ...]:
+    values = reader.get(key, list, [])
+    for i, value in enumerate(values):
+        if not isinstance(value, str) or not value.strip():
+            raise reader.error(f"{key}[{i}]", f"expected {what}, got {_kind(value)}")
+        if what == "a user id or JID" and "@" in value and not value.lower().endswith("zoom.us"):
+            # Zoom's chatbot events carry user ids and JIDs only, so an e-mail could never match.
+            raise reader.error(
+                f"{key}[{i}]",
+                "e-mail addresses cannot be matched (Zoom's chatbot events carry no e-mail); "
+                "use the user id or the JID (...@xmpp.zoom.us)",
+            )
+    return tuple(values)
+
+
+def _access(a: _Reader) -> AccessSettings:
+    user = "a user id or JID"
+    channel = "a channel JID or name"
+    admins = _names(a, "admins", user)
+    rules_table = a.get("commands", dict, {})
+    a.done()
+    rules: dict[str, AccessRule] = {}
+    for name, table in rules_table.items():
+        r = _Reader(a.source, f'access.commands."{name}"', table)
+        rules[" ".join(name.lower().split()) if ":" not in name else name] = AccessRule(
+            allow_users=_names(r, "allow_users", user),
+            deny_users=_names(r, "deny_users", user),
+            allow_channels=_names(r, "allow_channels", channel),
+            deny_channels=_names(r, "deny_channels", channel),
+        )
+        r.done()
+    return AccessSettings(admins, MappingProxyType(rules))
 
 
 def load_settings(

@@ -18,6 +18,7 @@ from chatopsbot.clock import Clock
 from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Sent
 
 if TYPE_CHECKING:
+    from chatopsbot.access import AccessSettings
     from chatopsbot.actions import ActionCodec
     from chatopsbot.commands import Command, CommandTree
     from chatopsbot.scheduler import Timers
@@ -121,11 +122,27 @@ class Context(PluginContext):
     args: Mapping[str, Any]
     commands: CommandTree
     sender: Sender
+    access: AccessSettings
 
     @property
     def account_id(self) -> str:
         """The Zoom account the command came from."""
         return self.conversation.account_id
+
+    @property
+    def caller_is_admin(self) -> bool:
+        """Whether the caller is one of the bot's admins (``[access] admins``)."""
+        return self.access.is_admin(self.caller)
+
+    def may_run(self, command: Command) -> bool:
+        """Whether the caller may run ``command`` here (what ``help`` lists)."""
+        denial = self.access.denial(
+            command.name,
+            admin_only=command.admin_only,
+            user=self.caller,
+            conversation=self.conversation,
+        )
+        return denial is None
 
     async def send(self, response: Response) -> Sent:
         """Send a response before the handler returns, and get its message id back.
@@ -153,11 +170,17 @@ class ActionContext(PluginContext):
     payload: str
     values: tuple[str, ...]
     sender: Sender
+    access: AccessSettings
 
     @property
     def account_id(self) -> str:
         """The Zoom account the click came from."""
         return self.conversation.account_id
+
+    @property
+    def clicker_is_admin(self) -> bool:
+        """Whether the clicker is one of the bot's admins (``[access] admins``)."""
+        return self.access.is_admin(self.clicker)
 
     async def send(self, response: Response) -> Sent:
         """Send a response in this conversation now and get its message id back."""

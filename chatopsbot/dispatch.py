@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from chatopsbot.access import AccessSettings
 from chatopsbot.actions import Action, ActionCodec, InvalidAction
 from chatopsbot.clock import Clock
 from chatopsbot.commands import (
@@ -66,7 +67,9 @@ class Dispatcher:
         command_timeout: float,
         metrics: Metrics,
         scheduler: Scheduler,
+        access: AccessSettings,
     ) -> None:
+        self._access = access
         self._scheduler = scheduler
         self._commands = commands
         self._actions = actions
@@ -148,6 +151,14 @@ class Dispatcher:
                 return
             command, rest = self._commands.resolve(words)
             extra["command"] = command.name
+            denial = self._access.denial(
+                command.name, admin_only=command.admin_only, user=caller, conversation=conversation
+            )
+            if denial is not None:
+                self._count(command.name, "denied")
+                log.warning("refused %s: %s", command.name, denial, extra=extra)
+                tell(f"You may not run {command.name}: {denial}.")
+                return
             args = parse_args(command, rest)
         except HelpRequested as exc:
             self._count(exc.command.name, "help")
@@ -170,6 +181,7 @@ class Dispatcher:
             args=args,
             commands=self._commands,
             sender=sender,
+            access=self._access,
         )
         outcome = await self._invoke(
             command.handler(ctx), command.name, command.timeout, sender, extra, tell, command
@@ -197,6 +209,14 @@ class Dispatcher:
             return
         label = f"{plugin}:{name}"
         extra["command"] = label
+        denial = self._access.denial(
+            label, admin_only=handler.admin_only, user=clicker, conversation=conversation
+        )
+        if denial is not None:
+            self._metrics.actions.labels(label, "denied").inc()
+            log.warning("refused %s: %s", label, denial, extra=extra)
+            sender.post(Text(f"You may not do that: {denial}.", private=True))
+            return
         ctx = ActionContext(
             **self.plugin_context(plugin, extra),
             clicker=clicker,
@@ -207,6 +227,7 @@ class Dispatcher:
             payload=decoded[0][2],
             values=tuple(payload for _, _, payload in decoded),
             sender=sender,
+            access=self._access,
         )
 
         def tell(text: str) -> None:

@@ -84,7 +84,7 @@ def test_defaults():
         (
             minimal() | {"nope": {}},
             "c.toml: nope: unknown section "
-            "(known: commands, logging, outbound, plugins, server, storage, zoom)",
+            "(known: access, commands, logging, outbound, plugins, server, storage, zoom)",
         ),
         (
             minimal() | {"server": {"port": "80"}},

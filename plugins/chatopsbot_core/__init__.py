@@ -35,13 +35,14 @@ async def help_command(ctx: Context) -> Text:
     """Only the caller sees help, so asking for it never clutters a channel."""
     words: tuple[str, ...] = ctx.args["command"] or ()
     if not words:
-        overview = format_overview(ctx.commands)
+        overview = format_overview(c for c in ctx.commands if ctx.may_run(c))
         return Text(f"Commands:\n{overview}\nType help <command> for details.", private=True)
     try:
         found, rest = ctx.commands.resolve(words)
     except UnknownCommand as exc:
-        if exc.subcommands:
-            return Text(format_overview(exc.subcommands), private=True)
+        allowed = [c for c in exc.subcommands if ctx.may_run(c)]
+        if allowed:
+            return Text(format_overview(allowed), private=True)
         raise UsageError(str(exc), ctx.command) from None
     if rest:
         raise UsageError(f"{found.name!r} has no subcommand {' '.join(rest)!r}", ctx.command)
