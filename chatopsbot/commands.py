@@ -106,6 +106,7 @@ class Command:
     examples: tuple[str, ...] = field(default=(), converter=_tuple)
     timeout: float | None = None
     admin_only: bool = False
+    confirm: str | None = None
     plugin: str = ""
 
     def __attrs_post_init__(self) -> None:
@@ -157,24 +158,28 @@ def command(
     examples: Sequence[str] = (),
     timeout: float | None = None,
     admin_only: bool = False,
+    confirm: str | None = None,
 ) -> Callable[[Handler], Command]:
     """Declare a command; the decorated coroutine function becomes its handler.
 
     ``name`` may have several words (``"deploy status"``). ``timeout`` overrides
-    ``[commands] timeout`` for this command.
+    ``[commands] timeout`` for this command. ``confirm`` makes it ask the caller first, with
+    that question formatted with the arguments (``"Roll back {service}?"``); only the caller
+    sees and may press Confirm, and the question expires after five minutes.
     """
 
     def decorate(handler: Handler) -> Command:
         return Command(
-            tuple(name.split()),
-            handler,
-            help,
-            description,
-            tuple(args),
-            tuple(options),
-            tuple(examples),
-            timeout,
-            admin_only,
+            path=tuple(name.split()),
+            handler=handler,
+            help=help,
+            description=description,
+            args=tuple(args),
+            options=tuple(options),
+            examples=tuple(examples),
+            timeout=timeout,
+            admin_only=admin_only,
+            confirm=confirm,
         )
 
     return decorate

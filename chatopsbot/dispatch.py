@@ -8,10 +8,13 @@ long, the person who asked hears about it privately and everyone else carries on
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
+
+import attrs
 
 from chatopsbot.access import AccessSettings
 from chatopsbot.actions import Action, ActionCodec, InvalidAction
@@ -31,7 +34,16 @@ from chatopsbot.commands import (
 from chatopsbot.context import ActionContext, Context, Conversation, PluginContext, User
 from chatopsbot.messenger import ConversationSender, Messenger
 from chatopsbot.metrics import Metrics
-from chatopsbot.responses import HandlerResult, Text, as_responses
+from chatopsbot.responses import (
+    Actions,
+    Button,
+    ButtonStyle,
+    Card,
+    Edit,
+    HandlerResult,
+    Text,
+    as_responses,
+)
 from chatopsbot.scheduler import Scheduler
 from chatopsbot.store import Backend, Store
 from chatopsbot.zoom.events import (
@@ -47,6 +59,11 @@ from chatopsbot.zoom.events import (
 log = logging.getLogger("chatopsbot.dispatch")
 
 WELCOME = "Thanks for adding me! Type help to see what I can do."
+EXPIRED = "This confirmation has expired or was already answered. Run the command again."
+#: Button values of the runtime itself (confirmations) use this reserved plugin name.
+CORE = "chatopsbot"
+PROPOSALS = "chatopsbot:proposals"
+CONFIRM_SECONDS = 300
 STALE_BUTTON = "Sorry, this button no longer works. Run the command again for a fresh one."
 UNKNOWN = "(unknown)"
 
@@ -147,7 +164,15 @@ class Dispatcher:
             words = tokenize(event.cmd)
             if not words:
                 self._count(UNKNOWN, "help")
-                tell(_overview(self._commands))
+                allowed = [
+                    c
+                    for c in self._commands
+                    if self._access.denial(
+                        c.name, admin_only=c.admin_only, user=caller, conversation=conversation
+                    )
+                    is None
+                ]
+                tell(_overview(allowed))
                 return
             command, rest = self._commands.resolve(words)
             extra["command"] = command.name
@@ -173,6 +198,21 @@ class Dispatcher:
             self._count(exc.command.name if exc.command else UNKNOWN, "usage")
             tell(_usage(exc))
             return
+        if command.confirm:
+            await self._propose(command, rest, args, caller, conversation, sender)
+            self._count(command.name, "proposed")
+            return
+        await self._run_command(command, args, caller, conversation, sender, extra)
+
+    async def _run_command(
+        self,
+        command: Command,
+        args: Mapping[str, Any],
+        caller: User,
+        conversation: Conversation,
+        sender: ConversationSender,
+        extra: dict[str, Any],
+    ) -> None:
         ctx = Context(
             **self.plugin_context(command.plugin, extra),
             caller=caller,
@@ -183,10 +223,82 @@ class Dispatcher:
             sender=sender,
             access=self._access,
         )
+
+        def tell(text: str) -> None:
+            sender.post(Text(text, private=True))
+
         outcome = await self._invoke(
             command.handler(ctx), command.name, command.timeout, sender, extra, tell, command
         )
         self._count(command.name, outcome)
+
+    async def _propose(
+        self,
+        command: Command,
+        words: list[str],
+        args: Mapping[str, Any],
+        caller: User,
+        conversation: Conversation,
+        sender: ConversationSender,
+    ) -> None:
+        """Ask the caller, privately, to confirm a command marked ``confirm``."""
+        proposal = secrets.token_hex(8)
+        question = _question(command, args)
+        record = {
+            "command": command.name,
+            "words": words,
+            "question": question,
+            "caller": attrs.asdict(caller),
+            "conversation": attrs.asdict(conversation),
+        }
+        expires = self._clock.timestamp() + CONFIRM_SECONDS
+        await self._backend.put(PROPOSALS, proposal, json.dumps(record), expires)
+        buttons = (
+            Button("Confirm", self._codec.encode(CORE, "confirm", proposal), ButtonStyle.DANGER),
+            Button("Cancel", self._codec.encode(CORE, "cancel", proposal)),
+        )
+        sender.post(
+            Card(
+                head=question,
+                sub_head=f"Only you see this; it expires in {CONFIRM_SECONDS // 60} minutes.",
+                body=[Actions(buttons)],
+                private=True,
+            )
+        )
+
+    async def _answer(
+        self,
+        event: ButtonClicked | OptionSelected,
+        name: str,
+        proposal: str,
+        clicker: User,
+        sender: ConversationSender,
+        extra: dict[str, Any],
+    ) -> None:
+        """Confirm or cancel a proposal: only its caller may, and only once, within its time."""
+        text = await self._backend.get(PROPOSALS, proposal, self._clock.timestamp())
+        record = json.loads(text) if text else None
+        if record is not None and record["caller"]["id"] != clicker.id:
+            sender.post(Text(f"Only {record['caller']['name']} can answer this.", private=True))
+            return
+        # Deleting is the atomic "take": of two quick clicks, one wins.
+        if record is None or not await self._backend.delete(PROPOSALS, proposal):
+            sender.post(Text(EXPIRED, private=True))
+            return
+        command = self._commands.find(record["command"])
+        if name == "cancel" or command is None:
+            sender.post(Edit(event.message_id, Text(f"Cancelled: {record['question']}")))
+            return
+        sender.post(Edit(event.message_id, Text(f"Confirmed: {record['question']}")))
+        extra["command"] = command.name
+        await self._run_command(
+            command,
+            parse_args(command, record["words"]),
+            User(**record["caller"]),
+            Conversation(**record["conversation"]),
+            sender,
+            extra,
+        )
 
     async def _action(self, event: ButtonClicked | OptionSelected) -> None:
         clicker = User(event.user_id, event.user_jid, event.user_name)
@@ -199,6 +311,9 @@ class Dispatcher:
             plugin, name, _ = decoded[0]
             if any((p, n) != (plugin, name) for p, n, _ in decoded):
                 raise InvalidAction("a dropdown mixing actions")
+            if plugin == CORE and name in ("confirm", "cancel"):
+                await self._answer(event, name, decoded[0][2], clicker, sender, extra)
+                return
             handler = self._actions.get((plugin, name))
             if handler is None:
                 raise InvalidAction(f"no action {name!r} in plugin {plugin!r}")
@@ -288,6 +403,15 @@ def _extra(user: User, conversation: Conversation) -> dict[str, Any]:
     }
 
 
+def _question(command: Command, args: Mapping[str, Any]) -> str:
+    assert command.confirm is not None  # noqa: S101 - only called for commands that confirm
+    values = {k: " ".join(map(str, v)) if isinstance(v, tuple) else v for k, v in args.items()}
+    try:
+        return command.confirm.format_map(values)
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return command.confirm
+
+
 def _log_failure(name: str, extra: Mapping[str, Any], timeout: float | None = None) -> str:
     """Log a handler failure under a short reference the user can quote; return it."""
     ref = secrets.token_hex(4)
@@ -304,7 +428,7 @@ def _failed(name: str, ref: str) -> str:
     return f"Sorry, {name} failed (reference {ref}). Tell the bot's operators."
 
 
-def _overview(commands: CommandTree) -> str:
+def _overview(commands: Iterable[Command]) -> str:
     return "Commands:\n" + format_overview(commands) + "\nType help <command> for details."
 
 
