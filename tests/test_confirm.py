@@ -90,3 +90,4 @@ async def test_bad_arguments_are_refused_before_asking(setup):
     bot, deployer, _ = setup
     [reply] = await bot.deliver(bot_notification("rollback api qa", to_jid="c@conference.x"))
     assert reply.text.startswith("invalid env 'qa': choose one of staging, prod")
+    assert deployer.runs == []
