@@ -49,6 +49,7 @@ class Runtime:
     tokens: TokenCache
     session: aiohttp.ClientSession
     scheduler: Scheduler
+    messenger: Messenger
     tasks: set[asyncio.Task[None]] = field(factory=set)
     stopping: bool = False
     stopped: bool = False
@@ -119,6 +120,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         max_attempts=outbound.max_attempts,
         metrics=app[METRICS],
     )
+    messenger = Messenger(outbox, zoom.bot_jid, backend, app[CLOCK])
     scheduler = Scheduler(
         jobs=app[PLUGINS].jobs,
         timer_handlers=app[PLUGINS].timers,
@@ -129,7 +131,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         commands=app[PLUGINS].commands,
         actions=app[PLUGINS].actions,
         configs=app[PLUGINS].configs,
-        messenger=Messenger(outbox, zoom.bot_jid),
+        messenger=messenger,
         codec=ActionCodec(zoom.secret_token.reveal()),
         backend=backend,
         clock=app[CLOCK],
@@ -138,7 +140,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         scheduler=scheduler,
         access=settings.access,
     )
-    app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session, scheduler)
+    app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session, scheduler, messenger)
     await scheduler.start(dispatcher.context_for)
     log.info(
         "serving webhooks at %s with %d commands; sending at most %g requests/s per account",
@@ -177,6 +179,7 @@ async def _shutdown(app: web.Application) -> None:
             )
             await asyncio.gather(*pending, return_exceptions=True)
     await runtime.outbox.drain(max(0.0, deadline - loop.time()))
+    await runtime.messenger.flush()
 
 
 def _answer(app: web.Application, outcome: str, status: int = 200, **kwargs: Any) -> web.Response:

@@ -70,6 +70,7 @@ class Outlet(Protocol):
         *,
         caller_id: str | None = None,
         log_extra: Mapping[str, Any] | None = None,
+        plugin: str | None = None,
     ) -> Sender:
         """A sender for ``conversation``; private responses are shown to ``caller_id``."""
         ...
@@ -95,7 +96,8 @@ class PluginContext:
 
     async def send_to(self, conversation: Conversation, response: Response) -> Sent:
         """Send ``response`` to any conversation (a channel or a 1:1 chat) and get its id."""
-        return await self.outlet.to(conversation, log_extra={"plugin": self.plugin}).send(response)
+        sender = self.outlet.to(conversation, log_extra={"plugin": self.plugin}, plugin=self.plugin)
+        return await sender.send(response)
 
     def button(
         self,

@@ -52,7 +52,9 @@ from chatopsbot.zoom.events import (
     BotNotification,
     ButtonClicked,
     Event,
+    FieldEdited,
     InteractiveEvent,
+    MessageEdited,
     OptionSelected,
 )
 
@@ -124,13 +126,8 @@ class Dispatcher:
                     await self._command(event)
                 case ButtonClicked() | OptionSelected():
                     await self._action(event)
-                case InteractiveEvent():
-                    log.info(
-                        "%s on message %s: no plugin handles form edits in this version",
-                        type(event).__name__,
-                        event.message_id,
-                        extra={"caller": event.user_jid, "channel": event.to_jid},
-                    )
+                case FieldEdited() | MessageEdited():
+                    await self._form_edit(event)
                 case BotInstalled():
                     conversation = Conversation(event.account_id, event.user_jid)
                     log.info(
@@ -213,6 +210,10 @@ class Dispatcher:
         sender: ConversationSender,
         extra: dict[str, Any],
     ) -> None:
+        # Same conversation, same outbox queue: still in order with the early replies.
+        sender = self._messenger.to(
+            conversation, caller_id=caller.id or None, log_extra=extra, plugin=command.plugin
+        )
         ctx = Context(
             **self.plugin_context(command.plugin, extra),
             caller=caller,
@@ -314,23 +315,59 @@ class Dispatcher:
             if plugin == CORE and name in ("confirm", "cancel"):
                 await self._answer(event, name, decoded[0][2], clicker, sender, extra)
                 return
-            handler = self._actions.get((plugin, name))
-            if handler is None:
+            if (plugin, name) not in self._actions:
                 raise InvalidAction(f"no action {name!r} in plugin {plugin!r}")
         except InvalidAction as exc:
             log.warning("refused a click on message %s: %s", event.message_id, exc, extra=extra)
             self._metrics.actions.labels(UNKNOWN, "stale").inc()
             sender.post(Text(STALE_BUTTON, private=True))
             return
+        payloads = tuple(payload for _, _, payload in decoded)
+        await self._run_action(event, plugin, name, payloads[0], payloads, clicker, extra)
+
+    async def _form_edit(self, event: FieldEdited | MessageEdited) -> None:
+        """Hand a form edit to the plugin that sent the card, if it declared a handler."""
+        plugin = await self._messenger.author(event.message_id)
+        name = "field_edited" if isinstance(event, FieldEdited) else "message_edited"
+        clicker = User(event.user_id, event.user_jid, event.user_name)
+        extra = _extra(clicker, Conversation(event.account_id, event.to_jid, event.channel_name))
+        if plugin is None or (plugin, name) not in self._actions:
+            log.info("%s on message %s: no plugin handles it", name, event.message_id, extra=extra)
+            return
+        if isinstance(event, FieldEdited):
+            payload, values = event.key, (event.current_value, event.new_value)
+        else:
+            payload, values = "", (event.origin, event.target)
+        await self._run_action(event, plugin, name, payload, values, clicker, extra)
+
+    async def _run_action(
+        self,
+        event: InteractiveEvent,
+        plugin: str,
+        name: str,
+        payload: str,
+        values: tuple[str, ...],
+        clicker: User,
+        extra: dict[str, Any],
+    ) -> None:
+        handler = self._actions[(plugin, name)]
+        conversation = Conversation(event.account_id, event.to_jid, event.channel_name)
         label = f"{plugin}:{name}"
         extra["command"] = label
+        sender = self._messenger.to(
+            conversation, caller_id=clicker.id or None, log_extra=extra, plugin=plugin
+        )
+
+        def tell(text: str) -> None:
+            sender.post(Text(text, private=True))
+
         denial = self._access.denial(
             label, admin_only=handler.admin_only, user=clicker, conversation=conversation
         )
         if denial is not None:
             self._metrics.actions.labels(label, "denied").inc()
             log.warning("refused %s: %s", label, denial, extra=extra)
-            sender.post(Text(f"You may not do that: {denial}.", private=True))
+            tell(f"You may not do that: {denial}.")
             return
         ctx = ActionContext(
             **self.plugin_context(plugin, extra),
@@ -339,15 +376,11 @@ class Dispatcher:
             message_id=event.message_id,
             original=event.original,
             action=name,
-            payload=decoded[0][2],
-            values=tuple(payload for _, _, payload in decoded),
+            payload=payload,
+            values=values,
             sender=sender,
             access=self._access,
         )
-
-        def tell(text: str) -> None:
-            sender.post(Text(text, private=True))
-
         outcome = await self._invoke(handler.handler(ctx), label, None, sender, extra, tell)
         self._metrics.actions.labels(label, outcome).inc()
 

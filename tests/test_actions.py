@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from chatopsbot import (
     Card,
     Context,
     Edit,
+    Field,
+    Fields,
     Select,
     Text,
     action,
@@ -19,7 +22,7 @@ from chatopsbot import (
     hookimpl,
 )
 from chatopsbot.actions import ActionCodec, InvalidAction
-from chatopsbot.zoom.payloads import button_clicked, option_selected
+from chatopsbot.zoom.payloads import button_clicked, field_edited, option_selected
 
 
 def test_codec_round_trip_and_forgery():
@@ -73,14 +76,26 @@ async def pick(ctx: ActionContext) -> Text:
     return Text(f"picked {','.join(ctx.values)} from {ctx.original.get('head', {}).get('text')}")
 
 
+@command("profile", help="An editable form")
+async def profile(ctx: Context) -> Card:
+    return Card(head="Profile", body=[Fields((Field("Team", "ops", editable=True),))])
+
+
+@action("field_edited")
+async def field_edited_handler(ctx: ActionContext) -> list[Any]:
+    old, new = ctx.values
+    card = Card(head="Profile", body=[Fields((Field(ctx.payload, new, editable=True),))])
+    return [Edit(ctx.message_id, card), Text(f"{ctx.payload}: {old} -> {new}", private=True)]
+
+
 class Counter:
     @hookimpl
     def chatops_commands(self) -> list[Any]:
-        return [counter]
+        return [counter, profile]
 
     @hookimpl
     def chatops_actions(self) -> list[Any]:
-        return [bump, boom, pick]
+        return [bump, boom, pick, field_edited_handler]
 
 
 @pytest.fixture
@@ -140,3 +155,18 @@ async def test_clicks_are_counted_in_metrics(bot):
     text = await (await bot.client.get("/metrics")).text()
     assert 'chatopsbot_actions_total{action="counter:bump",outcome="ok"} 1.0' in text
     assert 'chatopsbot_actions_total{action="(unknown)",outcome="stale"} 1.0' in text
+
+
+async def test_a_form_edit_reaches_the_plugin_that_sent_the_card(bot):
+    [form] = await bot.command("profile")
+    [reply] = await bot.deliver(field_edited("Team", "ops", "platform", message_id=form.message_id))
+    assert reply.text == "Team: ops -> platform"
+    assert reply.visible_to_user == "u-alice"
+    assert form.edits == 1
+    assert form.text == "Profile\nTeam: platform"
+
+
+async def test_a_form_edit_on_an_unknown_card_is_ignored(bot, caplog):
+    with caplog.at_level(logging.INFO, "chatopsbot.dispatch"):
+        assert await bot.deliver(field_edited("Team", "a", "b", message_id="not-ours")) == []
+    assert "field_edited on message not-ours: no plugin handles it" in caplog.text

@@ -317,8 +317,10 @@ def _missing(body: Mapping[str, Any], keys: tuple[str, ...]) -> str:
 def _texts(node: object) -> list[str]:
     if isinstance(node, dict):
         out = [node["text"]] if isinstance(node.get("text"), str) else []
+        if isinstance(node.get("key"), str) and isinstance(node.get("value"), str):
+            out.append(f"{node['key']}: {node['value']}")
         for key, value in node.items():
-            if key != "text":
+            if key not in ("text", "key", "value"):
                 out.extend(_texts(value))
         return out
     if isinstance(node, list):

@@ -110,6 +110,23 @@ def option_selected(
     }
 
 
+def field_edited(
+    key: str, current: str, new: str, *, message_id: str, **where: str
+) -> dict[str, Any]:
+    """An ``interactive_message_fields_editable`` event: field ``key`` changed to ``new``."""
+    payload = _chat_payload(**{**_DEFAULTS, **where})
+    payload.update(
+        messageId=message_id,
+        fieldEditItem={"key": key, "currentValue": current, "newValue": new},
+        original={},
+    )
+    return {
+        "event": "interactive_message_fields_editable",
+        "event_ts": payload["timestamp"],
+        "payload": payload,
+    }
+
+
 _DEFAULTS = {
     "account_id": "acct-1",
     "robot_jid": "bot@xmpp.zoom.us",
