@@ -5,8 +5,9 @@ This module is the public API for plugin authors; everything else is internal.
 
 from __future__ import annotations
 
+from chatopsbot.access import AccessSettings
 from chatopsbot.actions import Action, action
-from chatopsbot.clock import Clock, SystemClock
+from chatopsbot.clock import Clock, ManualClock, SystemClock
 from chatopsbot.commands import (
     Arg,
     Command,
@@ -55,9 +56,11 @@ from chatopsbot.routes import (
     require_signature,
     route,
 )
+from chatopsbot.scheduler import Job, TimerHandler, Timers, cron, every, timer
 from chatopsbot.store import Store
 
 __all__ = [
+    "AccessSettings",
     "Action",
     "ActionContext",
     "Actions",
@@ -82,6 +85,8 @@ __all__ = [
     "HookError",
     "HookRequest",
     "HookResponse",
+    "Job",
+    "ManualClock",
     "Option",
     "Paragraph",
     "PluginConfigError",
@@ -96,11 +101,15 @@ __all__ = [
     "Style",
     "SystemClock",
     "Text",
+    "TimerHandler",
+    "Timers",
     "UnknownCommand",
     "UsageError",
     "User",
     "action",
     "command",
+    "cron",
+    "every",
     "format_help",
     "format_overview",
     "format_usage",
@@ -109,4 +118,5 @@ __all__ = [
     "require_bearer",
     "require_signature",
     "route",
+    "timer",
 ]

@@ -167,3 +167,27 @@ async def test_a_locked_file_fails_with_path(tmp_path):
             await asyncio.wait_for(SqliteBackend.open(str(Path(path))), 30)
     finally:
         holder.close()
+
+
+async def test_plugin_data_survives_an_app_restart(start_bot, tmp_path):
+    from chatopsbot import Context, Text, command, hookimpl
+
+    @command("count", help="Counts")
+    async def count(ctx: Context) -> Text:
+        n = await ctx.store.update("n", lambda v: v + 1, default=0)
+        return Text(f"count {n}")
+
+    class Counter:
+        @hookimpl
+        def chatops_commands(self) -> list[object]:
+            return [count]
+
+    db = str(tmp_path / "bot.db")
+    first = await start_bot(extra={"counter": Counter()}, storage={"path": db})
+    await first.command("count")
+    [reply] = await first.command("count")
+    assert reply.text == "count 2"
+    await first.client.close()
+    second = await start_bot(extra={"counter": Counter()}, storage={"path": db})
+    [reply] = await second.command("count")
+    assert reply.text == "count 3"

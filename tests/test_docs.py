@@ -1,0 +1,58 @@
+"""The code on docs/writing-plugins.md runs against the current API."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from chatopsbot import Command, Job, Route, TimerHandler
+from chatopsbot.actions import Action
+from chatopsbot.config import parse_settings
+
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "writing-plugins.md"
+BLOCKS = re.findall(r"```(python|toml)\n(.*?)```", PAGE.read_text(), re.S)
+
+
+@pytest.mark.parametrize(
+    "code", [c for kind, c in BLOCKS if kind == "python"], ids=lambda c: c.split("\n")[0][:40]
+)
+def test_python_examples_build_what_they_say(code):
+    namespace: dict[str, object] = {}
+    exec(compile(code, str(PAGE), "exec"), namespace)  # noqa: S102 - our own documentation
+    built = [
+        v
+        for v in namespace.values()
+        if isinstance(v, Command | Action | Route | Job | TimerHandler)
+    ]
+    hooks = [k for k in namespace if k.startswith("chatops_")]
+    assert built or hooks
+    for name in hooks:
+        hook = namespace[name]
+        assert callable(hook)
+        if name != "chatops_config":
+            assert all(
+                isinstance(item, Command | Action | Route | Job | TimerHandler) for item in hook()
+            )
+
+
+def test_the_access_example_is_a_valid_config():
+    table = next(c for kind, c in BLOCKS if kind == "toml" and "[access]" in c)
+    data = {
+        "zoom": {"client_id": "a", "client_secret": "b", "bot_jid": "c", "secret_token": "d"},
+        **tomllib.loads(table),
+    }
+    access = parse_settings(data, environ={}).access
+    assert set(access.rules) == {"standup start", "standup", "standup:join"}
+
+
+def test_the_config_hook_example_names_the_key():
+    code = next(c for kind, c in BLOCKS if kind == "python" and "chatops_config" in c)
+    namespace: dict[str, object] = {}
+    exec(compile(code, str(PAGE), "exec"), namespace)  # noqa: S102
+    hook = namespace["chatops_config"]
+    assert hook({}) == {"default_minutes": 15}  # type: ignore[operator]
+    with pytest.raises(Exception, match="default_minutes: expected a positive integer"):
+        hook({"default_minutes": 0})  # type: ignore[operator]
