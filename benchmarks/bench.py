@@ -56,6 +56,16 @@ def settings_for(zoom: FakeZoom, rate: float, port: int = 0) -> Settings:
     )
 
 
+def reply(zoom: FakeZoom, to: str, text: str) -> ApiCall:
+    body = {
+        "robot_jid": zoom.robot_jid,
+        "to_jid": to,
+        "account_id": "acct-1",
+        "content": {"body": [{"type": "message", "text": text}]},
+    }
+    return ApiCall("POST", MESSAGES_PATH, "acct-1", body)
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as status:
         for line in status:
@@ -77,13 +87,7 @@ async def quota(rate: int = 20, replies: int = 400, conversations: int = 8) -> N
         futures = []
         for n in range(replies):
             to = f"c{n % conversations}@conference.xmpp.zoom.us"
-            body = {
-                "robot_jid": zoom.robot_jid,
-                "to_jid": to,
-                "account_id": "acct-1",
-                "content": {"body": [{"type": "message", "text": f"reply {n}"}]},
-            }
-            futures.append(outbox.submit(ApiCall("POST", MESSAGES_PATH, "acct-1", body), key=to))
+            futures.append(outbox.submit(reply(zoom, to, f"reply {n}"), key=to))
         results = await asyncio.gather(*futures, return_exceptions=True)
         await outbox.drain(1)
     ok = [r for r in zoom.requests if r.status == 201]
@@ -182,13 +186,7 @@ async def memory(queued: int = 10_000) -> None:
         outbox = app[RUNTIME].outbox
         for n in range(queued):
             to = f"c{n % 100}@conference.xmpp.zoom.us"
-            body = {
-                "robot_jid": zoom.robot_jid,
-                "to_jid": to,
-                "account_id": "acct-1",
-                "content": {"body": [{"type": "message", "text": f"queued reply number {n}"}]},
-            }
-            outbox.submit(ApiCall("POST", MESSAGES_PATH, "acct-1", body), key=to)
+            outbox.submit(reply(zoom, to, f"queued reply number {n}"), key=to)
         await asyncio.sleep(0.5)
         gc.collect()
         loaded = rss_mib()

@@ -21,7 +21,14 @@ from chatopsbot.commands import (
     format_overview,
     format_usage,
 )
-from chatopsbot.context import ActionContext, Context, Conversation, PluginContext, User
+from chatopsbot.context import (
+    ActionContext,
+    Context,
+    Conversation,
+    ConversationContext,
+    PluginContext,
+    User,
+)
 from chatopsbot.hookspecs import hookimpl
 from chatopsbot.plugins import PluginConfigError
 from chatopsbot.responses import (
@@ -75,6 +82,7 @@ __all__ = [
     "CommandTree",
     "Context",
     "Conversation",
+    "ConversationContext",
     "Delete",
     "Divider",
     "Edit",

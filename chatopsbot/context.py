@@ -115,21 +115,35 @@ class PluginContext:
 
 
 @frozen(kw_only=True)
-class Context(PluginContext):
-    """Everything a command handler gets: the caller, the conversation and the parsed ``args``."""
+class ConversationContext(PluginContext):
+    """What handlers started by a person in a conversation share: where, and how to answer."""
 
-    caller: User
     conversation: Conversation
-    command: Command
-    args: Mapping[str, Any]
-    commands: CommandTree
     sender: Sender
     access: AccessSettings
 
     @property
     def account_id(self) -> str:
-        """The Zoom account the command came from."""
+        """The Zoom account the event came from."""
         return self.conversation.account_id
+
+    async def send(self, response: Response) -> Sent:
+        """Send a response in this conversation now and get its message id back.
+
+        Use it for progress messages and for cards the handler edits later; returned responses
+        are sent after everything sent this way.
+        """
+        return await self.sender.send(response)
+
+
+@frozen(kw_only=True)
+class Context(ConversationContext):
+    """Everything a command handler gets: the caller, the conversation and the parsed ``args``."""
+
+    caller: User
+    command: Command
+    args: Mapping[str, Any]
+    commands: CommandTree
 
     @property
     def caller_is_admin(self) -> bool:
@@ -146,44 +160,24 @@ class Context(PluginContext):
         )
         return denial is None
 
-    async def send(self, response: Response) -> Sent:
-        """Send a response before the handler returns, and get its message id back.
-
-        Use it for progress messages and for cards the handler edits later; returned responses
-        are sent after everything sent this way.
-        """
-        return await self.sender.send(response)
-
 
 @frozen(kw_only=True)
-class ActionContext(PluginContext):
+class ActionContext(ConversationContext):
     """What an action handler gets: who clicked, where, on which message, with which payload.
 
     ``message_id`` is the card clicked on (return ``Edit(ctx.message_id, ...)`` to update it);
     ``original`` its content as Zoom sent it back; ``payload`` what the button carried;
-    ``values`` every payload picked, for a dropdown.
+    ``values`` every payload picked, for a dropdown (``(old, new)`` for a form field edit).
     """
 
     clicker: User
-    conversation: Conversation
     message_id: str
     original: Mapping[str, Any]
     action: str
     payload: str
     values: tuple[str, ...]
-    sender: Sender
-    access: AccessSettings
-
-    @property
-    def account_id(self) -> str:
-        """The Zoom account the click came from."""
-        return self.conversation.account_id
 
     @property
     def clicker_is_admin(self) -> bool:
         """Whether the clicker is one of the bot's admins (``[access] admins``)."""
         return self.access.is_admin(self.clicker)
-
-    async def send(self, response: Response) -> Sent:
-        """Send a response in this conversation now and get its message id back."""
-        return await self.sender.send(response)
