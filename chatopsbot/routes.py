@@ -71,6 +71,8 @@ class HookRequest:
             raise HookError(
                 400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
+        except RecursionError:
+            raise HookError(400, "malformed JSON: nested too deeply") from None
 
 
 @frozen

@@ -273,6 +273,7 @@ async def test_url_validation_is_answered(bot):
         (b"{not json", "malformed JSON"),
         (b"\xff\xfe{}", "not UTF-8"),
         (b"[]", "expected an object"),
+        (b"[" * 200_000, "nested too deeply"),
         (b'{"event": "bot_notification"}', "payload: missing"),
         (
             json.dumps(
@@ -281,7 +282,7 @@ async def test_url_validation_is_answered(bot):
             "cmd: expected a string, got a number",
         ),
     ],
-    ids=["json", "utf8", "array", "no-payload", "wrong-type"],
+    ids=["json", "utf8", "array", "deep", "no-payload", "wrong-type"],
 )
 async def test_malformed_bodies_get_400_with_the_reason(bot, body, reason):
     headers = {"x-zm-request-timestamp": str(int(time.time()))}

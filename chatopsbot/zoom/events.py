@@ -224,6 +224,10 @@ class _Fields:
     def raw(self) -> dict[str, Any]:
         return self._data
 
+    @property
+    def path(self) -> str:
+        return self._path
+
     def _get(self, key: str, required: bool, default: object) -> object:
         if key in self._data and self._data[key] is not None:
             return self._data[key]
@@ -237,11 +241,15 @@ def _describe(value: object) -> str:
 
 
 def _chat_fields(p: _Fields) -> dict[str, Any]:
+    # Private replies go to the user id (visible_to_user): an event without one is unusable.
+    user_id = p.text("userId")
+    if not user_id:
+        raise EventError(f"{p.path}.userId: empty")
     return {
         "account_id": p.text("accountId"),
         "robot_jid": p.text("robotJid"),
         "to_jid": p.text("toJid"),
-        "user_id": p.text("userId", required=False),
+        "user_id": user_id,
         "user_jid": p.text("userJid"),
         "user_name": p.text("userName", required=False),
         "channel_name": p.text("channelName", required=False),
@@ -348,6 +356,9 @@ def parse_event(body: bytes) -> Event:
         raise EventError(
             f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        # json raises this, not JSONDecodeError, for absurdly deep nesting.
+        raise EventError("malformed JSON: nested too deeply") from None
     envelope = _Fields(data, "body")
     name = envelope.text("event")
     parser = _PARSERS.get(name)
