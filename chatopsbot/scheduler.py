@@ -171,11 +171,18 @@ class Scheduler:
     async def start(self, context_for: Callable[[str], PluginContext]) -> None:
         """Load stored timers and start every job's loop; ``context_for`` builds contexts."""
         self._context_for = context_for
+        orphans = 0
         for key, text in await self._backend.scan(TIMERS_NAMESPACE, "", self._clock.timestamp()):
             data = json.loads(text)
+            if (data["plugin"], data["name"]) not in self._handlers:
+                # Its plugin is disabled or gone: keep it stored for when it comes back.
+                orphans += 1
+                continue
             self._timers[key] = _Timer(
                 key, data["plugin"], data["name"], data["due"], data["payload"]
             )
+        if orphans:
+            log.warning("%d stored timer(s) belong to plugins not loaded; kept, not run", orphans)
         overdue = sum(t.due <= self._clock.timestamp() for t in self._timers.values())
         if self._timers:
             log.info("loaded %d timer(s), %d overdue", len(self._timers), overdue)

@@ -223,3 +223,22 @@ async def test_timers_need_a_handler_and_an_aware_time(start_bot):
 def test_cron_decorator_builds_a_job():
     job = cron("0 9 * * 1-5", timezone="Europe/Berlin")(noop)
     assert (job.name, job.cron, job.timezone) == ("noop", "0 9 * * 1-5", "Europe/Berlin")
+
+
+async def test_timers_of_a_plugin_not_loaded_are_kept_for_its_return(start_bot, tmp_path, caplog):
+    db = str(tmp_path / "bot.db")
+    clock = ManualClock(START)
+    first = await start_bot(extra={"reminder": Reminder()}, clock=clock, storage={"path": db})
+    await first.command("remind 1 later")
+    await first.client.close()
+    await clock.advance(timedelta(minutes=5))
+    without = await start_bot(clock=clock, storage={"path": db})
+    await clock.advance(0)
+    await without.settle()
+    assert "1 stored timer(s) belong to plugins not loaded; kept, not run" in caplog.text
+    await without.client.close()
+    reminder = Reminder()
+    back = await start_bot(extra={"reminder": reminder}, clock=clock, storage={"path": db})
+    await clock.advance(0)
+    await back.settle()
+    assert reminder.fired == [{"text": "later", "to": CHANNEL}]
