@@ -1,0 +1,364 @@
+"""The test kit for plugin authors: the real bot in-process, a fake Zoom, readable checks.
+
+    from chatopsbot.testing import BotHarness
+
+    async def test_hello():
+        async with BotHarness(plugins={"hello": my_plugin}) as bot:
+            [reply] = await bot.command("hello Bob", user="alice")
+            assert reply.text == "Hello, Bob!"
+
+Everything goes through the real path: a signed webhook into the aiohttp app, the dispatcher,
+your handler, the outbound layer, the token exchange and the fake Zoom API, which records what
+it received (:class:`~chatopsbot.zoom.fake.Message`: text, who may see it, edits, deletion).
+Time is a :class:`~chatopsbot.clock.ManualClock`: :meth:`BotHarness.advance` fires jobs and
+timers. Installed as a pytest plugin, it also offers the ``chatopsbot_bot`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient, TestServer
+from attrs import frozen
+
+from chatopsbot.app import RUNTIME, Runtime, create_app
+from chatopsbot.clock import ManualClock
+from chatopsbot.config import Settings, parse_settings
+from chatopsbot.context import User
+from chatopsbot.plugins import load_plugins
+from chatopsbot.zoom.fake import FakeZoom, Message
+from chatopsbot.zoom.payloads import (
+    bot_notification,
+    button_clicked,
+    field_edited,
+    option_selected,
+    signed,
+)
+
+__all__ = ["BotHarness", "HookResult", "Replies", "chatopsbot_bot", "user"]
+
+SECRET = "harness-secret-token"  # noqa: S105 - signs webhooks to the bot under test
+ACCOUNT = "acct-1"
+
+
+def user(name: str) -> User:
+    """The test user called ``name``: id ``u-<name>``, JID ``<name>@xmpp.zoom.us``."""
+    key = name.lower()
+    return User(f"u-{key}", f"{key}@xmpp.zoom.us", name.capitalize())
+
+
+def channel_jid(name: str) -> str:
+    """The JID of the test channel ``name`` (``#`` optional)."""
+    return f"{name.lstrip('#').lower()}@conference.xmpp.zoom.us"
+
+
+class Replies(list[Message]):
+    """The messages Zoom received while handling one event, with helpers for assertions."""
+
+    @property
+    def texts(self) -> list[str]:
+        """Each message's text."""
+        return [m.text for m in self]
+
+    def only(self) -> Message:
+        """The single message; fails with what arrived otherwise."""
+        assert len(self) == 1, f"expected one message, got {len(self)}: {self.texts!r}"
+        return self[0]
+
+
+@frozen
+class HookResult:
+    """What a plugin's HTTP hook answered."""
+
+    status: int
+    body: Any
+
+
+class BotHarness:
+    """The bot with chosen plugins and config, against a fake Zoom, driven from a test."""
+
+    def __init__(
+        self,
+        plugins: Mapping[str, object] | None = None,
+        *,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+        installed: bool = True,
+        clock: ManualClock | None = None,
+        zoom: FakeZoom | None = None,
+    ) -> None:
+        self._plugins = dict(plugins or {})
+        self._config = config or {}
+        self._installed = installed
+        self.clock = clock or ManualClock()
+        # A fake Zoom passed in is shared (several bots, one Zoom) and left running.
+        self._own_zoom = zoom is None
+        self.zoom = zoom or FakeZoom()
+        self._client: TestClient[Any, Any] | None = None
+
+    async def __aenter__(self) -> BotHarness:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start the fake Zoom (unless one was given) and the bot."""
+        if self._own_zoom:
+            await self.zoom.start()
+        await self._start_bot()
+
+    async def stop(self) -> None:
+        """Stop the bot the way production does (drain included); the fake Zoom stays up."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def close(self) -> None:
+        """Stop the bot and the fake Zoom it started."""
+        await self.stop()
+        if self._own_zoom:
+            await self.zoom.close()
+
+    async def restart(self) -> None:
+        """Stop the bot and start a new one with the same storage, clock and fake Zoom.
+
+        Storage survives only on disk: pass ``config={"storage": {"path": ...}}``.
+        """
+        await self.stop()
+        await self._start_bot()
+
+    async def _start_bot(self) -> None:
+        settings = self.settings()
+        plugins = load_plugins(
+            settings.plugins,
+            source=settings.source,
+            extra=self._plugins,
+            entry_points=self._installed,
+        )
+        app = create_app(settings, plugins=plugins, clock=self.clock)
+        self._client = TestClient(TestServer(app))
+        await self._client.start_server()
+
+    def settings(self) -> Settings:
+        """The settings the bot runs with: the fake Zoom's, merged with ``config``."""
+        data: dict[str, Any] = {
+            "storage": {"path": ":memory:"},
+            "outbound": {"rate_limit": 1000, "drain_timeout": 5},
+            "zoom": {
+                "client_id": self.zoom.client_id,
+                "client_secret": self.zoom.client_secret,
+                "bot_jid": self.zoom.robot_jid,
+                "secret_token": SECRET,
+                "api_base_url": self.zoom.api_base_url,
+                "oauth_url": self.zoom.oauth_url,
+            },
+        }
+        for name, values in self._config.items():
+            data[name] = {**data.get(name, {}), **values}
+        return parse_settings(data, source="harness", environ={})
+
+    @property
+    def client(self) -> TestClient[Any, Any]:
+        """The HTTP client pointed at the bot."""
+        assert self._client is not None, "the bot is not running: use `async with BotHarness()`"
+        return self._client
+
+    @property
+    def runtime(self) -> Runtime:
+        """The running app's state (outbox, scheduler, dispatcher)."""
+        app = self.client.app
+        assert app is not None
+        runtime: Runtime = app[RUNTIME]
+        return runtime
+
+    # Driving the bot.
+
+    async def command(
+        self, text: str, *, user: str = "alice", channel: str | None = "ops", **fields: Any
+    ) -> Replies:
+        """Type ``text`` after the slash command as ``user`` in ``channel`` (``None``: a DM)."""
+        return await self.deliver(
+            bot_notification(text, **{**self._where(user, channel), **fields})
+        )
+
+    async def click(
+        self, message: Message, label: str, *, user: str = "alice", **fields: Any
+    ) -> Replies:
+        """Click the button labelled ``label`` on ``message``."""
+        buttons = [
+            item
+            for block in message.content.get("body", [])
+            if block.get("type") == "actions"
+            for item in block["items"]
+        ]
+        found = [b for b in buttons if b["text"] == label]
+        assert found, f"no button {label!r} on the message; it has {[b['text'] for b in buttons]}"
+        where = {**self._where(user, None), "to_jid": message.to_jid, **fields}
+        event = button_clicked(
+            found[0]["value"],
+            message_id=message.message_id,
+            text=label,
+            original=dict(message.content),
+            **where,
+        )
+        return await self.deliver(event)
+
+    async def select(
+        self, message: Message, option: str, *, user: str = "alice", **fields: Any
+    ) -> Replies:
+        """Pick the dropdown option labelled ``option`` on ``message``."""
+        options = [
+            item
+            for block in message.content.get("body", [])
+            if block.get("type") == "select"
+            for item in block["select_items"]
+        ]
+        found = [o for o in options if o["text"] == option]
+        assert found, f"no option {option!r} on the message; it has {[o['text'] for o in options]}"
+        where = {**self._where(user, None), "to_jid": message.to_jid, **fields}
+        event = option_selected(
+            [found[0]["value"]],
+            message_id=message.message_id,
+            original=dict(message.content),
+            **where,
+        )
+        return await self.deliver(event)
+
+    async def edit_field(
+        self, message: Message, key: str, new: str, *, user: str = "alice"
+    ) -> Replies:
+        """Change the editable field ``key`` of ``message`` to ``new``."""
+        fields = [
+            item
+            for block in message.content.get("body", [])
+            if block.get("type") == "fields"
+            for item in block["items"]
+        ]
+        found = [f for f in fields if f["key"] == key]
+        assert found, f"no field {key!r} on the message; it has {[f['key'] for f in fields]}"
+        where = {**self._where(user, None), "to_jid": message.to_jid}
+        event = field_edited(key, found[0]["value"], new, message_id=message.message_id, **where)
+        return await self.deliver(event)
+
+    async def hook(
+        self,
+        method: str,
+        plugin: str,
+        path: str = "",
+        *,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HookResult:
+        """Call a plugin's HTTP hook; wait until what it started has been sent."""
+        resp = await self.client.request(
+            method, f"/hooks/{plugin}{path}", json=json, data=data, headers=dict(headers or {})
+        )
+        body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+        await self.settle()
+        return HookResult(resp.status, body)
+
+    async def advance(self, by: float | timedelta) -> Replies:
+        """Move the clock forward, firing due jobs and timers; return what they sent."""
+        seen = len(self.zoom.requests)
+        await self.clock.advance(by)
+        await self.settle()
+        return self._since(seen)
+
+    async def deliver(self, event: dict[str, Any]) -> Replies:
+        """Post a Zoom event, signed; return the messages sent while handling it."""
+        seen = len(self.zoom.requests)
+        resp = await self.post(event)
+        assert resp.status == 200, f"the webhook answered {resp.status}: {await resp.text()}"
+        await self.settle()
+        return self._since(seen)
+
+    async def post(self, event: dict[str, Any], **kwargs: Any) -> ClientResponse:
+        """Post a Zoom event signed as Zoom would (at the harness clock's time)."""
+        kwargs.setdefault("timestamp", int(self.clock.timestamp()))
+        body, headers = signed(SECRET, event, **kwargs)
+        return await self.client.post(self.path, data=body, headers=headers)
+
+    @property
+    def path(self) -> str:
+        """The webhook path."""
+        return "/zoom/webhook"
+
+    async def settle(self, within: float = 10.0) -> None:
+        """Wait until handlers, jobs and the outbox are idle."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        runtime = self.runtime
+        while runtime.tasks or runtime.outbox.depth or runtime.scheduler.busy:
+            assert loop.time() < deadline, "the bot did not settle: a handler or job still runs"
+            await asyncio.sleep(0.005)
+
+    # Reading what Zoom received.
+
+    @property
+    def messages(self) -> list[Message]:
+        """Every message posted so far (edits and deletions show on them)."""
+        return self.zoom.sent()
+
+    def transcript(self) -> str:
+        """Everything posted so far, one line per message, for failure messages."""
+        lines = []
+        for m in self.messages:
+            who = f" (only {m.visible_to_user})" if m.visible_to_user else ""
+            state = " [deleted]" if m.deleted else f" [edited {m.edits}x]" if m.edits else ""
+            lines.append(f"{m.to_jid}{who}{state}: {m.text!r}")
+        return "\n".join(lines)
+
+    def _since(self, seen: int) -> Replies:
+        return Replies(
+            self.zoom.messages[r.message_id]
+            for r in self.zoom.requests[seen:]
+            if r.message_id is not None
+        )
+
+    def _where(self, name: str, channel: str | None) -> dict[str, str]:
+        who = user(name)
+        if channel is None:
+            return {
+                "account_id": ACCOUNT,
+                "to_jid": who.jid,
+                "channel_name": "",
+                "user_id": who.id,
+                "user_jid": who.jid,
+                "user_name": who.name,
+            }
+        return {
+            "account_id": ACCOUNT,
+            "to_jid": channel_jid(channel),
+            "channel_name": channel.lstrip("#"),
+            "user_id": who.id,
+            "user_jid": who.jid,
+            "user_name": who.name,
+        }
+
+
+@pytest.fixture
+async def chatopsbot_bot() -> AsyncIterator[Any]:
+    """``bot = await chatopsbot_bot(plugins={...}, config={...})``: started, closed after."""
+    started: list[BotHarness] = []
+
+    async def start(
+        plugins: Mapping[str, object] | None = None,
+        *,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+        installed: bool = True,
+    ) -> BotHarness:
+        harness = BotHarness(plugins, config=config, installed=installed)
+        await harness.start()
+        started.append(harness)
+        return harness
+
+    yield start
+    for harness in started:
+        await harness.close()
