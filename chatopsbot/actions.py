@@ -73,6 +73,11 @@ class ActionCodec:
             raise ValueError(f"button payloads are limited to {MAX_PAYLOAD} characters")
         return f"{_PREFIX}:{plugin}:{name}:{payload}:{self._sign(plugin, name, payload)}"
 
+    def pseudonym(self, plugin: str, value: str) -> str:
+        """A keyed hash of ``value`` for ``plugin``: stable, and not reversible without the key."""
+        digest = hmac.new(self._key, f"pseudonym:{plugin}:{value}".encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest.digest()[:18]).decode()
+
     def decode(self, value: str) -> tuple[str, str, str]:
         """``(plugin, action, payload)`` from a button value; :class:`InvalidAction` if forged."""
         head, _, rest = value.partition(":")

@@ -109,6 +109,11 @@ class PluginContext:
         """A button whose click reaches this plugin's ``action`` handler with ``payload``."""
         return Button(text, self.codec.encode(self.plugin, action, payload), style)
 
+    def pseudonym(self, value: str) -> str:
+        """A stable stand-in for ``value`` (say, a user id) that cannot be turned back into it
+        without the bot's secret: store it where the value itself must not be kept."""
+        return self.codec.pseudonym(self.plugin, value)
+
     def option(self, text: str, action: str, payload: str = "") -> SelectOption:
         """A dropdown option whose pick reaches this plugin's ``action`` with ``payload``."""
         return SelectOption(text, self.codec.encode(self.plugin, action, payload))

@@ -104,7 +104,9 @@ def load_plugins(
             manager.set_blocked(name)
             continue
         try:
-            manager.register(load(), name=name)
+            obj = load()
+            # A class is instantiated once per app, so a plugin may keep state on self.
+            manager.register(obj() if isinstance(obj, type) else obj, name=name)
         except Exception as exc:
             raise PluginError(f"plugin {name!r} ({where}) failed to load: {exc!r}") from exc
 

@@ -50,6 +50,8 @@ class Message:
     is_markdown: bool = False
     edits: int = 0
     deleted: bool = False
+    #: Earlier contents, oldest first (a client may still show one of them).
+    history: list[Mapping[str, Any]] = field(factory=list)
 
     @property
     def text(self) -> str:
@@ -270,6 +272,7 @@ class FakeZoom:
         message = self.messages.get(request.match_info["message_id"])
         if message is None or message.deleted:
             return 404, {"code": 8001, "message": "Invalid message_id."}
+        message.history.append(message.content)
         message.content = body["content"]
         message.edits += 1
         return 200, {"message_id": message.message_id, "robot_jid": self.robot_jid}

@@ -1,0 +1,177 @@
+"""Polls as data: parsing durations and deadlines, counting votes, rendering cards. No I/O."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from chatopsbot import Actions, Button, ButtonStyle, Card, Paragraph, UsageError
+
+MIN_OPTIONS = 2
+MAX_OPTIONS = 10
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+BAR_WIDTH = 10
+#: Voter names shown per option on the card; ``poll results`` lists them all.
+SHOWN_NAMES = 8
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30m``, ``2h``, ``1d``, ``1h30m`` as a timedelta; :class:`UsageError` otherwise."""
+    compact = text.strip().lower()
+    if not compact or _DURATION.sub("", compact) != "":
+        raise UsageError(f"invalid duration {text!r}: use a number with s, m, h, d or w, like 30m")
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
+    if seconds <= 0:
+        raise UsageError(f"invalid duration {text!r}: it must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def parse_clock_time(text: str, now: datetime, zone: ZoneInfo) -> datetime:
+    """The next ``HH:MM`` in ``zone`` after ``now`` (today, or tomorrow if already past)."""
+    match = _CLOCK.match(text.strip())
+    if match is None:
+        raise UsageError(f"invalid time {text!r}: use HH:MM, like 17:00")
+    local = now.astimezone(zone)
+    at = local.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
+    if at <= local:
+        at = (at + timedelta(days=1)).replace(hour=int(match[1]), minute=int(match[2]))
+    return at
+
+
+def validate_options(question: str, options: tuple[str, ...]) -> None:
+    """Refuse an empty question, too few or too many options, or duplicates."""
+    if not question.strip():
+        raise UsageError("the question is empty")
+    if len(options) < MIN_OPTIONS:
+        raise UsageError(f"a poll needs at least {MIN_OPTIONS} options, got {len(options)}")
+    if len(options) > MAX_OPTIONS:
+        raise UsageError(f"a poll takes at most {MAX_OPTIONS} options, got {len(options)}")
+    seen: set[str] = set()
+    for option in options:
+        key = option.strip().casefold()
+        if not key:
+            raise UsageError("an option is empty")
+        if key in seen:
+            raise UsageError(f"option {option!r} is there twice")
+        seen.add(key)
+
+
+def cast_vote(
+    ballots: dict[str, Any], voter: str, name: str | None, choice: int, poll: Mapping[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Apply one click to the ballots; return them and what happened (``added``, ``removed``,
+    ``moved``, ``full``). Clicking your current choice again removes it."""
+    ballots = dict(ballots)
+    mine = list(ballots.get(voter, {}).get("choices", []))
+    if choice in mine:
+        mine.remove(choice)
+        outcome = "removed"
+    elif not poll["multi"]:
+        outcome = "moved" if mine else "added"
+        mine = [choice]
+    elif len(mine) >= poll["max"]:
+        return ballots, "full"
+    else:
+        mine.append(choice)
+        outcome = "added"
+    if mine:
+        ballots[voter] = {"choices": sorted(mine), **({"name": name} if name else {})}
+    else:
+        ballots.pop(voter, None)
+    return ballots, outcome
+
+
+def tally(
+    poll: Mapping[str, Any], ballots: Mapping[str, Any]
+) -> list[tuple[int, str, int, list[str]]]:
+    """``(index, option, votes, voter names)`` per option, in the poll's order."""
+    rows = []
+    for index, option in enumerate(poll["options"]):
+        names = sorted(
+            b.get("name", "") for b in ballots.values() if index in b["choices"] and b.get("name")
+        )
+        count = sum(1 for b in ballots.values() if index in b["choices"])
+        rows.append((index, option, count, names))
+    return rows
+
+
+def describe(poll: Mapping[str, Any], zone: ZoneInfo) -> str:
+    """The sub-head: id, creator, mode and deadline."""
+    parts = [f"Poll {poll['id']} by {poll['creator']['name']}"]
+    parts.append(f"up to {poll['max']} choices" if poll["multi"] else "one choice")
+    if poll["anonymous"]:
+        parts.append("anonymous")
+    if poll["hidden"] and not poll["closed"]:
+        parts.append("results hidden until it closes")
+    if poll["closes_at"] and not poll["closed"]:
+        when = datetime.fromtimestamp(poll["closes_at"], zone)
+        parts.append(f"closes {when:%Y-%m-%d %H:%M} {when.tzname()}")
+    return " · ".join(parts)
+
+
+def render(
+    poll: Mapping[str, Any],
+    ballots: Mapping[str, Any],
+    zone: ZoneInfo,
+    button: Callable[[str, str, str, ButtonStyle], Button],
+) -> Card:
+    """The poll card: the live tally and buttons while open, the sorted result once closed."""
+    rows = tally(poll, ballots)
+    voters = len(ballots)
+    if poll["closed"]:
+        total = sum(count for _, _, count, _ in rows) or 1
+        lines = [
+            Paragraph(
+                f"{_bar(count, total)} {option}: {count} ({round(100 * count / total)}%)"
+                + _voters(names)
+            )
+            for _, option, count, names in sorted(rows, key=lambda r: (-r[2], r[0]))
+        ]
+        return Card(
+            head=f"{poll['question']} (closed)",
+            sub_head=describe(poll, zone) + f" · {voters} voter{'s' if voters != 1 else ''}",
+            body=lines,
+        )
+    hide = poll["hidden"]
+    lines = [
+        Paragraph(option if hide else f"{option}: {count}" + _voters(names))
+        for _, option, count, names in rows
+    ]
+    buttons = tuple(
+        button(option, "vote", f"{poll['id']}:{index}", ButtonStyle.DEFAULT)
+        for index, option, _, _ in rows
+    )
+    close = button("Close poll", "close", poll["id"], ButtonStyle.DANGER)
+    return Card(
+        head=poll["question"],
+        sub_head=describe(poll, zone) + ("" if hide else f" · {voters} voted"),
+        body=[*lines, Actions(buttons), Actions((close,))],
+    )
+
+
+def summary(poll: Mapping[str, Any], ballots: Mapping[str, Any]) -> str:
+    """A plain-text result, for ``poll results``."""
+    rows = tally(poll, ballots)
+    state = "closed" if poll["closed"] else "open"
+    lines = [f"{poll['question']} ({poll['id']}, {state}, {len(ballots)} voters)"]
+    for _, option, count, names in sorted(rows, key=lambda r: (-r[2], r[0])):
+        lines.append(f"{option}: {count}" + _voters(names, limit=None))
+    return "\n".join(lines)
+
+
+def _voters(names: list[str], limit: int | None = SHOWN_NAMES) -> str:
+    if not names:
+        return ""
+    if limit is None or len(names) <= limit:
+        return f" ({', '.join(names)})"
+    return f" ({', '.join(names[:limit])} and {len(names) - limit} more)"
+
+
+def _bar(count: int, total: int) -> str:
+    filled = round(BAR_WIDTH * count / total)
+    return "█" * filled + "░" * (BAR_WIDTH - filled)
