@@ -48,7 +48,8 @@ def test_the_example_file_parses_to_the_defaults():
     assert settings.outbound == defaults.outbound
     assert settings.commands == defaults.commands
     assert settings.logging == defaults.logging
-    assert settings.plugins == defaults.plugins
+    assert settings.plugins.disabled == defaults.plugins.disabled
+    assert dict(settings.plugins.tables) == {"polls": {"timezone": "UTC"}}
     assert settings.storage.path == str(ROOT / "chatopsbot.db")
 
 
