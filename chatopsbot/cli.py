@@ -1,4 +1,4 @@
-"""``chatopsbot run | check-config | plugins | demo``.
+"""``chatopsbot run | check-config | plugins | shell | demo``.
 
 Every failure a user can cause prints one line, ``file: key: what is wrong``, and exits 1.
 """
@@ -36,6 +36,18 @@ def _parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--config", metavar="FILE", help=config_help)
+    shell = sub.add_parser(
+        "shell",
+        help="talk to the bot in this terminal: real plugins and storage, a fake Zoom",
+        description="Runs the bot with its plugins, SQLite storage and outbound layer against "
+        "a fake Zoom on loopback; type commands as a user of your choice. No Zoom account needed.",
+    )
+    shell.add_argument(
+        "--storage",
+        metavar="FILE",
+        default="chatopsbot-shell.db",
+        help="the SQLite file to keep plugin data in (default: %(default)s)",
+    )
     demo = sub.add_parser(
         "demo",
         help="run the bot against a local fake Zoom (no account needed) and show a transcript",
@@ -53,6 +65,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = _parser().parse_args(argv)
     env = os.environ if environ is None else environ
     try:
+        if args.action == "shell":
+            from chatopsbot.shell import run_shell
+
+            handler = configure_logging("plain", "WARNING")
+            try:
+                return asyncio.run(run_shell(storage=args.storage))
+            finally:
+                logging.getLogger().removeHandler(handler)
         if args.action == "demo":
             from chatopsbot.demo import run_demo
 

@@ -27,7 +27,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from attrs import frozen
 
 from chatopsbot.app import RUNTIME, Runtime, create_app
-from chatopsbot.clock import ManualClock
+from chatopsbot.clock import Clock, ManualClock
 from chatopsbot.config import Settings, parse_settings
 from chatopsbot.context import User
 from chatopsbot.plugins import load_plugins
@@ -88,13 +88,13 @@ class BotHarness:
         *,
         config: Mapping[str, Mapping[str, Any]] | None = None,
         installed: bool = True,
-        clock: ManualClock | None = None,
+        clock: Clock | None = None,
         zoom: FakeZoom | None = None,
     ) -> None:
         self._plugins = dict(plugins or {})
         self._config = config or {}
         self._installed = installed
-        self.clock = clock or ManualClock()
+        self.clock: Clock = clock or ManualClock()
         # A fake Zoom passed in is shared (several bots, one Zoom) and left running.
         self._own_zoom = zoom is None
         self.zoom = zoom or FakeZoom()
@@ -281,6 +281,7 @@ class BotHarness:
     async def advance(self, by: float | timedelta) -> Replies:
         """Move the clock forward, firing due jobs and timers; return what they sent."""
         seen = len(self.zoom.requests)
+        assert isinstance(self.clock, ManualClock), "advance() needs the harness's ManualClock"
         await self.clock.advance(by)
         await self.settle()
         return self._since(seen)
