@@ -11,17 +11,16 @@ Everything goes through the real path: a signed webhook into the aiohttp app, th
 your handler, the outbound layer, the token exchange and the fake Zoom API, which records what
 it received (:class:`~chatopsbot.zoom.fake.Message`: text, who may see it, edits, deletion).
 Time is a :class:`~chatopsbot.clock.ManualClock`: :meth:`BotHarness.advance` fires jobs and
-timers. Installed as a pytest plugin, it also offers the ``chatopsbot_bot`` fixture.
+timers. The pytest plugin in :mod:`chatopsbot.pytest_plugin` adds a ``chatopsbot_bot`` fixture.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from attrs import frozen
@@ -40,7 +39,7 @@ from chatopsbot.zoom.payloads import (
     signed,
 )
 
-__all__ = ["BotHarness", "HookResult", "Replies", "chatopsbot_bot", "user"]
+__all__ = ["BotHarness", "HookResult", "Replies", "user"]
 
 SECRET = "harness-secret-token"  # noqa: S105 - signs webhooks to the bot under test
 ACCOUNT = "acct-1"
@@ -356,24 +355,3 @@ class BotHarness:
             "user_jid": who.jid,
             "user_name": who.name,
         }
-
-
-@pytest.fixture
-async def chatopsbot_bot() -> AsyncIterator[Any]:
-    """``bot = await chatopsbot_bot(plugins={...}, config={...})``: started, closed after."""
-    started: list[BotHarness] = []
-
-    async def start(
-        plugins: Mapping[str, object] | None = None,
-        *,
-        config: Mapping[str, Mapping[str, Any]] | None = None,
-        installed: bool = True,
-    ) -> BotHarness:
-        harness = BotHarness(plugins, config=config, installed=installed)
-        await harness.start()
-        started.append(harness)
-        return harness
-
-    yield start
-    for harness in started:
-        await harness.close()
