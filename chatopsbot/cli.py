@@ -1,4 +1,4 @@
-"""``chatopsbot run | check-config | plugins | shell | demo``.
+"""``chatopsbot run | check-config | plugins | shell | new-plugin | demo``.
 
 Every failure a user can cause prints one line, ``file: key: what is wrong``, and exits 1.
 """
@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from chatopsbot.app import create_app
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
 from chatopsbot.logs import configure_logging
 from chatopsbot.plugins import PluginError, load_plugins
+from chatopsbot.scaffold import ScaffoldError, write_plugin
 from chatopsbot.store import StorageError
 
 log = logging.getLogger("chatopsbot.cli")
@@ -48,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
         default="chatopsbot-shell.db",
         help="the SQLite file to keep plugin data in (default: %(default)s)",
     )
+    new = sub.add_parser(
+        "new-plugin",
+        help="write a ready-to-install plugin package with a command and a passing test",
+        description="Writes chatopsbot-NAME/ (pyproject with the entry point, a command, tests).",
+    )
+    new.add_argument("name", help="the plugin's name: lower-case letters, digits, - or _")
+    new.add_argument("--into", metavar="DIR", default=".", help="where to write it (default: .)")
     demo = sub.add_parser(
         "demo",
         help="run the bot against a local fake Zoom (no account needed) and show a transcript",
@@ -73,6 +82,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 return asyncio.run(run_shell(storage=args.storage))
             finally:
                 logging.getLogger().removeHandler(handler)
+        if args.action == "new-plugin":
+            root = write_plugin(args.name, Path(args.into))
+            print(f"wrote {root}: cd there, pip install -e '.[test]', python -m pytest")
+            return 0
         if args.action == "demo":
             from chatopsbot.demo import run_demo
 
@@ -84,7 +97,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.action == "check-config":
             return _check(settings)
         return _run(settings)
-    except (ConfigError, PluginError, StorageError) as exc:
+    except (ConfigError, PluginError, StorageError, ScaffoldError) as exc:
         print(str(exc) if isinstance(exc, ConfigError) else f"chatopsbot: {exc}", file=sys.stderr)
         return 1
 
