@@ -110,7 +110,13 @@ class BotHarness:
         """Start the fake Zoom (unless one was given) and the bot."""
         if self._own_zoom:
             await self.zoom.start()
-        await self._start_bot()
+        try:
+            await self._start_bot()
+        except BaseException:
+            # A bot that fails to start (a bad config, say) must not leave the fake Zoom up.
+            if self._own_zoom:
+                await self.zoom.close()
+            raise
 
     async def stop(self) -> None:
         """Stop the bot the way production does (drain included); the fake Zoom stays up."""

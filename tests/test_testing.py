@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -130,3 +131,14 @@ def test_test_users_are_predictable():
     assert user("bob").id == "u-bob"
     assert user("Bob").jid == "bob@xmpp.zoom.us"
     assert user("bob").name == "Bob"
+
+
+async def test_a_bot_that_fails_to_start_leaves_nothing_running():
+    from chatopsbot.config import ConfigError
+
+    harness = BotHarness(config={"plugins": {"nobody": {"x": 1}}})
+    with pytest.raises(ConfigError, match="plugins.nobody: no installed plugin"):
+        await harness.start()
+    host, port = harness.zoom.url.removeprefix("http://").split(":")
+    with pytest.raises(OSError):  # the fake Zoom's port is closed again
+        await asyncio.open_connection(host, int(port))
