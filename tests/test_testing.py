@@ -137,7 +137,7 @@ async def test_a_bot_that_fails_to_start_leaves_nothing_running():
     from chatopsbot.config import ConfigError
 
     harness = BotHarness(config={"plugins": {"nobody": {"x": 1}}})
-    with pytest.raises(ConfigError, match="plugins.nobody: no installed plugin"):
+    with pytest.raises(ConfigError, match=r"plugins\.nobody: no installed plugin"):
         await harness.start()
     host, port = harness.zoom.url.removeprefix("http://").split(":")
     with pytest.raises(OSError):  # the fake Zoom's port is closed again
