@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,9 @@ BLOCKS = re.findall(r"```(python|toml)\n(.*?)```", PAGE.read_text(), re.S)
 
 
 @pytest.mark.parametrize(
-    "code", [c for kind, c in BLOCKS if kind == "python"], ids=lambda c: c.split("\n")[0][:40]
+    "code",
+    [c for kind, c in BLOCKS if kind == "python" and "BotHarness" not in c],
+    ids=lambda c: c.split("\n")[0][:40],
 )
 def test_python_examples_build_what_they_say(code):
     namespace: dict[str, object] = {}
@@ -56,3 +59,13 @@ def test_the_config_hook_example_names_the_key():
     assert hook({}) == {"default_minutes": 15}  # type: ignore[operator]
     with pytest.raises(Exception, match="default_minutes: expected a positive integer"):
         hook({"default_minutes": 0})  # type: ignore[operator]
+
+
+async def test_the_testing_example_passes():
+    code = next(c for kind, c in BLOCKS if kind == "python" and "BotHarness" in c)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(PAGE), "exec"), namespace)  # noqa: S102 - our own documentation
+    tests = [v for k, v in namespace.items() if k.startswith("test_")]
+    assert tests
+    for test in tests:
+        await test()
