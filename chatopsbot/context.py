@@ -94,9 +94,19 @@ class PluginContext:
     outlet: Outlet
     codec: ActionCodec
 
-    async def send_to(self, conversation: Conversation, response: Response) -> Sent:
-        """Send ``response`` to any conversation (a channel or a 1:1 chat) and get its id."""
-        sender = self.outlet.to(conversation, log_extra={"plugin": self.plugin}, plugin=self.plugin)
+    async def send_to(
+        self, conversation: Conversation, response: Response, *, visible_to: str | None = None
+    ) -> Sent:
+        """Send ``response`` to any conversation (a channel or a 1:1 chat) and get its id.
+
+        A private response (``private=True``) is shown to the user id ``visible_to`` only.
+        """
+        sender = self.outlet.to(
+            conversation,
+            caller_id=visible_to,
+            log_extra={"plugin": self.plugin},
+            plugin=self.plugin,
+        )
         return await sender.send(response)
 
     def button(

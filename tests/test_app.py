@@ -36,7 +36,7 @@ ALICE = "u-alice"
 
 
 @command(
-    "deploy status",
+    "release status",
     help="Show what runs where",
     args=(Arg("service", help="a service"),),
     options=(Option("limit", type=int, default=5, help="how many"),),
@@ -130,13 +130,13 @@ async def test_ping_answers_pong_in_the_channel(bot):
 async def test_help_is_private_and_lists_every_command(bot):
     [reply] = await bot.command("help")
     assert reply.visible_to_user == ALICE
-    for name in ("help", "ping", "deploy status", "echo", "whisper"):
+    for name in ("help", "ping", "release status", "echo", "whisper"):
         assert re.search(rf"^{name} — ", reply.text, re.M), reply.text
 
 
 async def test_help_for_one_command_shows_usage_and_options(bot):
-    [reply] = await bot.command("help deploy status")
-    assert "Usage: deploy status <service> [--limit N]" in reply.text
+    [reply] = await bot.command("help release status")
+    assert "Usage: release status <service> [--limit N]" in reply.text
     assert "--limit" in reply.text
     assert reply.visible_to_user == ALICE
 
@@ -148,18 +148,18 @@ async def test_unknown_command_gets_a_private_suggestion(bot):
 
 
 async def test_bad_arguments_get_private_usage(bot):
-    [reply] = await bot.command("deploy status api --limit many")
+    [reply] = await bot.command("release status api --limit many")
     assert reply.visible_to_user == ALICE
     assert reply.text.splitlines()[:2] == [
         "invalid limit 'many': expected an integer",
-        "Usage: deploy status <service> [--limit N]",
+        "Usage: release status <service> [--limit N]",
     ]
-    [reply] = await bot.command("deploy status")
+    [reply] = await bot.command("release status")
     assert reply.text.startswith("missing <service>")
 
 
 async def test_arguments_and_smart_quotes_reach_the_handler(bot):
-    [reply] = await bot.command("deploy status api --limit 3")
+    [reply] = await bot.command("release status api --limit 3")
     assert reply.text == "api limit=3"
     [reply] = await bot.command("echo “hello world” ‘a b’ plain")
     assert reply.text == "hello world | a b | plain"

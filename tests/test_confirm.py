@@ -35,7 +35,7 @@ class Deployer:
 async def setup(start_bot: Any) -> Any:
     clock = ManualClock(datetime.now(UTC))
     deployer = Deployer()
-    bot = await start_bot(extra={"deploy": deployer}, clock=clock)
+    bot = await start_bot(extra={"rollbacks": deployer}, clock=clock)
     return bot, deployer, clock
 
 

@@ -1,0 +1,431 @@
+"""The deploy plugin's hooks: the CI hook, the lock check, status, history, subscriptions, locks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from chatopsbot import (
+    Arg,
+    Command,
+    Context,
+    Conversation,
+    Edit,
+    HookError,
+    HookRequest,
+    HookResponse,
+    Option,
+    PluginConfigError,
+    PluginContext,
+    Route,
+    Text,
+    TimerHandler,
+    UsageError,
+    command,
+    hookimpl,
+    require_bearer,
+    require_signature,
+    route,
+    timer,
+)
+from chatopsbot_deploy import events
+
+log = logging.getLogger("chatopsbot.plugin.deploy")
+
+_DURATION = re.compile(r"^(\d+)([mhd])$")
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+ALL = "all"
+
+
+@frozen
+class DeploySettings:
+    """``[plugins.deploy]``."""
+
+    webhook_token: str = ""
+    lock_reminder: timedelta = timedelta(hours=4)
+
+
+def _latest(service: str, env: str) -> str:
+    return f"latest:{service}:{env}"
+
+
+def _lock(service: str, env: str) -> str:
+    return f"lock:{service}:{env}"
+
+
+class DeployPlugin:
+    """One instance per bot: it serialises announcements so one deploy gets one card."""
+
+    def __init__(self) -> None:
+        self._announcing = asyncio.Lock()
+
+    @hookimpl
+    def chatops_config(self, config: Mapping[str, Any]) -> DeploySettings:
+        """Validate ``webhook_token`` and ``lock_reminder``."""
+        for key in config:
+            if key not in ("webhook_token", "lock_reminder"):
+                raise PluginConfigError(key, "unknown key (known: lock_reminder, webhook_token)")
+        token = config.get("webhook_token", "")
+        if not isinstance(token, str):
+            raise PluginConfigError("webhook_token", "expected a string")
+        reminder = config.get("lock_reminder", "4h")
+        match = _DURATION.match(reminder) if isinstance(reminder, str) else None
+        if match is None or int(match[1]) == 0:
+            raise PluginConfigError("lock_reminder", "expected a duration like 30m, 4h or 1d")
+        if not token:
+            log.warning(
+                "no webhook_token: POST /hooks/deploy refuses every request; "
+                "set [plugins.deploy] webhook_token to let CI report deploys"
+            )
+        seconds = int(match[1]) * _UNITS[match[2]]
+        return DeploySettings(token, timedelta(seconds=seconds))
+
+    @hookimpl
+    def chatops_routes(self) -> Iterable[Route]:
+        """``POST /hooks/deploy`` (CI events) and ``GET /hooks/deploy/lock`` (the lock check)."""
+        return [route("POST")(self.ingest), route("GET", "/lock", max_body=0)(self.lock_check)]
+
+    @hookimpl
+    def chatops_jobs(self) -> Iterable[TimerHandler]:
+        """The reminder for old locks."""
+        return [timer("lock_reminder")(self.remind)]
+
+    @hookimpl
+    def chatops_commands(self) -> Iterable[Command]:
+        """Every ``deploy ...`` command."""
+        service = Arg("service", help="a service, as CI names it")
+        env = Arg("env", help="an environment, as CI names it")
+        return [
+            command(
+                "deploy status",
+                help="What version runs where",
+                args=(attrs.evolve(service, required=False),),
+            )(self.status),
+            command(
+                "deploy history",
+                help="Past deploys of a service, newest first",
+                args=(service, attrs.evolve(env, required=False)),
+                options=(Option("limit", type=int, default=10, help="how many (1 to 50)"),),
+            )(self.history),
+            command(
+                "deploy subscribe",
+                help="Announce deploys of a service (or all) in this channel",
+                args=(Arg("target", help="a service, or all"), attrs.evolve(env, required=False)),
+            )(self.subscribe),
+            command(
+                "deploy unsubscribe",
+                help="Stop announcing deploys of a service (or all) here",
+                args=(Arg("target", help="a service, or all"), attrs.evolve(env, required=False)),
+            )(self.unsubscribe),
+            command("deploy subscriptions", help="What this channel is subscribed to")(
+                self.subscriptions
+            ),
+            command(
+                "deploy lock",
+                help="Lock an environment: CI's lock check refuses deploys into it",
+                args=(service, env, Arg("reason", required=False, variadic=True)),
+            )(self.lock),
+            command(
+                "deploy unlock",
+                help="Unlock an environment (--force for someone else's lock)",
+                args=(service, env),
+                options=(Option("force", flag=True, help="remove another person's lock"),),
+            )(self.unlock),
+            command("deploy locks", help="Every lock, who holds it and why")(self.locks),
+        ]
+
+    # CI in.
+
+    def _authenticate(self, ctx: PluginContext, request: HookRequest) -> None:
+        settings: DeploySettings = ctx.config
+        if not settings.webhook_token:
+            raise HookError(401, "the deploy hook is off: set [plugins.deploy] webhook_token")
+        try:
+            require_bearer(request, settings.webhook_token)
+        except HookError:
+            require_signature(request, settings.webhook_token)
+
+    async def ingest(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
+        """Record a deploy event and announce it in the subscribed channels."""
+        self._authenticate(ctx, request)
+        try:
+            record = events.validate(request.json(), ctx.clock.now())
+        except events.EventInvalid as exc:
+            raise HookError(400, str(exc)) from None
+        service, env = record["service"], record["environment"]
+        record["id"] = secrets.token_hex(4)
+        await ctx.store.set(
+            f"hist:{service}:{env}:{int(record['timestamp'] * 1000):015d}:{record['id']}", record
+        )
+
+        def newer(current: dict[str, Any] | None) -> dict[str, Any]:
+            if current is not None and current["timestamp"] > record["timestamp"]:
+                return current
+            return record
+
+        await ctx.store.update(_latest(service, env), newer, default=None)
+        lock = await ctx.store.get(_lock(service, env))
+        announced = await self._announce(ctx, record, lock)
+        return HookResponse(
+            202, {"accepted": True, "announced": announced, "locked": lock is not None}
+        )
+
+    async def _announce(self, ctx: PluginContext, record: dict[str, Any], lock: Any) -> int:
+        """Post one card per deploy and channel; later events of that deploy edit it."""
+        service, env = record["service"], record["environment"]
+        key = f"ann:{service}:{env}:{record['version']}"
+        async with self._announcing:
+            cards: dict[str, Any] = await ctx.store.get(key, {})
+            count = 0
+            for _, sub in await ctx.store.list("sub:"):
+                if not _matches(sub["rules"], service, env):
+                    continue
+                where = Conversation(**sub["conversation"])
+                known = cards.get(where.jid)
+                if known is not None and known["timestamp"] > record["timestamp"]:
+                    continue  # an older event arriving late must not roll the card back
+                card = events.announcement(record, lock)
+                if known is None:
+                    sent = await ctx.send_to(where, card)
+                    cards[where.jid] = {
+                        "message_id": sent.message_id,
+                        "timestamp": record["timestamp"],
+                    }
+                else:
+                    await ctx.send_to(where, Edit(known["message_id"], card))
+                    known["timestamp"] = record["timestamp"]
+                count += 1
+            await ctx.store.set(key, cards, ttl=timedelta(days=30))
+        return count
+
+    async def lock_check(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
+        """200 ``{"locked": false}``, or 423 with who locked it, when and why."""
+        self._authenticate(ctx, request)
+        service = request.query.get("service") or ""
+        env = request.query.get("environment") or ""
+        for name, value in (("service", service), ("environment", env)):
+            if not value:
+                raise HookError(400, f"{name}: required (query parameter)")
+        lock = await ctx.store.get(_lock(service, env))
+        if lock is None:
+            return HookResponse(200, {"locked": False})
+        return HookResponse(
+            423,
+            {
+                "locked": True,
+                "by": lock["by"]["name"],
+                "since": events.when(lock["at"]),
+                "reason": lock.get("reason") or "",
+            },
+        )
+
+    # Commands.
+
+    async def status(self, ctx: Context) -> Text | Any:
+        """Latest per service and environment, as a compact card."""
+        latest = [record for _, record in await ctx.store.list("latest:")]
+        service = ctx.args["service"]
+        if service:
+            await self._known(ctx, service)
+            latest = [r for r in latest if r["service"] == service]
+        locks = {f"{lk['service']}:{lk['env']}": lk for _, lk in await ctx.store.list("lock:")}
+        title = f"Deploys of {service}" if service else "Deploys"
+        return events.status_card(latest, locks, title)
+
+    async def history(self, ctx: Context) -> Text:
+        """Newest first: when, version, result, who, link."""
+        service, env, limit = ctx.args["service"], ctx.args["env"], ctx.args["limit"]
+        if not 1 <= limit <= 50:
+            raise UsageError("--limit must be between 1 and 50")
+        await self._known(ctx, service, env)
+        prefix = f"hist:{service}:{env}:" if env else f"hist:{service}:"
+        rows = [r for _, r in await ctx.store.list(prefix)]
+        rows.sort(key=lambda r: r["timestamp"], reverse=True)
+        lines = [
+            (f"{r['environment']} · " if not env else "") + events.line(r) for r in rows[:limit]
+        ]
+        where = f"{service} {env}" if env else service
+        return Text(f"Deploy history of {where}:\n" + "\n".join(lines))
+
+    async def subscribe(self, ctx: Context) -> Text:
+        """Announce the target's deploys here."""
+        target, env = ctx.args["target"], ctx.args["env"]
+        if target != ALL:
+            await self._known(ctx, target, env, allow_new=True)
+        rule = [target, env or ALL]
+        key = "sub:" + ctx.conversation.jid
+
+        def add(sub: dict[str, Any]) -> dict[str, Any]:
+            rules = sub["rules"] if rule in sub["rules"] else [*sub["rules"], rule]
+            return {"conversation": attrs.asdict(ctx.conversation), "rules": rules}
+
+        await ctx.store.update(key, add, default={"rules": []})
+        what = "every service" if target == ALL else target
+        return Text(f"This channel now gets deploys of {what}" + (f" in {env}." if env else "."))
+
+    async def unsubscribe(self, ctx: Context) -> Text:
+        """Stop announcing the target here."""
+        target, env = ctx.args["target"], ctx.args["env"]
+        key = "sub:" + ctx.conversation.jid
+        removed = False
+
+        def drop(sub: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal removed
+            if sub is None:
+                return None
+            rules = [
+                r for r in sub["rules"] if not (r[0] == target and (env is None or r[1] == env))
+            ]
+            removed = len(rules) != len(sub["rules"])
+            return {**sub, "rules": rules} if rules else None
+
+        await ctx.store.update(key, drop, default=None)
+        if not removed:
+            raise UsageError(
+                f"this channel is not subscribed to {target}" + (f" in {env}" if env else "")
+            )
+        return Text(f"No more deploys of {target}" + (f" in {env}" if env else "") + " here.")
+
+    async def subscriptions(self, ctx: Context) -> Text:
+        """This channel's subscriptions, privately."""
+        sub = await ctx.store.get("sub:" + ctx.conversation.jid)
+        if not sub:
+            return Text("This channel is not subscribed to any deploys.", private=True)
+        lines = [
+            ("every service" if s == ALL else s) + ("" if e == ALL else f" in {e}")
+            for s, e in sub["rules"]
+        ]
+        return Text("Deploys announced here:\n" + "\n".join(lines), private=True)
+
+    async def lock(self, ctx: Context) -> Text:
+        """Lock an environment; the CI lock check answers 423 until it is unlocked."""
+        service, env = ctx.args["service"], ctx.args["env"]
+        await self._known(ctx, service, env, allow_new=True)
+        reason = " ".join(ctx.args["reason"] or ())
+        settings: DeploySettings = ctx.config
+        now = ctx.clock.now()
+        lock = {
+            "service": service,
+            "env": env,
+            "by": {"id": ctx.caller.id, "name": ctx.caller.name},
+            "at": now.timestamp(),
+            "reason": reason,
+            "conversation": attrs.asdict(ctx.conversation),
+        }
+        taken: dict[str, Any] | None = None
+
+        def take(current: dict[str, Any] | None) -> dict[str, Any]:
+            nonlocal taken
+            taken = current
+            return current if current is not None else lock
+
+        await ctx.store.update(_lock(service, env), take, default=None)
+        if taken is not None:
+            return Text(
+                f"{service} {env} is already locked by {taken['by']['name']} since "
+                f"{events.when(taken['at'])}"
+                + (f": {taken['reason']}" if taken.get("reason") else ""),
+                private=True,
+            )
+        timer_id = await ctx.timers.schedule(
+            "lock_reminder",
+            now + settings.lock_reminder,
+            {"service": service, "env": env, "at": lock["at"]},
+        )
+        await ctx.store.update(
+            _lock(service, env), lambda lk: {**lk, "timer": timer_id}, default=lock
+        )
+        return Text(
+            f"🔒 {ctx.caller.name} locked {service} {env}" + (f": {reason}" if reason else "")
+        )
+
+    async def unlock(self, ctx: Context) -> Text:
+        """Unlock; someone else's lock needs --force, and its holder is told privately."""
+        service, env = ctx.args["service"], ctx.args["env"]
+        lock = await ctx.store.get(_lock(service, env))
+        if lock is None:
+            raise UsageError(f"{service} {env} is not locked")
+        theirs = lock["by"]["id"] != ctx.caller.id
+        if theirs and not ctx.args["force"]:
+            raise UsageError(
+                f"{service} {env} is locked by {lock['by']['name']}; "
+                "add --force to remove their lock"
+            )
+        await ctx.store.delete(_lock(service, env))
+        if lock.get("timer"):
+            await ctx.timers.cancel(lock["timer"])
+        if theirs:
+            await ctx.send_to(
+                Conversation(**lock["conversation"]),
+                Text(
+                    f"Your lock on {service} {env} was removed by {ctx.caller.name}.", private=True
+                ),
+                visible_to=lock["by"]["id"],
+            )
+        return Text(f"🔓 {ctx.caller.name} unlocked {service} {env}")
+
+    async def locks(self, ctx: Context) -> Text:
+        """Every lock."""
+        rows = [lk for _, lk in await ctx.store.list("lock:")]
+        if not rows:
+            return Text("Nothing is locked.", private=True)
+        lines = [
+            f"{lk['service']} {lk['env']}: {lk['by']['name']} since {events.when(lk['at'])}"
+            + (f" ({lk['reason']})" if lk.get("reason") else "")
+            for lk in rows
+        ]
+        return Text("Locks:\n" + "\n".join(lines), private=True)
+
+    async def remind(self, ctx: PluginContext, payload: Any) -> None:
+        """Remind the holder of a lock that is still there; again after the same time."""
+        lock = await ctx.store.get(_lock(payload["service"], payload["env"]))
+        if lock is None or lock["at"] != payload["at"]:
+            return
+        settings: DeploySettings = ctx.config
+        age = ctx.clock.now().timestamp() - lock["at"]
+        hours = age / 3600
+        await ctx.send_to(
+            Conversation(**lock["conversation"]),
+            Text(
+                f"Reminder: you locked {lock['service']} {lock['env']} {hours:.0f} h ago. "
+                f"deploy unlock {lock['service']} {lock['env']} when you are done.",
+                private=True,
+            ),
+            visible_to=lock["by"]["id"],
+        )
+        timer_id = await ctx.timers.schedule(
+            "lock_reminder", ctx.clock.now() + settings.lock_reminder, payload
+        )
+        await ctx.store.update(
+            _lock(lock["service"], lock["env"]), lambda lk: {**lk, "timer": timer_id}, default=lock
+        )
+
+    async def _known(
+        self, ctx: Context, service: str, env: str | None = None, *, allow_new: bool = False
+    ) -> None:
+        """Refuse a service or environment CI never reported, listing the known ones."""
+        latest = [record for _, record in await ctx.store.list("latest:")]
+        if allow_new and not latest:
+            return
+        services = sorted({r["service"] for r in latest})
+        if service not in services:
+            known = ", ".join(services) or "none yet (CI has not reported any deploy)"
+            raise UsageError(f"unknown service {service!r}; known: {known}")
+        if env is not None:
+            envs = sorted({r["environment"] for r in latest if r["service"] == service})
+            if env not in envs:
+                raise UsageError(
+                    f"unknown environment {env!r} for {service}; known: {', '.join(envs)}"
+                )
+
+
+def _matches(rules: list[list[str]], service: str, env: str) -> bool:
+    return any(s in (ALL, service) and e in (ALL, env) for s, e in rules)
