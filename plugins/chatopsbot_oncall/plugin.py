@@ -1,0 +1,346 @@
+"""The on-call plugin's hooks: who is on call, schedules, overrides, handoff announcements."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+from attrs import frozen
+
+from chatopsbot import (
+    Arg,
+    Command,
+    Context,
+    Conversation,
+    Job,
+    Option,
+    PluginConfigError,
+    PluginContext,
+    Text,
+    UsageError,
+    command,
+    every,
+    hookimpl,
+)
+from chatopsbot_oncall.rotation import Team, fmt, parse_teams
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+OVERRIDE = "override:"
+ANNOUNCED = "announced:"
+
+
+@frozen
+class OncallSettings:
+    """``[plugins.oncall]``: the teams, and the account their channels belong to."""
+
+    teams: Mapping[str, Team]
+    account_id: str = ""
+
+
+@frozen
+class OnCall:
+    """Who is on call for a team at a moment, since when, until when, and why."""
+
+    name: str
+    since: datetime
+    until: datetime
+    override: dict[str, Any] | None = None
+
+
+def effective(team: Team, moment: datetime, overrides: list[dict[str, Any]]) -> OnCall | None:
+    """The rotation, with overrides on top (the newest covering override wins)."""
+    now = moment.timestamp()
+    covering = [o for o in overrides if o["start"] <= now < o["end"]]
+    if covering:
+        o = max(covering, key=lambda o: o["created"])
+        return OnCall(o["member"], _at(o["start"]), _at(o["end"]), o)
+    shift = team.shift_at(moment)
+    if shift is None:
+        return None
+    member, since, until = shift
+    later = [o["start"] for o in overrides if now < o["start"] < until.timestamp()]
+    return OnCall(member.name, since, _at(min(later)) if later else until)
+
+
+def _at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp).astimezone()
+
+
+class OncallPlugin:
+    """Rotations from ``[plugins.oncall.teams.*]``; overrides live in the plugin's store."""
+
+    @hookimpl
+    def chatops_config(self, config: Mapping[str, Any]) -> OncallSettings:
+        """Validate the teams; a bad zone, an empty member list or a bad rotation names its key."""
+        for key in config:
+            if key not in ("teams", "account_id"):
+                raise PluginConfigError(key, "unknown key (known: account_id, teams)")
+        account = config.get("account_id", "")
+        if not isinstance(account, str):
+            raise PluginConfigError("account_id", "expected a string")
+        return OncallSettings(parse_teams(config), account)
+
+    @hookimpl
+    def chatops_jobs(self) -> Iterable[Job]:
+        """Watch for handoffs and announce each one once."""
+        return [every(30, name="handoffs")(self.announce)]
+
+    @hookimpl
+    def chatops_commands(self) -> Iterable[Command]:
+        """``oncall`` and its subcommands."""
+        team = Arg("team", help="a team from the config")
+        return [
+            command(
+                "oncall",
+                help="Who is on call now, until when, and who is next",
+                args=(attrs.evolve(team, required=False),),
+            )(self.now),
+            command(
+                "oncall schedule",
+                help="A team's coming shifts",
+                args=(team,),
+                options=(Option("count", type=int, default=8, help="how many (1 to 52)"),),
+            )(self.schedule),
+            command("oncall me", help="Your coming shifts")(self.me),
+            command(
+                "oncall override",
+                help="Put someone on call from now, for a while or until a time",
+                args=(team, Arg("member"), Arg("duration", required=False, help="like 2h, 1d")),
+                options=(Option("until", metavar="TIME", help="HH:MM or 2026-12-01T09:00"),),
+                examples=(
+                    "oncall override platform bob 4h",
+                    "oncall override platform bob --until 18:00",
+                ),
+            )(self.override),
+            command("oncall overrides", help="A team's overrides", args=(team,))(self.overrides),
+            command(
+                "oncall clear",
+                help="Remove a team's overrides, or one of them",
+                args=(team, Arg("id", required=False)),
+            )(self.clear),
+        ]
+
+    # Commands.
+
+    async def now(self, ctx: Context) -> Text:
+        """Every team, or one team in more detail."""
+        settings = self._settings(ctx)
+        if not settings.teams:
+            return Text(
+                "No on-call teams are configured ([plugins.oncall.teams.<name>]).", private=True
+            )
+        moment = ctx.clock.now()
+        if ctx.args["team"]:
+            team = self._team(ctx, ctx.args["team"])
+            return Text(await self._detail(ctx, team, moment))
+        lines = []
+        for team in settings.teams.values():
+            current = effective(team, moment, await self._overrides(ctx, team))
+            if current is None:
+                lines.append(f"{team.name}: the rotation starts {fmt(team.handoff(0), team.zone)}")
+                continue
+            nxt = effective(team, current.until, await self._overrides(ctx, team))
+            then = f", then {nxt.name}" if nxt else ""
+            lines.append(f"{team.name}: {current.name} until {fmt(current.until, team.zone)}{then}")
+        return Text("\n".join(lines))
+
+    async def schedule(self, ctx: Context) -> Text:
+        """The next shifts of a team, overrides included."""
+        count = ctx.args["count"]
+        if not 1 <= count <= 52:
+            raise UsageError("--count must be between 1 and 52")
+        team = self._team(ctx, ctx.args["team"])
+        lines = [f"{team.name} on call:"]
+        for name, since, until in await self._timeline(ctx, team, ctx.clock.now(), count):
+            lines.append(f"{fmt(since, team.zone)} → {fmt(until, team.zone)}: {name}")
+        return Text("\n".join(lines))
+
+    async def me(self, ctx: Context) -> Text:
+        """The caller's coming shifts, privately."""
+        c = ctx.caller
+        lines = []
+        for team in self._settings(ctx).teams.values():
+            mine = [m.name for m in team.members if m.is_user(c.id, c.jid, c.name)]
+            for name, since, until in await self._timeline(ctx, team, ctx.clock.now(), 12):
+                if name in mine:
+                    lines.append(f"{team.name}: {fmt(since, team.zone)} → {fmt(until, team.zone)}")
+        if not lines:
+            return Text("You have no shifts coming up.", private=True)
+        return Text("Your shifts:\n" + "\n".join(lines[:10]), private=True)
+
+    async def override(self, ctx: Context) -> Text:
+        """Someone takes the pager; whoever they replace is told privately."""
+        team = self._team(ctx, ctx.args["team"])
+        try:
+            member = team.find(ctx.args["member"])
+        except LookupError as exc:
+            raise UsageError(str(exc)) from None
+        moment = ctx.clock.now()
+        end = self._end(ctx, team, moment)
+        overrides = await self._overrides(ctx, team)
+        clash = [
+            o for o in overrides if o["start"] < end.timestamp() and moment.timestamp() < o["end"]
+        ]
+        if clash:
+            o = clash[0]
+            raise UsageError(
+                f"it overlaps override {o['id']} "
+                f"({o['member']} until {fmt(_at(o['end']), team.zone)}); "
+                f"oncall clear {team.name} {o['id']} first"
+            )
+        replaced = effective(team, moment, overrides)
+        record = {
+            "id": secrets.token_hex(3),
+            "team": team.name.lower(),
+            "member": member.name,
+            "start": moment.timestamp(),
+            "end": end.timestamp(),
+            "created": moment.timestamp(),
+            "by": ctx.caller.name,
+            "replaced": replaced.name if replaced else "",
+        }
+        await ctx.store.set(f"{OVERRIDE}{record['team']}:{record['id']}", record)
+        who = next((m for m in team.members if replaced and m.name == replaced.name), None)
+        if who is not None and who.user and who.name != member.name:
+            note = (
+                f"{member.name} takes the {team.name} pager from you until "
+                f"{fmt(end, team.zone)} (set by {ctx.caller.name})."
+            )
+            await ctx.send_to(ctx.conversation, Text(note, private=True), visible_to=who.user)
+        return Text(
+            f"{member.name} is on call for {team.name} until {fmt(end, team.zone)} "
+            f"(override {record['id']})"
+        )
+
+    async def overrides(self, ctx: Context) -> Text:
+        """A team's current and future overrides."""
+        team = self._team(ctx, ctx.args["team"])
+        rows = await self._overrides(ctx, team)
+        if not rows:
+            return Text(f"{team.name} has no overrides.", private=True)
+        lines = [
+            f"{o['id']}: {o['member']} {fmt(_at(o['start']), team.zone)} → "
+            f"{fmt(_at(o['end']), team.zone)} (set by {o['by']})"
+            for o in sorted(rows, key=lambda o: o["start"])
+        ]
+        return Text(f"Overrides of {team.name}:\n" + "\n".join(lines), private=True)
+
+    async def clear(self, ctx: Context) -> Text:
+        """Remove one override, or all of a team's."""
+        team = self._team(ctx, ctx.args["team"])
+        rows = await self._overrides(ctx, team)
+        wanted = ctx.args["id"]
+        if wanted:
+            rows = [o for o in rows if o["id"] == wanted]
+            if not rows:
+                raise UsageError(
+                    f"no override {wanted!r} in {team.name}; "
+                    f"oncall overrides {team.name} lists them"
+                )
+        for o in rows:
+            await ctx.store.delete(f"{OVERRIDE}{o['team']}:{o['id']}")
+        return Text(f"Removed {len(rows)} override(s) of {team.name}.")
+
+    # The handoff watch.
+
+    async def announce(self, ctx: PluginContext) -> None:
+        """Announce in the team's channel whenever who is on call changes; once per change."""
+        settings: OncallSettings = ctx.config
+        moment = ctx.clock.now()
+        for key, team in settings.teams.items():
+            if not team.channel:
+                continue
+            current = effective(team, moment, await self._overrides(ctx, team))
+            if current is None:
+                continue
+            state = {"name": current.name, "since": current.since.timestamp()}
+            last = await ctx.store.get(ANNOUNCED + key)
+            if last == state:
+                continue
+            if last is not None:
+                where = Conversation(settings.account_id, team.channel, team.name)
+                await ctx.send_to(
+                    where,
+                    Text(
+                        f"📟 {current.name} is now on call for {team.name} "
+                        f"until {fmt(current.until, team.zone)}."
+                    ),
+                )
+            # Stored after sending: a crash in between repeats this announcement, never skips it.
+            await ctx.store.set(ANNOUNCED + key, state)
+
+    # Helpers.
+
+    def _settings(self, ctx: PluginContext) -> OncallSettings:
+        settings: OncallSettings = ctx.config
+        return settings
+
+    def _team(self, ctx: PluginContext, name: str) -> Team:
+        teams = self._settings(ctx).teams
+        team = teams.get(name.lower())
+        if team is None:
+            known = ", ".join(t.name for t in teams.values()) or "none are configured"
+            raise UsageError(f"unknown team {name!r}; teams: {known}")
+        return team
+
+    async def _overrides(self, ctx: PluginContext, team: Team) -> list[dict[str, Any]]:
+        now = ctx.clock.now().timestamp()
+        rows = [o for _, o in await ctx.store.list(f"{OVERRIDE}{team.name.lower()}:")]
+        return [o for o in rows if o["end"] > now]
+
+    async def _timeline(
+        self, ctx: PluginContext, team: Team, moment: datetime, count: int
+    ) -> list[tuple[str, datetime, datetime]]:
+        overrides = await self._overrides(ctx, team)
+        out: list[tuple[str, datetime, datetime]] = []
+        cursor = max(moment, team.handoff(0))
+        while len(out) < count:
+            current = effective(team, cursor, overrides)
+            if current is None:
+                break
+            out.append((current.name, max(current.since, moment), current.until))
+            cursor = current.until
+        return out
+
+    async def _detail(self, ctx: PluginContext, team: Team, moment: datetime) -> str:
+        timeline = await self._timeline(ctx, team, moment, 5)
+        if not timeline:
+            return f"{team.name}: the rotation starts {fmt(team.handoff(0), team.zone)}"
+        (name, _, until), *rest = timeline
+        lines = [f"{team.name}: {name} is on call until {fmt(until, team.zone)}"]
+        if rest:
+            lines.append(f"Next: {rest[0][0]} from {fmt(rest[0][1], team.zone)}")
+        lines += [f"Then: {n} from {fmt(since, team.zone)}" for n, since, _ in rest[1:]]
+        return "\n".join(lines)
+
+    def _end(self, ctx: Context, team: Team, moment: datetime) -> datetime:
+        duration, until = ctx.args["duration"], ctx.args["until"]
+        if bool(duration) == bool(until):
+            raise UsageError("give a duration (like 4h) or --until TIME, one of the two")
+        if duration:
+            match = _DURATION.match(duration.lower())
+            if match is None or not any(match.groups()):
+                raise UsageError(f"invalid duration {duration!r}: use d, h and m, like 4h or 1d12h")
+            days, hours, minutes = (int(g or 0) for g in match.groups())
+            end = moment + timedelta(days=days, hours=hours, minutes=minutes)
+            if end <= moment:
+                raise UsageError(f"invalid duration {duration!r}: it must be longer than zero")
+            return end
+        clock = _CLOCK.match(until)
+        if clock:
+            local = moment.astimezone(team.zone)
+            end = local.replace(hour=int(clock[1]), minute=int(clock[2]), second=0, microsecond=0)
+            return end if end > local else end + timedelta(days=1)
+        try:
+            end = datetime.fromisoformat(until)
+        except ValueError:
+            raise UsageError(f"invalid time {until!r}: use HH:MM or 2026-12-01T09:00") from None
+        end = end if end.tzinfo else end.replace(tzinfo=team.zone)
+        if end <= moment:
+            raise UsageError(f"{fmt(end, team.zone)} is in the past")
+        return end
