@@ -303,7 +303,7 @@ class OncallPlugin:
             current = effective(team, cursor, overrides)
             if current is None:
                 break
-            out.append((current.name, max(current.since, moment), current.until))
+            out.append((current.name, max(current.since, cursor), current.until))
             cursor = current.until
         return out
 

@@ -1,0 +1,256 @@
+"""The on-call plugin: rotation arithmetic across DST and year ends, overrides, announcements."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from chatopsbot import PluginConfigError
+from chatopsbot.clock import ManualClock
+from chatopsbot.config import ConfigError
+from chatopsbot.testing import BotHarness
+from chatopsbot_oncall.rotation import parse_teams
+
+BERLIN = ZoneInfo("Europe/Berlin")
+START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # Wednesday, 10:00 in Berlin
+CHANNEL = "platform@conference.xmpp.zoom.us"
+TEAMS: dict[str, Any] = {
+    "platform": {
+        "members": ["Alice", {"name": "Bob", "user": "u-bob"}, "Carol"],
+        "rotation": "weekly",
+        "start": "2026-01-05T09:00",
+        "timezone": "Europe/Berlin",
+        "channel": CHANNEL,
+    },
+    "data": {
+        "members": ["Dan", "Erin"],
+        "rotation": "12h",
+        "start": "2026-11-01T08:00",
+        "timezone": "UTC",
+    },
+}
+CONFIG = {"plugins": {"oncall": {"account_id": "acct-1", "teams": TEAMS}}}
+
+
+def team(**overrides: Any) -> Any:
+    table = {**TEAMS["platform"], **overrides}
+    return parse_teams({"account_id": "a", "teams": {"t": table}})["t"]
+
+
+# Pure arithmetic.
+
+
+def test_weekly_rotation_round_robin():
+    t = team()
+    member, since, until = t.shift_at(START)
+    assert member.name == "Bob"  # 46 weeks after the start: 46 % 3 == 1
+    assert since.isoformat() == "2026-11-23T09:00:00+01:00"
+    assert until.isoformat() == "2026-11-30T09:00:00+01:00"
+    assert [m.name for m, _, _ in t.upcoming(START, 4)] == ["Bob", "Carol", "Alice", "Bob"]
+
+
+def test_dst_never_shifts_the_handoff_hour():
+    t = team(rotation="daily", start="2026-03-27T09:00")
+    handoffs = [t.handoff(k) for k in range(4)]
+    assert [h.astimezone(BERLIN).strftime("%H:%M") for h in handoffs] == ["09:00"] * 4
+    assert [h.astimezone(UTC).strftime("%d %H:%M") for h in handoffs] == [
+        "27 08:00",
+        "28 08:00",
+        "29 07:00",  # summer time from the 29th: same local hour, one UTC hour earlier
+        "30 07:00",
+    ]
+    autumn = team(rotation="daily", start="2026-10-24T09:00")
+    assert autumn.handoff(2).astimezone(UTC).strftime("%d %H:%M") == "26 08:00"
+    member, _, _ = autumn.shift_at(datetime(2026, 10, 25, 7, 59, tzinfo=UTC))  # 08:59 CET
+    assert member.name == "Alice"
+    member, _, _ = autumn.shift_at(datetime(2026, 10, 25, 8, 0, tzinfo=UTC))  # 09:00 CET
+    assert member.name == "Bob"
+
+
+def test_year_end_and_before_the_start():
+    t = team(start="2026-12-28T09:00")
+    assert t.handoff(1).isoformat() == "2027-01-04T09:00:00+01:00"
+    assert t.shift_at(datetime(2026, 12, 1, tzinfo=UTC)) is None
+    member, _, _ = t.shift_at(datetime(2027, 1, 4, 8, 0, tzinfo=UTC))
+    assert member.name == "Bob"
+
+
+def test_members_match_loosely():
+    t = team(members=["Alice", "Alfred", "Carol"])
+    assert t.find("car").name == "Carol"
+    assert t.find("ALICE").name == "Alice"
+    with pytest.raises(LookupError, match="'al' matches several members of t: Alice, Alfred"):
+        t.find("al")
+    with pytest.raises(LookupError, match="no member 'zed' in t; members: Alice, Alfred, Carol"):
+        t.find("zed")
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "message"),
+    [
+        ({"timezone": "Mars/Base"}, "teams.t.timezone", "unknown time zone 'Mars/Base'"),
+        ({"members": []}, "teams.t.members", "expected a non-empty list of names"),
+        ({"members": ["A", "a"]}, "teams.t.members", "a member is listed twice"),
+        ({"rotation": "fortnightly"}, "teams.t.rotation", "expected daily, weekly or an interval"),
+        (
+            {"start": "2026-01-05T09:00+01:00"},
+            "teams.t.start",
+            "expected the first handoff as local",
+        ),
+        ({"channel": "general"}, "teams.t.channel", "expected a channel JID"),
+        ({"shift": 1}, "teams.t.shift", "unknown key"),
+    ],
+)
+def test_bad_teams_name_the_key(change, key, message):
+    with pytest.raises(PluginConfigError) as info:
+        team(**change)
+    assert info.value.key == key
+    assert info.value.message.startswith(message)
+
+
+async def test_a_bad_config_stops_startup_with_the_full_key():
+    bad = {"plugins": {"oncall": {"teams": {"x": {**TEAMS["platform"], "timezone": "Nowhere"}}}}}
+    with pytest.raises(
+        ConfigError, match=r"plugins\.oncall\.teams\.x\.timezone: unknown time zone"
+    ):
+        await BotHarness(config=bad).start()
+
+
+# Through the bot.
+
+
+@pytest.fixture
+async def bot():
+    async with BotHarness(clock=ManualClock(START), config=CONFIG) as harness:
+        yield harness
+
+
+async def test_who_is_on_call(bot):
+    overview = (await bot.command("oncall")).only()
+    assert overview.text.splitlines() == [
+        "platform: Bob until Mon 2026-11-30 09:00 CET, then Carol",
+        "data: Dan until Wed 2026-11-25 20:00 UTC, then Erin",
+    ]
+    detail = (await bot.command("oncall Platform")).only()
+    assert detail.text.splitlines()[:3] == [
+        "platform: Bob is on call until Mon 2026-11-30 09:00 CET",
+        "Next: Carol from Mon 2026-11-30 09:00 CET",
+        "Then: Alice from Mon 2026-12-07 09:00 CET",
+    ]
+    schedule = (await bot.command("oncall schedule platform --count 2")).only()
+    assert schedule.text.splitlines() == [
+        "platform on call:",
+        "Wed 2026-11-25 10:00 CET → Mon 2026-11-30 09:00 CET: Bob",
+        "Mon 2026-11-30 09:00 CET → Mon 2026-12-07 09:00 CET: Carol",
+    ]
+    mine = (await bot.command("oncall me", user="bob")).only()
+    assert mine.visible_to_user == "u-bob"
+    assert (
+        mine.text.splitlines()[1] == "platform: Wed 2026-11-25 10:00 CET → Mon 2026-11-30 09:00 CET"
+    )
+    carol = (await bot.command("oncall me", user="carol")).only()  # matched by name
+    assert "platform: Mon 2026-11-30 09:00 CET" in carol.text
+
+
+async def test_unknown_team_lists_the_known_ones(bot):
+    reply = (await bot.command("oncall infra")).only()
+    assert reply.visible_to_user == "u-alice"
+    assert reply.text.startswith("unknown team 'infra'; teams: platform, data")
+
+
+async def test_overrides_tell_the_replaced_person_and_can_be_cleared(bot):
+    replies = await bot.command("oncall override platform car 4h", user="alice")
+    assert [(m.text, m.visible_to_user) for m in replies] == [
+        (
+            "Carol takes the platform pager from you until Wed 2026-11-25 14:00 CET "
+            "(set by Alice).",
+            "u-bob",
+        ),
+        (replies[1].text, None),
+    ]
+    assert replies[1].text.startswith(
+        "Carol is on call for platform until Wed 2026-11-25 14:00 CET"
+    )
+    assert (
+        (await bot.command("oncall platform"))
+        .only()
+        .text.startswith(
+            "platform: Carol is on call until Wed 2026-11-25 14:00 CET\n"
+            "Next: Bob from Wed 2026-11-25 14:00 CET"
+        )
+    )
+    clash = (await bot.command("oncall override platform alice --until 16:00")).only()
+    assert clash.text.startswith("it overlaps override ")
+    listing = (await bot.command("oncall overrides platform")).only()
+    override_id = listing.text.splitlines()[1].split(":")[0]
+    assert (
+        "Carol Wed 2026-11-25 10:00 CET → Wed 2026-11-25 14:00 CET (set by Alice)" in listing.text
+    )
+    assert (await bot.command(f"oncall clear platform {override_id}")).texts == [
+        "Removed 1 override(s) of platform."
+    ]
+    assert (await bot.command("oncall platform")).only().text.startswith("platform: Bob is on call")
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        (
+            "oncall override platform zed 2h",
+            "no member 'zed' in platform; members: Alice, Bob, Carol",
+        ),
+        ("oncall override platform bob soon", "invalid duration 'soon': use d, h and m"),
+        (
+            "oncall override platform bob",
+            "give a duration (like 4h) or --until TIME, one of the two",
+        ),
+        (
+            "oncall override platform bob --until 2026-01-01T09:00",
+            "Thu 2026-01-01 09:00 CET is in the past",
+        ),
+        ("oncall override platform bob --until noonish", "invalid time 'noonish'"),
+        ("oncall schedule platform --count 99", "--count must be between 1 and 52"),
+    ],
+)
+async def test_bad_requests_say_exactly_what_is_wrong(bot, command, problem):
+    reply = (await bot.command(command)).only()
+    assert reply.visible_to_user == "u-alice"
+    assert reply.text.startswith(problem), reply.text
+
+
+async def test_handoffs_are_announced_once_across_a_restart(tmp_path):
+    clock = ManualClock(START)
+    config: dict[str, Any] = {**CONFIG, "storage": {"path": str(tmp_path / "bot.db")}}
+    async with BotHarness(clock=clock, config=config) as bot:
+        assert await bot.advance(60) == []  # the current state is noted, not announced
+        await bot.stop()
+        # The Monday handoff happens while the bot is down.
+        await clock.advance(timedelta(days=5))
+        await bot.restart()
+        announced = await bot.advance(60)
+        assert [(m.text, m.to_jid) for m in announced] == [
+            ("📟 Carol is now on call for platform until Mon 2026-12-07 09:00 CET.", CHANNEL)
+        ]
+        await bot.restart()
+        assert await bot.advance(120) == []  # not repeated after another restart
+        # An override starting and ending is a handoff too.
+        await bot.command("oncall override platform alice 1h", channel="platform")
+        started = await bot.advance(30)
+        assert [m.text for m in started] == [
+            # Set at 10:04 (the clock moved 5 days and 4 minutes), for an hour.
+            "📟 Alice is now on call for platform until Mon 2026-11-30 11:04 CET."
+        ]
+        ended = await bot.advance(timedelta(hours=1))
+        assert [m.text for m in ended] == [
+            "📟 Carol is now on call for platform until Mon 2026-12-07 09:00 CET."
+        ]
+
+
+async def test_no_teams_configured():
+    async with BotHarness() as bot:
+        assert (await bot.command("oncall")).only().text == (
+            "No on-call teams are configured ([plugins.oncall.teams.<name>])."
+        )
