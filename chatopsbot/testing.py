@@ -202,21 +202,10 @@ class BotHarness:
         """
         found: list[dict[str, Any]] = []
         for content in [message.content, *reversed(message.history)]:
-            buttons = [
-                item
-                for block in content.get("body", [])
-                if block.get("type") == "actions"
-                for item in block["items"]
-            ]
-            found = [b for b in buttons if b["text"] == label]
+            found = [b for b in _items(content, "actions") if b["text"] == label]
             if found:
                 break
-        current = [
-            item["text"]
-            for block in message.content.get("body", [])
-            if block.get("type") == "actions"
-            for item in block["items"]
-        ]
+        current = [b["text"] for b in _items(message.content, "actions")]
         assert found, f"no button {label!r} on the message; it has {current}"
         where = {**self._where(user, None), "to_jid": message.to_jid, **fields}
         event = button_clicked(
@@ -232,12 +221,7 @@ class BotHarness:
         self, message: Message, option: str, *, user: str = "alice", **fields: Any
     ) -> Replies:
         """Pick the dropdown option labelled ``option`` on ``message``."""
-        options = [
-            item
-            for block in message.content.get("body", [])
-            if block.get("type") == "select"
-            for item in block["select_items"]
-        ]
+        options = _items(message.content, "select")
         found = [o for o in options if o["text"] == option]
         assert found, f"no option {option!r} on the message; it has {[o['text'] for o in options]}"
         where = {**self._where(user, None), "to_jid": message.to_jid, **fields}
@@ -253,12 +237,7 @@ class BotHarness:
         self, message: Message, key: str, new: str, *, user: str = "alice"
     ) -> Replies:
         """Change the editable field ``key`` of ``message`` to ``new``."""
-        fields = [
-            item
-            for block in message.content.get("body", [])
-            if block.get("type") == "fields"
-            for item in block["items"]
-        ]
+        fields = _items(message.content, "fields")
         found = [f for f in fields if f["key"] == key]
         assert found, f"no field {key!r} on the message; it has {[f['key'] for f in fields]}"
         where = {**self._where(user, None), "to_jid": message.to_jid}
@@ -361,3 +340,14 @@ class BotHarness:
             "user_jid": who.jid,
             "user_name": who.name,
         }
+
+
+def _items(content: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The buttons (``actions``), options (``select``) or fields of a card's body."""
+    key = "select_items" if kind == "select" else "items"
+    return [
+        item
+        for block in content.get("body", [])
+        if block.get("type") == kind
+        for item in block[key]
+    ]
