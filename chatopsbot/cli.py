@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chatopsbot.app import create_app
+from chatopsbot.app import create_app, freeze_startup_objects
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
 from chatopsbot.logs import configure_logging
 from chatopsbot.plugins import PluginError, load_plugins
@@ -133,6 +133,7 @@ def _run(settings: Settings) -> int:
     handler = configure_logging(settings.logging.format, settings.logging.level)
     try:
         app = create_app(settings)
+        app.on_startup.append(freeze_startup_objects)
         server = settings.server
         log.info("starting on http://%s:%d", server.host, server.port)
         web.run_app(
