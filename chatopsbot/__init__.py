@@ -29,7 +29,7 @@ from chatopsbot.context import (
     PluginContext,
     User,
 )
-from chatopsbot.hookspecs import hookimpl
+from chatopsbot.hookspecs import hookimpl, hookspec
 from chatopsbot.plugins import PluginConfigError
 from chatopsbot.responses import (
     Actions,
@@ -122,6 +122,7 @@ __all__ = [
     "format_overview",
     "format_usage",
     "hookimpl",
+    "hookspec",
     "private",
     "require_bearer",
     "require_signature",

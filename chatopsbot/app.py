@@ -140,6 +140,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
         scheduler=scheduler,
         access=settings.access,
+        hooks=app[PLUGINS].manager.hook,
     )
     app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session, scheduler, messenger)
     await scheduler.start(dispatcher.context_for)

@@ -93,6 +93,8 @@ class PluginContext:
     clock: Clock
     outlet: Outlet
     codec: ActionCodec
+    #: The plugins' hooks, to call the ones a plugin offers others (``chatops_hookspecs``).
+    hooks: Any
 
     async def send_to(
         self, conversation: Conversation, response: Response, *, visible_to: str | None = None

@@ -87,7 +87,9 @@ class Dispatcher:
         metrics: Metrics,
         scheduler: Scheduler,
         access: AccessSettings,
+        hooks: Any = None,
     ) -> None:
+        self._hooks = hooks
         self._access = access
         self._scheduler = scheduler
         self._commands = commands
@@ -112,6 +114,7 @@ class Dispatcher:
             "clock": self._clock,
             "outlet": self._messenger,
             "codec": self._codec,
+            "hooks": self._hooks,
         }
 
     def context_for(self, plugin: str) -> PluginContext:

@@ -90,3 +90,14 @@ def chatops_jobs() -> Iterable[Job | TimerHandler]:
     overlaps the next one of the same job; a failing run is logged and the job carries on.
     """
     raise NotImplementedError
+
+
+@hookspec
+def chatops_hookspecs() -> Iterable[object]:
+    """Return modules (or classes) of further hook specifications this plugin defines.
+
+    Called once, first, so that plugins can offer hooks of their own to other plugins (the
+    on-call plugin's ``chatops_oncall_lookup`` lets another plugin answer from PagerDuty). Mark
+    them with ``chatopsbot.hookspec``; call them through ``ctx.hooks``.
+    """
+    raise NotImplementedError

@@ -110,6 +110,11 @@ def load_plugins(
         except Exception as exc:
             raise PluginError(f"plugin {name!r} ({where}) failed to load: {exc!r}") from exc
 
+    for name, entry in info.items():
+        if entry.enabled:
+            for spec in _call(manager, name, "chatops_hookspecs") or ():
+                for module in spec:
+                    manager.add_hookspecs(module)
     try:
         # A hook name with a typo would otherwise be ignored without a word.
         manager.check_pending()

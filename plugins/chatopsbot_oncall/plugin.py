@@ -26,6 +26,7 @@ from chatopsbot import (
     every,
     hookimpl,
 )
+from chatopsbot_oncall import hookspecs
 from chatopsbot_oncall.rotation import Team, fmt, parse_teams
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
@@ -48,8 +49,10 @@ class OnCall:
 
     name: str
     since: datetime
-    until: datetime
+    until: datetime | None
     override: dict[str, Any] | None = None
+    #: ``rotation``, ``override`` or ``lookup`` (another plugin's on-call system).
+    source: str = "rotation"
 
 
 def effective(team: Team, moment: datetime, overrides: list[dict[str, Any]]) -> OnCall | None:
@@ -58,7 +61,7 @@ def effective(team: Team, moment: datetime, overrides: list[dict[str, Any]]) -> 
     covering = [o for o in overrides if o["start"] <= now < o["end"]]
     if covering:
         o = max(covering, key=lambda o: o["created"])
-        return OnCall(o["member"], _at(o["start"]), _at(o["end"]), o)
+        return OnCall(o["member"], _at(o["start"]), _at(o["end"]), o, "override")
     shift = team.shift_at(moment)
     if shift is None:
         return None
@@ -84,6 +87,11 @@ class OncallPlugin:
         if not isinstance(account, str):
             raise PluginConfigError("account_id", "expected a string")
         return OncallSettings(parse_teams(config), account)
+
+    @hookimpl
+    def chatops_hookspecs(self) -> Iterable[object]:
+        """``chatops_oncall_lookup``, for plugins that read another on-call system."""
+        return [hookspecs]
 
     @hookimpl
     def chatops_jobs(self) -> Iterable[Job]:
@@ -140,13 +148,17 @@ class OncallPlugin:
             return Text(await self._detail(ctx, team, moment))
         lines = []
         for team in settings.teams.values():
-            current = effective(team, moment, await self._overrides(ctx, team))
+            current = await self._current(ctx, team, moment)
             if current is None:
                 lines.append(f"{team.name}: the rotation starts {fmt(team.handoff(0), team.zone)}")
                 continue
-            nxt = effective(team, current.until, await self._overrides(ctx, team))
+            ends = current.until
+            if current.source == "lookup" or ends is None:
+                lines.append(f"{team.name}: {current.name} (from the on-call system)")
+                continue
+            nxt = effective(team, ends, await self._overrides(ctx, team))
             then = f", then {nxt.name}" if nxt else ""
-            lines.append(f"{team.name}: {current.name} until {fmt(current.until, team.zone)}{then}")
+            lines.append(f"{team.name}: {current.name} until {fmt(ends, team.zone)}{then}")
         return Text("\n".join(lines))
 
     async def schedule(self, ctx: Context) -> Text:
@@ -255,10 +267,12 @@ class OncallPlugin:
         for key, team in settings.teams.items():
             if not team.channel:
                 continue
-            current = effective(team, moment, await self._overrides(ctx, team))
+            current = await self._current(ctx, team, moment)
             if current is None:
                 continue
-            state = {"name": current.name, "since": current.since.timestamp()}
+            # A lookup plugin says who, not since when: only a new name is a handoff then.
+            since = None if current.source == "lookup" else current.since.timestamp()
+            state = {"name": current.name, "since": since}
             last = await ctx.store.get(ANNOUNCED + key)
             if last == state:
                 continue
@@ -267,8 +281,8 @@ class OncallPlugin:
                 await ctx.send_to(
                     where,
                     Text(
-                        f"📟 {current.name} is now on call for {team.name} "
-                        f"until {fmt(current.until, team.zone)}."
+                        f"📟 {current.name} is now on call for {team.name}"
+                        + (f" until {fmt(current.until, team.zone)}." if current.until else ".")
                     ),
                 )
             # Stored after sending: a crash in between repeats this announcement, never skips it.
@@ -288,6 +302,19 @@ class OncallPlugin:
             raise UsageError(f"unknown team {name!r}; teams: {known}")
         return team
 
+    async def _current(self, ctx: PluginContext, team: Team, moment: datetime) -> OnCall | None:
+        """Overrides first, then a lookup plugin (PagerDuty...), then the rotation."""
+        overrides = await self._overrides(ctx, team)
+        current = effective(team, moment, overrides)
+        if current is not None and current.override is not None:
+            return current
+        pending = ctx.hooks.chatops_oncall_lookup(team=team.name, moment=moment)
+        answer = await pending if pending is not None else None
+        if answer is None:
+            return current
+        name, until = answer
+        return OnCall(name, moment, until, source="lookup")
+
     async def _overrides(self, ctx: PluginContext, team: Team) -> list[dict[str, Any]]:
         now = ctx.clock.now().timestamp()
         rows = [o for _, o in await ctx.store.list(f"{OVERRIDE}{team.name.lower()}:")]
@@ -301,18 +328,22 @@ class OncallPlugin:
         cursor = max(moment, team.handoff(0))
         while len(out) < count:
             current = effective(team, cursor, overrides)
-            if current is None:
+            if current is None or current.until is None:
                 break
             out.append((current.name, max(current.since, cursor), current.until))
             cursor = current.until
         return out
 
     async def _detail(self, ctx: PluginContext, team: Team, moment: datetime) -> str:
+        current = await self._current(ctx, team, moment)
+        if current is not None and current.source == "lookup":
+            until = f" until {fmt(current.until, team.zone)}" if current.until else ""
+            return f"{team.name}: {current.name} is on call{until} (from the on-call system)"
         timeline = await self._timeline(ctx, team, moment, 5)
         if not timeline:
             return f"{team.name}: the rotation starts {fmt(team.handoff(0), team.zone)}"
-        (name, _, until), *rest = timeline
-        lines = [f"{team.name}: {name} is on call until {fmt(until, team.zone)}"]
+        (name, _, ends), *rest = timeline
+        lines = [f"{team.name}: {name} is on call until {fmt(ends, team.zone)}"]
         if rest:
             lines.append(f"Next: {rest[0][0]} from {fmt(rest[0][1], team.zone)}")
         lines += [f"Then: {n} from {fmt(since, team.zone)}" for n, since, _ in rest[1:]]

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chatopsbot import PluginConfigError
+from chatopsbot import PluginConfigError, hookimpl
 from chatopsbot.clock import ManualClock
 from chatopsbot.config import ConfigError
 from chatopsbot.testing import BotHarness
@@ -253,4 +253,45 @@ async def test_no_teams_configured():
     async with BotHarness() as bot:
         assert (await bot.command("oncall")).only().text == (
             "No on-call teams are configured ([plugins.oncall.teams.<name>])."
+        )
+
+
+class FakePager:
+    """Another plugin answering for one team from an outside on-call system."""
+
+    def __init__(self) -> None:
+        self.who = "Zed"
+
+    @hookimpl
+    def chatops_oncall_lookup(self, team: str, moment: datetime) -> Any:
+        if team != "platform":
+            return None
+
+        async def ask() -> tuple[str, datetime | None]:
+            return self.who, None
+
+        return ask()
+
+
+async def test_another_plugin_can_answer_from_its_on_call_system(tmp_path):
+    pager = FakePager()
+    async with BotHarness({"pager": pager}, clock=ManualClock(START), config=CONFIG) as bot:
+        assert (await bot.command("oncall platform")).only().text == (
+            "platform: Zed is on call (from the on-call system)"
+        )
+        overview = (await bot.command("oncall")).only().text.splitlines()
+        assert overview == [
+            "platform: Zed (from the on-call system)",
+            "data: Dan until Wed 2026-11-25 20:00 UTC, then Erin",
+        ]
+        await bot.advance(30)
+        assert await bot.advance(60) == []  # the same person is not a handoff
+        pager.who = "Yan"
+        assert [m.text for m in await bot.advance(30)] == ["📟 Yan is now on call for platform."]
+        # An override made in chat still comes first.
+        await bot.command("oncall override platform alice 1h")
+        assert (
+            (await bot.command("oncall platform"))
+            .only()
+            .text.startswith("platform: Alice is on call until")
         )
