@@ -284,7 +284,8 @@ class FakeZoom:
         if request.query.get("robot_jid") != self.robot_jid:
             return 400, {"code": 7004, "message": "Invalid robot_jid."}
         message.deleted = True
-        return 204, {}
+        # Zoom's reference documents 200 with the same shape as an edit's answer.
+        return 200, {"message_id": message.message_id, "robot_jid": self.robot_jid}
 
     def _record(
         self,
