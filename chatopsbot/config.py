@@ -5,7 +5,9 @@ Every problem is reported as ``file: key: what is wrong`` and never quotes a sec
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from attrs import field, frozen
 
@@ -56,12 +59,15 @@ class Secret:
         return self._value
 
     def __bool__(self) -> bool:
+        """True when there is a value at all (an empty secret is as good as none)."""
         return bool(self._value)
 
     def __repr__(self) -> str:
+        """Masked, so a logged or printed settings object never carries the value."""
         return "Secret('********')"
 
     def __str__(self) -> str:
+        """Masked, like :meth:`__repr__`."""
         return "********"
 
 
@@ -118,12 +124,22 @@ class StorageSettings:
     path: str = "chatopsbot.db"
 
 
+def _table_names(tables: Mapping[str, Any]) -> str:
+    return "<" + ", ".join(tables) + ">"
+
+
 @frozen
 class PluginSettings:
-    """``[plugins]``: plugins not to load, and each plugin's own table by name."""
+    """``[plugins]``: plugins not to load, and each plugin's own table by name.
+
+    Tables are read-only (arrays become tuples). Their repr shows only the plugin names: a
+    table may hold a token (``webhook_token``) that only the plugin knows to treat as secret.
+    """
 
     disabled: tuple[str, ...] = ()
-    tables: Mapping[str, Mapping[str, Any]] = field(factory=lambda: MappingProxyType({}))
+    tables: Mapping[str, Mapping[str, Any]] = field(
+        factory=lambda: MappingProxyType({}), repr=_table_names
+    )
 
 
 @frozen
@@ -153,19 +169,20 @@ _TYPES = {
 
 
 def _kind(value: object) -> str:
+    # Only the type is ever named, never the value: it may be a secret.
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
         return "an array"
+    if isinstance(value, dt.date | dt.time):
+        return "a date or time"
     return _TYPES.get(type(value), type(value).__name__)
 
 
 class _Reader:
     """Typed reads from one table, each error naming ``section.key``; unknown keys refused."""
 
-    def __init__(
-        self, source: str, section: str, data: object, secrets: frozenset[str] = frozenset()
-    ) -> None:
+    def __init__(self, source: str, section: str, data: object) -> None:
         if not isinstance(data, Mapping):
             raise ConfigError(source, section, f"expected a table [{section}], got {_kind(data)}")
         self.source = source
@@ -198,6 +215,9 @@ class _Reader:
 
     def number(self, key: str, default: float, *, minimum: float, inclusive: bool = False) -> float:
         value: float = self.get(key, float, default)
+        # TOML allows nan and inf; nan slips through every comparison and inf never ends.
+        if not math.isfinite(value):
+            raise self.error(key, "must be a finite number")
         if value < minimum or (value == minimum and not inclusive):
             relation = "at least" if inclusive else "greater than"
             raise self.error(key, f"must be {relation} {minimum:g}")
@@ -215,7 +235,9 @@ class _Reader:
         value = self.text(key, default)
         if not value.startswith(("http://", "https://")):
             raise self.error(key, "must start with http:// or https://")
-        return value.rstrip("/")
+        if not urlsplit(value).hostname:
+            raise self.error(key, "must name a host")
+        return value
 
     def done(self) -> None:
         for key in self.data:
@@ -275,15 +297,16 @@ def parse_settings(
     def section(name: str) -> _Reader:
         return _Reader(source, name, expanded.get(name, {}))
 
-    z = section("zoom")
     if "zoom" not in expanded:
         raise ConfigError(source, "zoom", "required: the [zoom] section with the app's credentials")
+    z = section("zoom")
     zoom = ZoomSettings(
         client_id=z.text("client_id", required=True),
         client_secret=Secret(z.text("client_secret", required=True)),
         bot_jid=z.text("bot_jid", required=True),
         secret_token=Secret(z.text("secret_token", required=True)),
-        api_base_url=z.url("api_base_url", "https://api.zoom.us/v2"),
+        # API paths are joined onto the base, so "/v2/" would give "//users".
+        api_base_url=z.url("api_base_url", "https://api.zoom.us/v2").rstrip("/"),
         oauth_url=z.url("oauth_url", "https://zoom.us/oauth/token"),
     )
     z.done()
@@ -401,9 +424,10 @@ def load_settings(
     except FileNotFoundError:
         raise ConfigError(source, "file", "not found") from None
     except OSError as exc:
-        raise ConfigError(source, "file", f"cannot read: {exc.strerror}") from None
+        raise ConfigError(source, "file", f"cannot read: {exc.strerror or exc}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: editors on Windows may start the file with a byte-order mark.
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(source, "file", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:

@@ -82,6 +82,8 @@ def test_defaults():
             minimal(api_base_url="api.zoom.us"),
             "c.toml: zoom.api_base_url: must start with http:// or https://",
         ),
+        (minimal(oauth_url="https:///token"), "c.toml: zoom.oauth_url: must name a host"),
+        (minimal(secret_token=""), "c.toml: zoom.secret_token: must not be empty"),
         (
             minimal() | {"nope": {}},
             "c.toml: nope: unknown section "
@@ -117,6 +119,38 @@ def test_defaults():
             "c.toml: outbound.drain_timeout: must be at least 0",
         ),
         (
+            minimal() | {"outbound": {"request_timeout": 0}},
+            "c.toml: outbound.request_timeout: must be greater than 0",
+        ),
+        (
+            minimal() | {"outbound": {"rate_limit": float("nan")}},
+            "c.toml: outbound.rate_limit: must be a finite number",
+        ),
+        (
+            minimal() | {"outbound": {"rate_limit": True}},
+            "c.toml: outbound.rate_limit: expected a number, got a boolean",
+        ),
+        (
+            minimal() | {"commands": {"timeout": float("inf")}},
+            "c.toml: commands.timeout: must be a finite number",
+        ),
+        (
+            minimal() | {"commands": {"timeout": -0.5}},
+            "c.toml: commands.timeout: must be greater than 0",
+        ),
+        (
+            minimal() | {"logging": {"level": "trace"}},
+            "c.toml: logging.level: must be one of DEBUG, ERROR, INFO, WARNING",
+        ),
+        (
+            minimal() | {"storage": {"path": ""}},
+            "c.toml: storage.path: must not be empty",
+        ),
+        (
+            minimal() | {"server": {"host": 1}},
+            "c.toml: server.host: expected a string, got an integer",
+        ),
+        (
             minimal() | {"logging": {"format": "xml"}},
             "c.toml: logging.format: must be one of json, plain",
         ),
@@ -136,6 +170,33 @@ def test_defaults():
 )
 def test_precise_errors(data, message):
     assert error(data) == message
+
+
+def test_config_error_carries_its_parts():
+    with pytest.raises(ConfigError) as info:
+        parse_settings({"zoom": {}}, source="bot.toml", environ={})
+    assert (info.value.source, info.value.key, info.value.message) == (
+        "bot.toml",
+        "zoom.client_id",
+        "required",
+    )
+    assert str(info.value) == "bot.toml: zoom.client_id: required"
+
+
+def test_edge_values_are_allowed():
+    s = parse_settings(
+        minimal(api_base_url="http://localhost:9000/v2/")
+        | {"server": {"port": 0}, "outbound": {"drain_timeout": 0}},
+        environ={},
+    )
+    assert s.zoom.api_base_url == "http://localhost:9000/v2"
+    assert (s.server.port, s.outbound.drain_timeout) == (0, 0.0)
+
+
+def test_empty_after_expansion_is_empty():
+    assert error(minimal(client_id="${ID}"), {"ID": ""}) == (
+        "c.toml: zoom.client_id: must not be empty"
+    )
 
 
 def test_numbers_accept_integers_and_levels_are_case_insensitive():
@@ -179,24 +240,63 @@ def test_plugin_tables_are_read_only():
 
 
 def test_secrets_never_show():
-    s = parse_settings(minimal(), environ={})
-    assert "s3cret" not in repr(s)
-    assert "s3cret" not in str(s)
+    s = parse_settings(
+        minimal() | {"plugins": {"deploy": {"webhook_token": "s3cret-hook"}}}, environ={}
+    )
+    assert s.zoom.client_secret.reveal() == "s3cret-client"
+    for text in (repr(s), str(s), repr(s.zoom), repr(s.plugins)):
+        assert "s3cret" not in text
+    assert "tables=<deploy>" in repr(s.plugins)
     assert repr(Secret("x")) == "Secret('********')"
     assert str(Secret("x")) == "********"
-    bad = minimal(client_secret=5)
-    assert "s3cret" not in error(bad)
+    assert bool(Secret("x"))
+    assert not Secret("")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        minimal(client_secret=["s3cret-x"]),
+        minimal(secret_tokn="s3cret-x"),
+        minimal(api_base_url="s3cret-x"),
+        minimal() | {"server": {"port": "s3cret-x"}},
+        minimal() | {"logging": {"level": "s3cret-x"}},
+        minimal() | {"plugins": {"deploy": "s3cret-x"}},
+        minimal(client_secret="${S}-${MISSING}"),
+        minimal(client_secret="${S}${"),
+    ],
+)
+def test_errors_never_quote_a_value(data):
+    message = error(data, {"S": "s3cret-env"})
+    assert "s3cret" not in message
+    assert message.startswith("c.toml: ")
+
+
+def load_error(path: Path | str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, {})
+    return str(info.value)
 
 
 def test_file_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"missing\.toml: file: not found$"):
-        load_settings(tmp_path / "missing.toml")
+    assert load_error(tmp_path / "missing.toml") == f"{tmp_path}/missing.toml: file: not found"
+    assert load_error(tmp_path) == f"{tmp_path}: file: cannot read: Is a directory"
     broken = tmp_path / "broken.toml"
-    broken.write_text("[zoom\n")
-    with pytest.raises(ConfigError) as info:
-        load_settings(broken)
-    assert str(info.value).startswith(f"{broken}: syntax: ")
-    assert "line 1" in str(info.value)
+    broken.write_text("[zoom]\nclient_secret = 's3cret'\nbot_jid\n")
+    assert load_error(broken) == (
+        f"{broken}: syntax: Expected '=' after a key in a key/value pair (at line 3, column 8)"
+    )
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe")
+    assert load_error(binary) == f"{binary}: file: not UTF-8 text"
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(
+        b'\xef\xbb\xbf[zoom]\nclient_id="a"\nclient_secret="b"\nbot_jid="c"\nsecret_token="d"\n'
+    )
+    assert load_settings(path, {}).zoom.client_id == "a"
 
 
 def test_relative_storage_path_is_relative_to_the_config_file(tmp_path):
@@ -207,6 +307,12 @@ def test_relative_storage_path_is_relative_to_the_config_file(tmp_path):
         '[storage]\npath="data/bot.db"\n'
     )
     assert load_settings(path, {}).storage.path == str(tmp_path / "conf" / "data" / "bot.db")
+    absolute = str(tmp_path / "elsewhere.db")
+    path.write_text(path.read_text().replace("data/bot.db", absolute))
+    assert load_settings(path, {}).storage.path == absolute
+    assert parse_settings(minimal() | {"storage": {"path": "x.db"}}, environ={}).storage.path == (
+        "x.db"
+    )
     assert (
         parse_settings(minimal() | {"storage": {"path": ":memory:"}}, environ={}).storage.path
         == ":memory:"
