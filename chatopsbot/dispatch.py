@@ -157,8 +157,7 @@ class Dispatcher:
         extra = _extra(caller, conversation)
         sender = self._messenger.to(conversation, caller_id=caller.id or None, log_extra=extra)
 
-        def tell(text: str) -> None:
-            sender.post(Text(text, private=True))
+        tell = _teller(sender)
 
         try:
             words = tokenize(event.cmd)
@@ -228,8 +227,7 @@ class Dispatcher:
             access=self._access,
         )
 
-        def tell(text: str) -> None:
-            sender.post(Text(text, private=True))
+        tell = _teller(sender)
 
         outcome = await self._invoke(
             command.handler(ctx), command.name, command.timeout, sender, extra, tell, command
@@ -361,8 +359,7 @@ class Dispatcher:
             conversation, caller_id=clicker.id or None, log_extra=extra, plugin=plugin
         )
 
-        def tell(text: str) -> None:
-            sender.post(Text(text, private=True))
+        tell = _teller(sender)
 
         denial = self._access.denial(
             label, admin_only=handler.admin_only, user=clicker, conversation=conversation
@@ -429,6 +426,15 @@ class Dispatcher:
 
     def _count(self, command: str, outcome: str) -> None:
         self._metrics.commands.labels(command, outcome).inc()
+
+
+def _teller(sender: ConversationSender) -> Callable[[str], None]:
+    """Replies only the person who asked (or clicked) sees."""
+
+    def tell(text: str) -> None:
+        sender.post(Text(text, private=True))
+
+    return tell
 
 
 def _extra(user: User, conversation: Conversation) -> dict[str, Any]:
