@@ -201,7 +201,7 @@ class Dispatcher:
             await self._propose(command, rest, args, caller, conversation, sender)
             self._count(command.name, "proposed")
             return
-        await self._run_command(command, args, caller, conversation, sender, extra)
+        await self._run_command(command, args, caller, conversation, extra)
 
     async def _run_command(
         self,
@@ -209,10 +209,9 @@ class Dispatcher:
         args: Mapping[str, Any],
         caller: User,
         conversation: Conversation,
-        sender: ConversationSender,
         extra: dict[str, Any],
     ) -> None:
-        # Same conversation, same outbox queue: still in order with the early replies.
+        # Same conversation, same outbox queue: in order with any reply sent before it.
         sender = self._messenger.to(
             conversation, caller_id=caller.id or None, log_extra=extra, plugin=command.plugin
         )
@@ -298,7 +297,6 @@ class Dispatcher:
             parse_args(command, record["words"]),
             User(**record["caller"]),
             Conversation(**record["conversation"]),
-            sender,
             extra,
         )
 
