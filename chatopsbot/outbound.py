@@ -148,7 +148,7 @@ class Outbox:
                 within,
             )
         else:
-            log.info("shutdown: every queued message was sent")
+            log.info("shutdown: nothing left to send")
         return unsent
 
     async def _work(self, key: str) -> None:

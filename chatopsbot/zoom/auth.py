@@ -89,7 +89,9 @@ class TokenCache:
                 text = await resp.text(errors="replace")
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise TokenError(f"token request failed: {exc!r}", retryable=True) from exc
+            raise TokenError(
+                f"token request failed: {type(exc).__name__}: {exc}", retryable=True
+            ) from exc
         if status != 200:
             # 4xx here means the credentials are wrong: retrying cannot fix that.
             raise TokenError(
