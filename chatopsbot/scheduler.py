@@ -291,15 +291,17 @@ class Scheduler:
                     f.cancel()
 
     async def _fire(self, entry: _Timer) -> None:
-        handler = self._handlers.get((entry.plugin, entry.name))
-        if handler is not None:
-            ctx = self._context(entry.plugin)
-            await self._run(
-                f"timer {entry.plugin}:{entry.name}", lambda: handler.handler(ctx, entry.payload)
-            )
-        else:
-            log.error(
-                "timer %s of plugin %s has no handler any more; dropped", entry.name, entry.plugin
-            )
-        self._timers.pop(entry.id, None)
-        await self._backend.delete(TIMERS_NAMESPACE, entry.id)
+        # start() loads only timers whose handler is there, so one is found.
+        handler = self._handlers[(entry.plugin, entry.name)]
+        ctx = self._context(entry.plugin)
+
+        async def run_then_forget() -> None:
+            # Forgetting is part of the run, so a shutdown waits for it: a timer that ran is
+            # never left stored to run again after the restart.
+            try:
+                await handler.handler(ctx, entry.payload)
+            finally:
+                self._timers.pop(entry.id, None)
+                await self._backend.delete(TIMERS_NAMESPACE, entry.id)
+
+        await self._run(f"timer {entry.plugin}:{entry.name}", run_then_forget)

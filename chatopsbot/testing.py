@@ -290,13 +290,20 @@ class BotHarness:
         return "/zoom/webhook"
 
     async def settle(self, within: float = 10.0) -> None:
-        """Wait until handlers, jobs and the outbox are idle."""
+        """Wait until handlers, jobs and the outbox are idle, and stay idle a moment.
+
+        Idle twice in a row, a few milliseconds apart: work that was just woken (a job whose
+        time came, a storage call finishing in its thread) has then had the time to start.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         runtime = self.runtime
-        while runtime.tasks or runtime.outbox.depth or runtime.scheduler.busy:
+        quiet = 0
+        while quiet < 2:
+            busy = runtime.tasks or runtime.outbox.depth or runtime.scheduler.busy
+            quiet = 0 if busy else quiet + 1
             assert loop.time() < deadline, "the bot did not settle: a handler or job still runs"
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.002)
 
     # Reading what Zoom received.
 

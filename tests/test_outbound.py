@@ -135,7 +135,7 @@ async def test_non_retryable_token_error_fails_at_once():
 
 
 async def test_429_pauses_the_whole_account_for_retry_after():
-    limited = ZoomApiError(429, 429, "slow down", "t", retry_after=0.2)
+    limited = ZoomApiError(429, 429, "slow down", "t", retry_after=0.5)
     api = Script(limited)
     metrics = Metrics()
     outbox = fast_outbox(api, metrics=metrics)
@@ -146,9 +146,9 @@ async def test_429_pauses_the_whole_account_for_retry_after():
     await asyncio.gather(a, b, other_account)
     times = {c.body["n"]: t for t, c in api.calls[1:] if c.body}
     first = api.calls[0][0]
-    assert times[1] - first >= 0.19
-    assert times[2] - first >= 0.19  # same account: held too
-    assert times[3] - first < 0.15  # another account: not held
+    assert times[1] - first >= 0.49
+    assert times[2] - first >= 0.49  # same account: held too
+    assert times[3] - first < 0.4  # another account: not held
     assert sample(metrics, "chatopsbot_outbound_rate_limited_total", kind="rate") == 1
 
 
@@ -179,7 +179,7 @@ async def test_drain_sends_what_it_can_then_counts_the_rest(caplog):
     outbox = fast_outbox(api)
     futures = [outbox.submit(call(n), key="c") for n in range(10)]
     with caplog.at_level(logging.ERROR, "chatopsbot.outbound"):
-        unsent = await outbox.drain(0.12)
+        unsent = await outbox.drain(0.3)
     assert 0 < unsent < 10
     assert sum(f.done() and not f.exception() for f in futures) == 10 - unsent
     assert isinstance(futures[-1].exception(), OutboxClosed)
