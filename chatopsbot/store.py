@@ -138,6 +138,9 @@ class SqliteBackend:
     async def open(cls, path: str) -> SqliteBackend:
         """Open (creating if needed) the database at ``path``; raise :class:`StorageError`."""
         try:
+            # Probe first: when aiosqlite's own connect fails, its worker thread answers a
+            # future later on, possibly after the loop is gone.
+            await asyncio.to_thread(_probe, path)
             db = await aiosqlite.connect(path, timeout=5.0, isolation_level=None)
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"{path}: cannot open the storage file: {exc}") from exc
@@ -222,6 +225,10 @@ class SqliteBackend:
     async def close(self) -> None:
         """Close the connection."""
         await self._db.close()
+
+
+def _probe(path: str) -> None:
+    sqlite3.connect(path).close()
 
 
 async def open_backend(path: str) -> Backend:
