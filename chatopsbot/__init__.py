@@ -30,7 +30,7 @@ from chatopsbot.context import (
     User,
 )
 from chatopsbot.hookspecs import hookimpl, hookspec
-from chatopsbot.plugins import PluginConfigError
+from chatopsbot.plugins import PluginConfigError, require_known_keys
 from chatopsbot.responses import (
     Actions,
     Attachment,
@@ -125,6 +125,7 @@ __all__ = [
     "hookspec",
     "private",
     "require_bearer",
+    "require_known_keys",
     "require_signature",
     "route",
     "timer",

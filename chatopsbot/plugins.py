@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.metadata
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
@@ -41,6 +42,19 @@ class PluginConfigError(Exception):
         super().__init__(f"{key}: {message}")
         self.key = key
         self.message = message
+
+
+def require_known_keys(table: Mapping[str, Any], known: Iterable[str], *, prefix: str = "") -> None:
+    """Raise :class:`PluginConfigError` for the first key of ``table`` not in ``known``.
+
+    ``prefix`` is the dotted path of ``table`` inside the plugin's own table (``teams.platform``).
+    """
+    allowed = sorted(known)
+    for key in sorted(table):
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(allowed)}"
+            raise PluginConfigError(f"{prefix}.{key}" if prefix else key, f"unknown key ({hint})")
 
 
 @frozen

@@ -32,6 +32,7 @@ from chatopsbot import (
     command,
     hookimpl,
     require_bearer,
+    require_known_keys,
     require_signature,
     route,
     timer,
@@ -70,9 +71,7 @@ class DeployPlugin:
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> DeploySettings:
         """Validate ``webhook_token`` and ``lock_reminder``."""
-        for key in config:
-            if key not in ("webhook_token", "lock_reminder"):
-                raise PluginConfigError(key, "unknown key (known: lock_reminder, webhook_token)")
+        require_known_keys(config, ("webhook_token", "lock_reminder"))
         token = config.get("webhook_token", "")
         if not isinstance(token, str):
             raise PluginConfigError("webhook_token", "expected a string")

@@ -25,6 +25,7 @@ from chatopsbot import (
     command,
     every,
     hookimpl,
+    require_known_keys,
 )
 from chatopsbot_oncall import hookspecs
 from chatopsbot_oncall.rotation import Team, fmt, parse_teams
@@ -80,9 +81,7 @@ class OncallPlugin:
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> OncallSettings:
         """Validate the teams; a bad zone, an empty member list or a bad rotation names its key."""
-        for key in config:
-            if key not in ("teams", "account_id"):
-                raise PluginConfigError(key, "unknown key (known: account_id, teams)")
+        require_known_keys(config, ("teams", "account_id"))
         account = config.get("account_id", "")
         if not isinstance(account, str):
             raise PluginConfigError("account_id", "expected a string")

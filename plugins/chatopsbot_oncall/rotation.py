@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from attrs import frozen
 
-from chatopsbot import PluginConfigError
+from chatopsbot import PluginConfigError, require_known_keys
 
 _INTERVAL = re.compile(r"^(\d+)([hd])$")
 
@@ -111,12 +111,7 @@ def parse_teams(config: Mapping[str, Any]) -> dict[str, Team]:
 def _team(name: str, table: object, key: str, config: Mapping[str, Any]) -> Team:
     if not isinstance(table, Mapping):
         raise PluginConfigError(key, "expected a table")
-    known = {"members", "rotation", "start", "timezone", "channel"}
-    for field in table:
-        if field not in known:
-            raise PluginConfigError(
-                f"{key}.{field}", f"unknown key (known: {', '.join(sorted(known))})"
-            )
+    require_known_keys(table, ("members", "rotation", "start", "timezone", "channel"), prefix=key)
     members = _members(table.get("members"), f"{key}.members")
     period = parse_period(table.get("rotation"), f"{key}.rotation")
     zone_name = table.get("timezone")

@@ -27,6 +27,7 @@ from chatopsbot import (
     action,
     command,
     hookimpl,
+    require_known_keys,
     timer,
 )
 from chatopsbot_polls import model
@@ -46,9 +47,7 @@ class PollsPlugin:
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> ZoneInfo:
         """``timezone`` (IANA) for ``--closes-at`` and displayed deadlines; default UTC."""
-        unknown = set(config) - {"timezone"}
-        if unknown:
-            raise PluginConfigError(sorted(unknown)[0], "unknown key (known: timezone)")
+        require_known_keys(config, ("timezone",))
         name = config.get("timezone", "UTC")
         if not isinstance(name, str):
             raise PluginConfigError("timezone", "expected a string")

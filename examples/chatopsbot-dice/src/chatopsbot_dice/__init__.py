@@ -31,6 +31,7 @@ from chatopsbot import (
     action,
     command,
     hookimpl,
+    require_known_keys,
     route,
 )
 
@@ -57,9 +58,7 @@ class DicePlugin:
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> DiceSettings:
         """Validate ``[plugins.dice]``."""
-        for key in config:
-            if key not in ("max_dice", "seed"):
-                raise PluginConfigError(key, "unknown key (known: max_dice, seed)")
+        require_known_keys(config, ("max_dice", "seed"))
         max_dice = config.get("max_dice", 20)
         if not isinstance(max_dice, int) or isinstance(max_dice, bool) or not 1 <= max_dice <= 100:
             raise PluginConfigError("max_dice", "expected an integer from 1 to 100")
