@@ -160,6 +160,9 @@ class Card:
     def __attrs_post_init__(self) -> None:
         if self.head is None and not self.body:
             raise ValueError("a card needs a head or at least one body item")
+        if self.sub_head is not None and self.head is None:
+            # Zoom's schema nests the sub-head inside the head: without one it would vanish.
+            raise ValueError("a card's sub_head needs a head")
 
 
 Content = Text | Card

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from attrs import field, frozen
+
+from chatopsbot.jsonbody import BodyError, load_json
 
 if TYPE_CHECKING:
     from chatopsbot.context import PluginContext
@@ -64,15 +65,9 @@ class HookRequest:
     def json(self) -> Any:
         """The body parsed as JSON; :class:`HookError` 400 saying what is wrong otherwise."""
         try:
-            return json.loads(self.body.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise HookError(400, "body is not UTF-8") from None
-        except json.JSONDecodeError as exc:
-            raise HookError(
-                400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
-        except RecursionError:
-            raise HookError(400, "malformed JSON: nested too deeply") from None
+            return load_json(self.body)
+        except BodyError as exc:
+            raise HookError(400, str(exc)) from None
 
 
 @frozen

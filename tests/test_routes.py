@@ -116,7 +116,7 @@ async def test_wrong_credentials_get_401_and_send_nothing(bot, headers):
             b"{oops",
             "malformed JSON: Expecting property name enclosed in double quotes at line 1 column 2",
         ),
-        (b"\xff", "body is not UTF-8"),
+        (b"\xff", "body is not UTF-8 (byte 0)"),
         (b"[" * 50_000, "malformed JSON: nested too deeply"),
         (b'{"text": 5}', "text: required, a string"),
     ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -149,9 +150,12 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "inf" or "nan" would pause an account for ever (or not at all): unreadable.
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     when: datetime | None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))

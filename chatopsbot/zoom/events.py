@@ -7,11 +7,12 @@ with a reason fit for a log line and a 400 answer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import frozen
+
+from chatopsbot.jsonbody import BodyError, load_json
 
 
 class EventError(ValueError):
@@ -200,14 +201,20 @@ class _Fields:
     def number(self, key: str, *, required: bool = False) -> int:
         value = self._get(key, required, 0)
         # Zoom's own schema types timestamp as a string in places, so digits in a string count.
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and value.isascii() and value.isdecimal() and len(value) <= 18:
+            return int(value)
+        # A whole float (1724371200123.0) is the integer it spells.
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise EventError(f"{self._path}.{key}: expected a number, got {_describe(value)}")
+            raise EventError(f"{self._path}.{key}: expected an integer, got {_describe(value)}")
         return value
 
     def flag(self, key: str, *, default: bool) -> bool:
         value = self._get(key, False, default)
+        # Zoom's own app_deauthorized sample sends "true"/"false" as strings.
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
         if not isinstance(value, bool):
             raise EventError(f"{self._path}.{key}: expected a boolean, got {_describe(value)}")
         return value
@@ -240,20 +247,27 @@ def _describe(value: object) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
+def _present(p: _Fields, key: str) -> str:
+    # Replies need each of these (account, addresses, the user a private reply is shown to):
+    # an event with one empty cannot be answered, so it is refused at the door.
+    value = p.text(key)
+    if not value.strip():
+        raise EventError(f"{p.path}.{key}: empty")
+    return value
+
+
 def _chat_fields(p: _Fields) -> dict[str, Any]:
-    # Private replies go to the user id (visible_to_user): an event without one is unusable.
-    user_id = p.text("userId")
-    if not user_id:
-        raise EventError(f"{p.path}.userId: empty")
     return {
-        "account_id": p.text("accountId"),
-        "robot_jid": p.text("robotJid"),
-        "to_jid": p.text("toJid"),
-        "user_id": user_id,
-        "user_jid": p.text("userJid"),
+        "account_id": _present(p, "accountId"),
+        "robot_jid": _present(p, "robotJid"),
+        "to_jid": _present(p, "toJid"),
+        "user_id": _present(p, "userId"),
+        "user_jid": _present(p, "userJid"),
         "user_name": p.text("userName", required=False),
         "channel_name": p.text("channelName", required=False),
-        "timestamp": p.number("timestamp"),
+        # Part of what tells a redelivery from a new event: without it, two identical
+        # commands within the hour would look like one.
+        "timestamp": p.number("timestamp", required=True),
     }
 
 
@@ -278,10 +292,10 @@ def _button_clicked(p: _Fields) -> ButtonClicked:
 def _option_selected(p: _Fields) -> OptionSelected:
     items = p.array("selectedItems")
     values = tuple(
-        _Fields(item, f"payload.selectedItems[{i}]").text("value") for i, item in enumerate(items)
+        _Fields(item, f"{p.path}.selectedItems[{i}]").text("value") for i, item in enumerate(items)
     )
     if not values:
-        raise EventError("payload.selectedItems: empty")
+        raise EventError(f"{p.path}.selectedItems: empty")
     return OptionSelected(**_interactive_fields(p), values=values)
 
 
@@ -328,7 +342,9 @@ def _app_deauthorized(p: _Fields) -> AppDeauthorized:
 def _url_validation(p: _Fields) -> UrlValidation:
     token = p.text("plainToken")
     if not token:
-        raise EventError("payload.plainToken: empty")
+        raise EventError(f"{p.path}.plainToken: empty")
+    if not token.isascii():
+        raise EventError(f"{p.path}.plainToken: not ASCII")
     return UrlValidation(token)
 
 
@@ -347,18 +363,9 @@ _PARSERS: dict[str, Callable[[_Fields], Event]] = {
 def parse_event(body: bytes) -> Event:
     """Parse one webhook body; raise :class:`EventError` saying what is wrong with it."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EventError(f"body is not UTF-8 (byte {exc.start})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EventError(
-            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        # json raises this, not JSONDecodeError, for absurdly deep nesting.
-        raise EventError("malformed JSON: nested too deeply") from None
+        data = load_json(body)
+    except BodyError as exc:
+        raise EventError(str(exc)) from None
     envelope = _Fields(data, "body")
     name = envelope.text("event")
     parser = _PARSERS.get(name)
