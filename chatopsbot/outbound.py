@@ -77,7 +77,6 @@ class Outbox:
         headroom: float = 0.98,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
-        max_rate_limited: int = 20,
         rng: random.Random | None = None,
     ) -> None:
         self._api = api
@@ -87,7 +86,6 @@ class Outbox:
         self._metrics = metrics or Metrics()
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
-        self._max_rate_limited = max_rate_limited
         self._rng = rng or random.Random()
         self._queues: dict[str, deque[_Item]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -168,7 +166,6 @@ class Outbox:
         call = item.call
         account = call.account_id
         failures = 0
-        limited = 0
         while True:
             await self._wait_for_account(account)
             await self._limiter(account).acquire()
@@ -177,10 +174,8 @@ class Outbox:
             except ZoomApiError as exc:
                 self._metrics.outbound.labels(str(exc.status)).inc()
                 if exc.status == 429:
-                    limited += 1
-                    if self._rate_limited(item, exc, limited):
-                        continue
-                    return self._fail(item, "rate_limited", exc)
+                    self._rate_limited(item, exc)
+                    continue
                 if exc.status < 500:
                     return self._fail(item, "rejected", exc)
                 error: Exception = exc
@@ -195,6 +190,14 @@ class Outbox:
             except aiohttp.ClientError as exc:
                 self._metrics.outbound.labels("connection_error").inc()
                 error = exc
+            except Exception as exc:
+                # Anything else (a body that cannot be encoded, a bug) cannot improve with a
+                # retry; failing this message keeps the conversation's queue moving.
+                self._metrics.outbound.labels("error").inc()
+                log.exception(
+                    "%s %s could not be sent", call.method, call.path, extra=dict(item.log_extra)
+                )
+                return self._fail(item, "error", exc)
             else:
                 self._metrics.outbound.labels(str(result.status)).inc()
                 self._metrics.send_latency.observe(self._loop.time() - item.queued_at)
@@ -217,8 +220,8 @@ class Outbox:
             )
             await asyncio.sleep(delay)
 
-    def _rate_limited(self, item: _Item, exc: ZoomApiError, count: int) -> bool:
-        """Pause the account as Zoom asks; False when this message has waited long enough."""
+    def _rate_limited(self, item: _Item, exc: ZoomApiError) -> None:
+        """Pause the account as Zoom asks; the message waits and is sent after the pause."""
         account = item.call.account_id
         now = self._loop.time()
         if exc.daily_limit:
@@ -235,7 +238,7 @@ class Outbox:
                 extra={**item.log_extra, **_error_fields(exc)},
             )
             # The daily limit is waited out however long it takes: the message is not lost.
-            return True
+            return
         self._metrics.rate_limited.labels("rate").inc()
         wait = exc.retry_after if exc.retry_after is not None else 1.0
         self._paused_until[account] = max(self._paused_until.get(account, 0.0), now + wait)
@@ -245,7 +248,6 @@ class Outbox:
             wait,
             extra={**item.log_extra, **_error_fields(exc)},
         )
-        return count <= self._max_rate_limited
 
     async def _wait_for_account(self, account: str) -> None:
         # A loop, not an Event: another 429 may push the pause further while we sleep.

@@ -194,3 +194,23 @@ async def test_drain_with_everything_sent_reports_zero():
     future = outbox.submit(call(1), key="c")
     assert await outbox.drain(5) == 0
     assert future.result().message_id == "m1"
+
+
+async def test_an_unexpected_error_fails_that_message_and_the_queue_moves_on(caplog):
+    api = Script(TypeError("Object of type date is not JSON serializable"), None)
+    outbox = fast_outbox(api)
+    first = outbox.submit(call(1), key="c")
+    second = outbox.submit(call(2), key="c")
+    with pytest.raises(SendFailed, match="not JSON serializable"):
+        await first
+    assert (await second).message_id == "m2"
+    assert outbox.depth == 0
+    assert len(api.calls) == 2  # no retry of what cannot improve
+
+
+async def test_429s_are_waited_out_however_many_come():
+    limited = ZoomApiError(429, 429, "slow down", "t", retry_after=0.001)
+    api = Script(*[limited] * 30)
+    outbox = fast_outbox(api, max_attempts=1)
+    assert (await outbox.submit(call(1), key="c")).message_id == "m1"
+    assert len(api.calls) == 31

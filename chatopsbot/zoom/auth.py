@@ -93,9 +93,10 @@ class TokenCache:
                 f"token request failed: {type(exc).__name__}: {exc}", retryable=True
             ) from exc
         if status != 200:
-            # 4xx here means the credentials are wrong: retrying cannot fix that.
+            # Other 4xx here means the credentials are wrong: retrying cannot fix that.
             raise TokenError(
-                f"token request answered {status}: {text[:200]}", retryable=status >= 500
+                f"token request answered {status}: {text[:200]}",
+                retryable=status >= 500 or status == 429,
             )
         token, expires_in = _parse_token(text)
         self._token = token
