@@ -12,7 +12,7 @@ import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -37,6 +37,8 @@ from chatopsbot.zoom.signature import SignatureError, url_validation_answer, ver
 
 log = logging.getLogger("chatopsbot.app")
 
+T = TypeVar("T")
+
 #: Zoom's webhook bodies are small; anything bigger is refused before it is read.
 MAX_BODY = 1024 * 1024
 
@@ -51,15 +53,26 @@ class Runtime:
     session: aiohttp.ClientSession
     scheduler: Scheduler
     messenger: Messenger
-    tasks: set[asyncio.Task[None]] = field(factory=set)
+    tasks: set[asyncio.Future[Any]] = field(factory=set)
     stopping: bool = False
     stopped: bool = False
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """Run ``coro`` in a task the app keeps and awaits on shutdown."""
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> bool:
+        """Run ``coro`` in a task the app keeps and awaits on shutdown; False once stopping."""
+        if self.stopping:
+            coro.close()
+            return False
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return True
+
+    def run(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Run ``work`` (a plugin's HTTP hook) as work that shutdown waits for."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
 
 SETTINGS = web.AppKey("chatopsbot.settings", Settings)
@@ -247,7 +260,11 @@ async def webhook(request: web.Request) -> web.Response:
             "dropped a redelivered %s", type(event).__name__, extra={"event": type(event).__name__}
         )
         return _answer(app, "duplicate")
-    runtime.spawn(runtime.dispatcher.dispatch(event), name=f"dispatch:{type(event).__name__}")
+    # Shutdown may have begun while the body arrived: then Zoom must hear 503 and resend later.
+    if not runtime.spawn(
+        runtime.dispatcher.dispatch(event), name=f"dispatch:{type(event).__name__}"
+    ):
+        return _answer(app, "shutting_down", 503, headers={"Retry-After": "5"})
     return _answer(app, "accepted")
 
 
@@ -291,7 +308,8 @@ async def _hook_response(
     ctx = runtime.dispatcher.context_for(plugin)
     try:
         async with asyncio.timeout(app[SETTINGS].commands.timeout):
-            answer: object = await spec.handler(ctx, hook_request)
+            # Shutdown waits for the handler, so what it sends is drained, not refused.
+            answer: object = await runtime.run(spec.handler(ctx, hook_request))
     except HookError as exc:
         log.warning(
             "%s %s from %s: %d %s",

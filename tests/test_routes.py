@@ -153,3 +153,36 @@ async def test_unknown_hook_paths_are_404_and_metrics_count_hooks(bot):
 def test_route_paths_must_start_with_a_slash():
     with pytest.raises(ValueError, match="must be empty or start with /"):
         route("GET", "lock")(last.handler)
+
+
+async def test_shutdown_waits_for_a_hook_in_flight_and_sends_what_it_sends(start_bot, zoom):
+    import asyncio
+
+    @route("POST", "/slow")
+    async def slow(ctx: PluginContext, request: HookRequest) -> HookResponse:
+        await asyncio.sleep(0.3)
+        await ctx.send_to(Conversation("acct-1", CHANNEL, "ops"), Text("late but sent"))
+        return HookResponse(202, {"ok": True})
+
+    class Slow:
+        @hookimpl
+        def chatops_routes(self) -> list[Any]:
+            return [slow]
+
+    bot = await start_bot(extra={"slow": Slow()})
+    request = asyncio.ensure_future(bot.client.post("/hooks/slow/slow"))
+    await asyncio.sleep(0.1)
+    await bot.client.app.shutdown()
+    resp = await request
+    assert resp.status == 202
+    assert [m.text for m in zoom.sent()] == ["late but sent"]
+
+
+async def test_a_stopping_runtime_refuses_new_work(bot):
+    async def never() -> None:
+        raise AssertionError("must not run")
+
+    bot.runtime.stopping = True
+    assert bot.runtime.spawn(never(), name="late") is False
+    resp = await bot.post({"event": "meeting.started", "payload": {}})
+    assert resp.status == 503
