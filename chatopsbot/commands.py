@@ -249,25 +249,27 @@ class CommandTree:
 
     def resolve(self, words: Sequence[str]) -> tuple[Command, list[str]]:
         """The command the longest prefix of ``words`` names, and the words after it."""
-        lowered = [w.lower() for w in words]
-        for n in range(len(words), 0, -1):
+        if not words:
+            raise UnknownCommand("")
+        # No command is deeper than the deepest path: longer prefixes cannot match.
+        depth = min(len(words), max((len(path) for path in self._commands), default=0))
+        lowered = [w.lower() for w in words[:depth]]
+        for n in range(depth, 0, -1):
             found = self._commands.get(tuple(lowered[:n]))
             if found is not None:
                 return found, list(words[n:])
         text = " ".join(words)
-        if not words:
-            raise UnknownCommand("")
-        for n in range(len(words), 0, -1):
+        for n in range(depth, 0, -1):
             under = self.group(lowered[:n])
             if under:
                 raise UnknownCommand(" ".join(words[:n]), subcommands=under)
         names = [c.name for c in self]
-        typed = " ".join(lowered[: max(len(c.path) for c in self)]) if names else ""
+        typed = " ".join(lowered)[:200]
         close = difflib.get_close_matches(typed, names, n=3, cutoff=0.6)
         if not close:
             # "deplyo" alone: compare first words, offer the commands under the closest.
             heads = sorted({c.path[0] for c in self})
-            for head in difflib.get_close_matches(lowered[0], heads, n=1, cutoff=0.6):
+            for head in difflib.get_close_matches(words[0].lower()[:100], heads, n=1, cutoff=0.6):
                 close = [c.name for c in self.group([head])][:3]
         raise UnknownCommand(text if len(text) <= 60 else text[:57] + "...", close)
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from attrs import frozen
+from attrs import field, frozen
 
 from chatopsbot.clock import Clock
 from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Sent
@@ -86,7 +86,8 @@ class PluginContext:
     """
 
     plugin: str
-    config: Any
+    # Kept out of repr: a plugin's settings may hold tokens.
+    config: Any = field(repr=False)
     store: Store
     timers: Timers
     log: logging.LoggerAdapter[logging.Logger]

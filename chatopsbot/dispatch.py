@@ -66,6 +66,8 @@ EXPIRED = "This confirmation has expired or was already answered. Run the comman
 CORE = "chatopsbot"
 PROPOSALS = "chatopsbot:proposals"
 CONFIRM_SECONDS = 300
+#: Longer commands are refused before parsing: nobody types more, and parsing is not free.
+MAX_COMMAND = 4000
 STALE_BUTTON = "Sorry, this button no longer works. Run the command again for a fresh one."
 UNKNOWN = "(unknown)"
 
@@ -159,6 +161,10 @@ class Dispatcher:
 
         tell = _teller(sender)
 
+        if len(event.cmd) > MAX_COMMAND:
+            self._count(UNKNOWN, "usage")
+            tell(f"That command is {len(event.cmd)} characters long; the limit is {MAX_COMMAND}.")
+            return
         try:
             words = tokenize(event.cmd)
             if not words:
@@ -290,11 +296,17 @@ class Dispatcher:
         if name == "cancel" or command is None:
             sender.post(Edit(event.message_id, Text(f"Cancelled: {record['question']}")))
             return
+        try:
+            # The command may have changed since it was proposed (a plugin upgrade).
+            args = parse_args(command, record["words"])
+        except (UsageError, HelpRequested) as exc:
+            sender.post(Text(f"{command.name} can no longer run as proposed: {exc}", private=True))
+            return
         sender.post(Edit(event.message_id, Text(f"Confirmed: {record['question']}")))
         extra["command"] = command.name
         await self._run_command(
             command,
-            parse_args(command, record["words"]),
+            args,
             User(**record["caller"]),
             Conversation(**record["conversation"]),
             extra,
@@ -398,7 +410,10 @@ class Dispatcher:
         try:
             async with timer:
                 result = await call
-            responses = as_responses(result)
+            # Rendering happens as each is queued: a response Zoom could never take is a
+            # handler error the caller hears about, not a silent loss.
+            for response in as_responses(result):
+                sender.post(response)
         except UsageError as exc:
             # A handler may reject what only it can check; same private usage reply.
             if exc.command is None:
@@ -418,8 +433,6 @@ class Dispatcher:
         except Exception:
             tell(_failed(name, _log_failure(name, extra)))
             return "error"
-        for response in responses:
-            sender.post(response)
         return "ok"
 
     def _count(self, command: str, outcome: str) -> None:

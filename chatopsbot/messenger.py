@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,6 +53,9 @@ class ConversationSender:
             conversation=self._conversation,
             caller_id=self._caller_id,
         )
+        # Fail here, in the handler's own context (the caller gets a reference), rather than
+        # later in the outbox: a value JSON cannot carry (a date, say) is a handler bug.
+        json.dumps(call.body)
         key = self._conversation.jid
         if isinstance(response, Text | Card) and response.to_jid:
             key = response.to_jid

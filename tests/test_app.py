@@ -379,3 +379,28 @@ async def test_shutdown_finishes_handlers_drains_and_then_refuses(start_bot, zoo
     assert (await bot.client.get("/healthz")).status == 503
     await shutdown
     assert [m.text for m in zoom.sent()] == ["rested"]
+
+
+@command("baddate", help="Returns a card Zoom could never take")
+async def baddate(ctx: Context) -> Card:
+    import datetime
+
+    return Card(head="x", body=[Paragraph(datetime.date(2026, 1, 1))])  # type: ignore[arg-type]
+
+
+async def test_a_response_that_cannot_be_sent_is_a_private_error_with_a_reference(start_bot):
+    class Bad:
+        @hookimpl
+        def chatops_commands(self) -> list[Any]:
+            return [baddate]
+
+    bot = await start_bot(extra={"bad": Bad()})
+    [reply] = await bot.command("baddate")
+    assert reply.visible_to_user == ALICE
+    assert "baddate failed (reference " in reply.text
+
+
+async def test_absurdly_long_commands_are_refused_at_once(bot):
+    [reply] = await bot.command("echo " + "w " * 30_000)
+    assert reply.text == "That command is 60005 characters long; the limit is 4000."
+    assert reply.visible_to_user == ALICE

@@ -267,3 +267,14 @@ def test_overview_has_one_line_per_command():
             "ping — Pong",
         ]
     )
+
+
+def test_resolving_many_words_looks_only_as_deep_as_the_deepest_command():
+    # 50,000 words once took a minute (a prefix tuple per length); the suite's timeout guards.
+    words = ["deploy", "status", *["x"] * 50_000]
+    cmd, rest = tree().resolve(words)
+    assert cmd is status
+    assert len(rest) == 50_000
+    with pytest.raises(UnknownCommand) as info:
+        tree().resolve(["nope"] * 50_000)
+    assert info.value.suggestions == ()

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import attrs
-from attrs import frozen
+from attrs import field, frozen
 
 from chatopsbot import (
     Arg,
@@ -50,7 +50,7 @@ ALL = "all"
 class DeploySettings:
     """``[plugins.deploy]``."""
 
-    webhook_token: str = ""
+    webhook_token: str = field(default="", repr=False)
     lock_reminder: timedelta = timedelta(hours=4)
 
 
