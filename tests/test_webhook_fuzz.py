@@ -24,6 +24,10 @@ ODD_VALUES: list[Any] = [
     {},
     {"text": 5},
     "cob1:a:b:c:d",
+    "²",  # a digit to str.isdigit, not to int()
+    "9" * 5000,  # past int()'s digit limit
+    float("1e300"),
+    1724371200123.0,
 ]
 
 
@@ -36,6 +40,7 @@ def mutations(seed: int, count: int) -> list[dict[str, Any]]:
         field_edited("k", "a", "b", message_id="m1"),
         {"event": "interactive_message_select", "payload": {}},
         {"event": "app_deauthorized", "payload": {"account_id": "a"}},
+        {"event": "endpoint.url_validation", "payload": {"plainToken": "abc"}},
     ]
     out = []
     for _ in range(count):
@@ -75,3 +80,13 @@ def _signed_headers(bot: Any, body: bytes) -> dict[str, str]:
 
     ts = str(int(bot.clock.timestamp()))
     return {"x-zm-request-timestamp": ts, "x-zm-signature": sign(SECRET, ts, body)}
+
+
+async def test_odd_signature_headers_get_401_never_5xx(start_bot):
+    bot = await start_bot()
+    body = b"{}"
+    for timestamp in ["9" * 400, "²", "-1", "1e9", " 1", "\u0661\u0662", ""]:
+        for signature in ["v0=" + "0" * 64, "v0=\u00e9", ""]:
+            headers = {"x-zm-request-timestamp": timestamp, "x-zm-signature": signature}
+            resp = await bot.client.post(bot.path, data=body, headers=headers)
+            assert resp.status == 401, (timestamp, signature)
