@@ -21,15 +21,16 @@ from attrs import define, field
 from chatopsbot.actions import ActionCodec
 from chatopsbot.clock import Clock, SystemClock
 from chatopsbot.config import Settings
-from chatopsbot.dedupe import RecentEvents
-from chatopsbot.dispatch import Dispatcher
+from chatopsbot.context import PluginContext
+from chatopsbot.dedupe import RecentEvents, fingerprint
+from chatopsbot.dispatch import CORE, Dispatcher
 from chatopsbot.messenger import Messenger
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound import Outbox
 from chatopsbot.plugins import Plugins, load_plugins
 from chatopsbot.routes import HookError, HookRequest, HookResponse, Route
-from chatopsbot.scheduler import Scheduler
-from chatopsbot.store import open_backend
+from chatopsbot.scheduler import Job, Scheduler
+from chatopsbot.store import Backend, open_backend
 from chatopsbot.zoom.auth import TokenCache
 from chatopsbot.zoom.client import ZoomApi
 from chatopsbot.zoom.events import EventError, UnknownEvent, UrlValidation, parse_event
@@ -41,6 +42,10 @@ T = TypeVar("T")
 
 #: Zoom's webhook bodies are small; anything bigger is refused before it is read.
 MAX_BODY = 1024 * 1024
+#: Where the keys of recent events are kept across restarts, and for how long.
+SEEN = "chatopsbot:seen"
+DEDUPE_SECONDS = 3600.0
+PURGE_SECONDS = 600.0
 
 
 @define
@@ -53,6 +58,7 @@ class Runtime:
     session: aiohttp.ClientSession
     scheduler: Scheduler
     messenger: Messenger
+    backend: Backend
     tasks: set[asyncio.Future[Any]] = field(factory=set)
     stopping: bool = False
     stopped: bool = False
@@ -97,7 +103,7 @@ def create_app(
     app[PLUGINS] = plugins
     app[METRICS] = Metrics()
     app[CLOCK] = clock or SystemClock()
-    app[RECENT] = RecentEvents()
+    app[RECENT] = RecentEvents(ttl=DEDUPE_SECONDS)
     app.router.add_post(settings.server.webhook_path, webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -135,8 +141,17 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
     )
     messenger = Messenger(outbox, zoom.bot_jid, backend, app[CLOCK])
+
+    async def purge(ctx: PluginContext) -> None:
+        gone = await backend.purge(ctx.clock.timestamp())
+        if gone:
+            log.debug("purged %d expired entries from storage", gone)
+
+    # The runtime's own upkeep runs as a job like any plugin's: expired entries (redelivery
+    # keys, plugin values with a ttl) are deleted, not just skipped.
+    upkeep = Job("purge", purge, interval=PURGE_SECONDS, plugin=CORE)
     scheduler = Scheduler(
-        jobs=app[PLUGINS].jobs,
+        jobs=(*app[PLUGINS].jobs, upkeep),
         timer_handlers=app[PLUGINS].timers,
         backend=backend,
         clock=app[CLOCK],
@@ -155,7 +170,10 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         access=settings.access,
         hooks=app[PLUGINS].manager.hook,
     )
-    app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session, scheduler, messenger)
+    app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session, scheduler, messenger, backend)
+    # Events seen in the last hour, before a restart: their redeliveries are still duplicates.
+    for key, _ in await backend.scan(SEEN, "", app[CLOCK].timestamp()):
+        app[RECENT].add(key)
     await scheduler.start(dispatcher.context_for)
     log.info(
         "serving webhooks at %s with %d commands; sending at most %g requests/s per account",
@@ -255,7 +273,8 @@ async def webhook(request: web.Request) -> web.Response:
             "ignored a %r event: not one this bot handles", event.name, extra={"event": event.name}
         )
         return _answer(app, "ignored")
-    if app[RECENT].seen(event.dedupe_key):
+    key = fingerprint(event.dedupe_key)
+    if app[RECENT].seen(key):
         log.info(
             "dropped a redelivered %s", type(event).__name__, extra={"event": type(event).__name__}
         )
@@ -265,6 +284,8 @@ async def webhook(request: web.Request) -> web.Response:
         runtime.dispatcher.dispatch(event), name=f"dispatch:{type(event).__name__}"
     ):
         return _answer(app, "shutting_down", 503, headers={"Retry-After": "5"})
+    expires = app[CLOCK].timestamp() + DEDUPE_SECONDS
+    runtime.spawn(runtime.backend.put(SEEN, key, "", expires), name="dedupe:remember")
     return _answer(app, "accepted")
 
 

@@ -1,7 +1,12 @@
-"""Recognise redeliveries: Zoom resends an event it thinks failed, without marking it as a retry."""
+"""Recognise redeliveries: Zoom resends an event it thinks failed, without marking it as a retry.
+
+Keys are checked in memory, so the acknowledgement never waits for storage; the app also keeps
+them in the store for the same hour, so a redelivery that arrives after a restart is known too.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -38,5 +43,14 @@ class RecentEvents:
         self._seen[key] = now
         return False
 
+    def add(self, key: str) -> None:
+        """Record ``key`` as seen now (used to reload the keys kept across a restart)."""
+        self._seen[key] = self._monotonic()
+
     def __len__(self) -> int:
         return len(self._seen)
+
+
+def fingerprint(key: str) -> str:
+    """A short, fixed-length stand-in for a dedupe key (which may hold a 4000-character command)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -56,6 +56,10 @@ class Backend(Protocol):
         """Atomically replace the text with ``change(old)`` (``None`` deletes); return it."""
         ...
 
+    async def purge(self, now: float) -> int:
+        """Delete what expired by ``now``; return how many entries went."""
+        ...
+
     async def close(self) -> None:
         """Release the backend."""
         ...
@@ -108,6 +112,15 @@ class MemoryBackend:
         else:
             self._data[(namespace, key)] = (new, expires_at)
         return new
+
+    async def purge(self, now: float) -> int:
+        """Delete expired entries."""
+        gone = [
+            k for k, (_, expires) in self._data.items() if expires is not None and expires <= now
+        ]
+        for key in gone:
+            del self._data[key]
+        return len(gone)
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -221,6 +234,14 @@ class SqliteBackend:
                 raise
             await self._db.execute("COMMIT")
             return new
+
+    async def purge(self, now: float) -> int:
+        """Delete expired rows (reads skip them already; this keeps the file small)."""
+        async with self._lock:
+            cursor = await self._db.execute(
+                "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            )
+            return cursor.rowcount
 
     async def close(self) -> None:
         """Close the connection."""

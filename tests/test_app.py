@@ -404,3 +404,17 @@ async def test_absurdly_long_commands_are_refused_at_once(bot):
     [reply] = await bot.command("echo " + "w " * 30_000)
     assert reply.text == "That command is 60005 characters long; the limit is 4000."
     assert reply.visible_to_user == ALICE
+
+
+async def test_a_redelivery_after_a_restart_is_still_a_duplicate(start_bot, zoom, tmp_path):
+    db = str(tmp_path / "bot.db")
+    event = bot_notification("ping", to_jid=CHANNEL)
+    first = await start_bot(storage={"path": db})
+    assert (await first.post(event)).status == 200
+    await first.settle()
+    await first.stop()
+    second = await start_bot(storage={"path": db})
+    resp = await second.post(event)
+    assert (await resp.json())["status"] == "duplicate"
+    await second.settle()
+    assert [m.text for m in zoom.sent()] == ["pong"]

@@ -191,3 +191,14 @@ async def test_plugin_data_survives_an_app_restart(start_bot, tmp_path):
     second = await start_bot(extra={"counter": Counter()}, storage={"path": db})
     [reply] = await second.command("count")
     assert reply.text == "count 3"
+
+
+async def test_purge_deletes_only_what_expired(backend):
+    clock = FixedClock()
+    store = Store(backend, "x", clock)
+    await store.set("short", 1, ttl=5)
+    await store.set("forever", 2)
+    clock.t += 6
+    assert await backend.purge(clock.t) == 1
+    assert await backend.purge(clock.t) == 0
+    assert [k for k, _ in await store.list()] == ["forever"]
