@@ -15,8 +15,10 @@ import argparse
 import asyncio
 import gc
 import multiprocessing
+import os
 import statistics
 import sys
+import tempfile
 import time
 from collections import Counter
 from typing import Any
@@ -37,7 +39,7 @@ SECRET = "bench-secret"  # noqa: S105 - signs webhooks to a local fake
 CHANNEL = "ops@conference.xmpp.zoom.us"
 
 
-def settings_for(zoom: FakeZoom, rate: float, port: int = 0) -> Settings:
+def settings_for(zoom: FakeZoom, rate: float, port: int = 0, storage: str = ":memory:") -> Settings:
     return parse_settings(
         {
             "zoom": {
@@ -49,7 +51,7 @@ def settings_for(zoom: FakeZoom, rate: float, port: int = 0) -> Settings:
                 "oauth_url": zoom.oauth_url,
             },
             "server": {"host": "127.0.0.1", "port": port},
-            "storage": {"path": ":memory:"},
+            "storage": {"path": storage},
             "outbound": {"rate_limit": rate},
         },
         source="<bench>",
@@ -114,9 +116,11 @@ def _texts_for(zoom: FakeZoom, conversation: int) -> list[str]:
 
 
 def _serve(port_queue: Any, stop: Any) -> None:
-    async def main() -> None:
+    async def main(workdir: str) -> None:
+        # SQLite on disk, as `chatopsbot run` has it: each accepted webhook's key is stored.
+        db = os.path.join(workdir, "bench.db")
         async with FakeZoom() as zoom:
-            app = create_app(settings_for(zoom, rate=10_000))
+            app = create_app(settings_for(zoom, rate=10_000, storage=db))
             app.on_startup.append(freeze_startup_objects)  # as `chatopsbot run` does
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
@@ -128,7 +132,8 @@ def _serve(port_queue: Any, stop: Any) -> None:
                 await asyncio.sleep(0.1)
             await runner.cleanup()
 
-    asyncio.run(main())
+    with tempfile.TemporaryDirectory(prefix="chatopsbot-bench-") as workdir:
+        asyncio.run(main(workdir))
 
 
 async def ack(senders: int = 50, per_sender: int = 40) -> None:
