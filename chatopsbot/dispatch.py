@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -166,19 +166,8 @@ class Dispatcher:
             tell(f"That command is {len(event.cmd)} characters long; the limit is {MAX_COMMAND}.")
             return
         try:
-            words = tokenize(event.cmd)
-            if not words:
-                self._count(UNKNOWN, "help")
-                allowed = [
-                    c
-                    for c in self._commands
-                    if self._access.denial(
-                        c.name, admin_only=c.admin_only, user=caller, conversation=conversation
-                    )
-                    is None
-                ]
-                tell(_overview(allowed))
-                return
+            # The slash command alone asks for help, as typing "help" would.
+            words = tokenize(event.cmd) or ["help"]
             command, rest = self._commands.resolve(words)
             extra["command"] = command.name
             denial = self._access.denial(
@@ -479,10 +468,6 @@ def _log_failure(name: str, extra: Mapping[str, Any], timeout: float | None = No
 
 def _failed(name: str, ref: str) -> str:
     return f"Sorry, {name} failed (reference {ref}). Tell the bot's operators."
-
-
-def _overview(commands: Iterable[Command]) -> str:
-    return "Commands:\n" + format_overview(commands) + "\nType help <command> for details."
 
 
 def _usage(exc: UsageError) -> str:

@@ -418,3 +418,10 @@ async def test_a_redelivery_after_a_restart_is_still_a_duplicate(start_bot, zoom
     assert (await resp.json())["status"] == "duplicate"
     await second.settle()
     assert [m.text for m in zoom.sent()] == ["pong"]
+
+
+async def test_the_slash_command_alone_shows_help_privately(bot):
+    [reply] = await bot.command("   ")
+    assert reply.visible_to_user == ALICE
+    assert reply.text.startswith("Commands:\n")
+    assert "ping — " in reply.text
