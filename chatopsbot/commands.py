@@ -40,10 +40,16 @@ Handler: TypeAlias = "Callable[[Context], Awaitable[HandlerResult]]"
 
 _WORD = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _NUMBER = re.compile(r"^-\d+(\.\d+)?$")
+# Phones turn "--" into a dash; before a letter it can only have meant an option.
+_DASH_OPTION = re.compile(r"^[\u2013\u2014](?=[^\W\d_])")
 
 
 def _tuple(items: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(items)
+
+
+def _letter(short: str) -> str:
+    return short.lstrip("-")
 
 
 @frozen
@@ -65,7 +71,8 @@ class Option:
 
     ``metavar`` names the value in usage lines (default ``N`` for numbers, else the name).
 
-    ``--dry-run`` is stored as ``dry_run``; ``short`` adds a one-letter form such as ``-n``.
+    ``--dry-run`` is stored as ``dry_run`` (and may be typed ``--dry_run``); ``short`` adds a
+    one-letter form, given as ``"n"`` or ``"-n"``.
     """
 
     name: str
@@ -75,7 +82,7 @@ class Option:
     flag: bool = False
     metavar: str = ""
     choices: tuple[str, ...] = field(default=(), converter=_tuple)
-    short: str = ""
+    short: str = field(default="", converter=_letter)
 
     @property
     def key(self) -> str:
@@ -209,12 +216,15 @@ class UnknownCommand(Exception):
     """
 
     def __init__(
-        self, text: str, suggestions: Sequence[str] = (), subcommands: Sequence[Command] = ()
+        self,
+        text: str,
+        suggestions: Sequence[str] = (),
+        subcommands: Sequence[Command] = (),
     ) -> None:
         hint = (
             f" (did you mean {' or '.join(repr(s) for s in suggestions)}?)" if suggestions else ""
         )
-        super().__init__(f"unknown command {text!r}{hint}")
+        super().__init__(f"unknown command {text!r}{hint}" if text else "no command given")
         self.text = text
         self.suggestions = tuple(suggestions)
         self.subcommands = tuple(subcommands)
@@ -282,41 +292,86 @@ class CommandTree:
 
 # Phones turn straight quotes into typographic ones; shlex only knows the straight kind.
 _DOUBLE_QUOTES = str.maketrans({c: '"' for c in "“”„‟«»"})
-_SINGLE_PAIR = re.compile(r"(?<!\S)‘([^‘’]*)’(?!\S)")
-_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2007": " "})
+_SPACES = " \t\r\n\u00a0\u202f\u2007"
 
 
 def tokenize(text: str) -> list[str]:
     """Split ``text`` into words like a POSIX shell, accepting smart quotes.
 
-    “double” and «guillemet» quotes act as ``"``; ‘single’ quotes act as ``'`` when they open
-    and close around whole words; any other ’ (``don’t``) stays a literal apostrophe. An
-    unmatched ``'`` between letters (``don't``) is an apostrophe too; any other unmatched quote
-    is a :class:`UsageError`.
+    “double” and «guillemet» quotes act as ``"``. ‘single’ quotes act as ``'`` when the ‘ opens
+    a word and a later ’ closes one (so ‘don’t stop’ is one word); any other ’ stays a literal
+    apostrophe, so ``don’t`` is the word ``don’t``, curly apostrophe kept. Outside quotes a
+    plain ``'`` right after a letter, digit or ``_`` is an apostrophe too (``don't stop`` is
+    ``["don't", "stop"]``, ``ops' bot`` is ``["ops'", "bot"]``); shell-style ``foo'bar baz'``
+    concatenation is therefore not supported.
+    Non-breaking spaces separate words, ``#`` starts no comment and a trailing ``\\`` is
+    literal. Any other unmatched quote is a :class:`UsageError` ("unterminated quote: ...").
     """
-    text = text.translate(_SPACES).translate(_DOUBLE_QUOTES)
-    text = _SINGLE_PAIR.sub(lambda m: "'" + m.group(1).replace("'", "'\"'\"'") + "'", text)
-    try:
-        return _split(text)
-    except ValueError:
-        pass
-    try:
-        return _split(_APOSTROPHE.sub(r"\\'", text))
-    except ValueError:
-        raise UsageError("unterminated quote: every \" and ' needs its closing partner") from None
-
-
-_APOSTROPHE = re.compile(r"(?<=\w)'(?=\w)")
-
-
-def _split(text: str) -> list[str]:
-    lexer = shlex.shlex(text, posix=True)
+    text = _pair_single_quotes(text.translate(_DOUBLE_QUOTES))
+    lexer = shlex.shlex(_escape_apostrophes(text), posix=True, punctuation_chars=False)
+    lexer.whitespace = _SPACES
     lexer.whitespace_split = True
     lexer.commenters = ""
     return list(lexer)
 
 
-_TYPE_NAMES: dict[Any, str] = {int: "an integer", float: "a number"}
+def _pair_single_quotes(text: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        opens = text[i] == "‘" and (i == 0 or text[i - 1] in _SPACES or text[i - 1] == "=")
+        end = _closing_single(text, i + 1) if opens else None
+        if end is None:
+            out.append(text[i])
+            i += 1
+            continue
+        # Nothing escapes inside POSIX single quotes: a plain ' must close, be escaped, reopen.
+        out.append("'" + text[i + 1 : end].replace("'", "'\\''") + "'")
+        i = end + 1
+    return "".join(out)
+
+
+def _closing_single(text: str, start: int) -> int | None:
+    for i in range(start, len(text)):
+        if text[i] == "’" and (i + 1 == len(text) or text[i + 1] in _SPACES):
+            return i
+    return None
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _escape_apostrophes(text: str) -> str:
+    # Follows shlex's quoting states so that only apostrophes outside quotes are escaped (a
+    # retry after a failed split would glue "don't ... can't" into one word), and so that an
+    # unterminated quote can be reported with where it starts.
+    out: list[str] = []
+    quote, opened, i = "", 0, 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and quote != "'":
+            # shlex rejects a trailing backslash; outside quotes it is kept as a literal one.
+            out.append(text[i : i + 2] if i + 1 < len(text) or quote else "\\\\")
+            i += 2
+            continue
+        if quote:
+            quote = "" if char == quote else quote
+        elif char == "'" and i > 0 and _is_word_char(text[i - 1]):
+            out.append("\\'")
+            i += 1
+            continue
+        elif char in "'\"":
+            quote, opened = char, i
+        out.append(char)
+        i += 1
+    if quote:
+        rest = text[opened:]
+        raise UsageError(f"unterminated quote: {rest if len(rest) <= 40 else rest[:37] + '...'}")
+    return "".join(out)
+
+
+_TYPE_NAMES: dict[Any, str] = {int: "expected an integer", float: "expected a number"}
 
 
 def _convert(kind: Callable[[str], Any], name: str, value: str, choices: Sequence[str]) -> Any:
@@ -325,8 +380,9 @@ def _convert(kind: Callable[[str], Any], name: str, value: str, choices: Sequenc
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:
-        expected = _TYPE_NAMES.get(kind) or (str(exc) or "invalid value")
-        raise UsageError(f"invalid {name} {value!r}: expected {expected}") from None
+        # A custom converter's own message is the best explanation there is.
+        reason = _TYPE_NAMES.get(kind) or str(exc) or "invalid value"
+        raise UsageError(f"invalid {name} {value!r}: {reason}") from None
 
 
 def parse_args(command: Command, words: Sequence[str]) -> dict[str, Any]:
@@ -339,8 +395,17 @@ def parse_args(command: Command, words: Sequence[str]) -> dict[str, Any]:
         raise
 
 
+def _is_option(word: str) -> bool:
+    return word.startswith("-") and word != "-" and not _NUMBER.match(word)
+
+
 def _parse(command: Command, words: Sequence[str]) -> dict[str, Any]:
-    by_name = {opt.name: opt for opt in command.options}
+    words = [_DASH_OPTION.sub("--", word) for word in words]
+    # Asking for help wins over any mistake elsewhere in the same words.
+    options_end = words.index("--") if "--" in words else len(words)
+    if any(word in ("--help", "-h") for word in words[:options_end]):
+        raise HelpRequested(command)
+    by_name = {opt.name.replace("_", "-"): opt for opt in command.options}
     by_short = {opt.short: opt for opt in command.options if opt.short}
     values: dict[str, Any] = {
         opt.key: (False if opt.flag else opt.default) for opt in command.options
@@ -351,15 +416,15 @@ def _parse(command: Command, words: Sequence[str]) -> dict[str, Any]:
     while i < len(words):
         word = words[i]
         i += 1
-        if options_done or not word.startswith("-") or word == "-" or _NUMBER.match(word):
+        if options_done or not _is_option(word):
             positional.append(word)
             continue
         if word == "--":
             options_done = True
             continue
-        if word in ("--help", "-h"):
-            raise HelpRequested(command)
         name, has_value, inline = word.lstrip("-").partition("=")
+        if word.startswith("--"):
+            name = name.replace("_", "-")
         opt = by_name.get(name) if word.startswith("--") else by_short.get(name)
         if opt is None:
             close = difflib.get_close_matches(name, list(by_name), n=1)
@@ -372,7 +437,7 @@ def _parse(command: Command, words: Sequence[str]) -> dict[str, Any]:
             continue
         if has_value:
             raw = inline
-        elif i < len(words):
+        elif i < len(words) and not _is_option(words[i]):
             raw = words[i]
             i += 1
         else:

@@ -278,3 +278,102 @@ def test_resolving_many_words_looks_only_as_deep_as_the_deepest_command():
     with pytest.raises(UnknownCommand) as info:
         tree().resolve(["nope"] * 50_000)
     assert info.value.suggestions == ()
+
+
+# Phone typing and shell edge cases.
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        # Two apostrophes must not pair up into a quote that glues the words between them.
+        ("note I don't know, can't say", ["note", "I", "don't", "know,", "can't", "say"]),
+        ("echo ‘don’t stop’ now", ["echo", "don’t stop", "now"]),
+        ("echo ‘it's here’", ["echo", "it's here"]),
+        ("echo --msg=‘a b’", ["echo", "--msg=a b"]),
+        ("thank the ops' bot", ["thank", "the", "ops'", "bot"]),
+        ('echo "don\'t" x', ["echo", "don't", "x"]),
+        ("echo “a\u00a0b” c", ["echo", "a\u00a0b", "c"]),
+        ("dir C:\\", ["dir", "C:\\"]),
+        ("echo ‘90s", ["echo", "‘90s"]),
+    ],
+)
+def test_tokenize_forgives_phone_typing(text, words):
+    assert tokenize(text) == words
+
+
+def test_an_unterminated_quote_shows_where_it_starts():
+    with pytest.raises(UsageError) as info:
+        tokenize("poll “Lunch? Pizza")
+    assert str(info.value) == 'unterminated quote: "Lunch? Pizza'
+    assert info.value.command is None
+
+
+def test_no_words_is_no_command():
+    with pytest.raises(UnknownCommand) as info:
+        tree().resolve([])
+    assert info.value.text == ""
+    assert str(info.value) == "no command given"
+
+
+def test_options_accept_underscores_phone_dashes_and_dashed_short_letters():
+    cmd = command("x", help="h", options=(Option("dry-run", flag=True), Option("n", short="-c")))(
+        handler
+    )
+    assert parse_args(cmd, ["--dry_run", "-c", "3"]) == {"dry_run": True, "n": "3"}
+    assert parse_args(cmd, ["\u2014dry-run"]) == {"dry_run": True, "n": None}
+
+
+def test_an_option_is_not_taken_as_another_options_value():
+    with pytest.raises(UsageError) as info:
+        parse_args(history, ["api", "--limit", "--force"])
+    assert str(info.value) == "option --limit needs a value"
+
+
+def test_help_wins_over_other_mistakes_but_not_after_double_dash():
+    with pytest.raises(HelpRequested):
+        parse_args(history, ["--lmit", "3", "-h"])
+    with pytest.raises(UsageError, match=r"^unexpected argument '--help'$"):
+        parse_args(history, ["api", "prod", "--", "--help"])
+
+
+def test_negative_numbers_are_values_for_options_too():
+    assert parse_args(history, ["api", "-r", "-0.5"])["ratio"] == -0.5
+
+
+def test_optional_variadic_is_empty_and_choices_apply_to_each_word():
+    cmd = command("x", help="h", args=(Arg("k", variadic=True, required=False, choices=("a",)),))(
+        handler
+    )
+    assert parse_args(cmd, []) == {"k": ()}
+    assert parse_args(cmd, ["a", "a"]) == {"k": ("a", "a")}
+    with pytest.raises(UsageError, match=r"^invalid k 'b': choose one of a$"):
+        parse_args(cmd, ["a", "b"])
+
+
+def _port(text: str) -> int:
+    if not text.isdigit():
+        raise ValueError("a port is a number")
+    return int(text)
+
+
+def _silent(text: str) -> int:
+    raise ValueError
+
+
+def test_custom_converters_explain_themselves():
+    cmd = command("x", help="h", args=(Arg("port", type=_port), Arg("q", type=_silent)))(handler)
+    with pytest.raises(UsageError) as info:
+        parse_args(cmd, ["http", "1"])
+    assert str(info.value) == "invalid port 'http': a port is a number"
+    with pytest.raises(UsageError) as info:
+        parse_args(cmd, ["80", "1"])
+    assert str(info.value) == "invalid q '1': invalid value"
+
+
+def test_a_command_can_also_be_a_group():
+    deploy = command("deploy", help="Deploy", args=(Arg("service", required=False),))(handler)
+    t = CommandTree([deploy, status])
+    assert t.resolve(["deploy", "status"]) == (status, [])
+    assert t.resolve(["deploy", "api"]) == (deploy, ["api"])
+    assert t.group(["deploy"]) == (deploy, status)
