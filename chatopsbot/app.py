@@ -1,8 +1,8 @@
-"""The aiohttp application: the webhook route, health and metrics, startup and graceful shutdown.
+"""The aiohttp adapter: the webhook route, plugin hooks, health and metrics, and the wiring.
 
-Everything that needs the running loop (HTTP session, token cache, outbox) is created in a
-cleanup context and closed there. Shutdown stops taking webhooks (503), lets running handlers
-finish and drains the outbox, all within ``[outbound] drain_timeout``.
+Everything that needs the running loop lives in the :class:`~chatopsbot.runtime.Runtime`, built
+in a cleanup context and stopped there. The handlers here only translate HTTP: read (within a
+time limit), verify, parse, hand over, answer.
 """
 
 from __future__ import annotations
@@ -11,82 +11,58 @@ import asyncio
 import gc
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
-import aiohttp
 from aiohttp import web
-from attrs import define, field
 
-from chatopsbot.actions import ActionCodec
 from chatopsbot.clock import Clock, SystemClock
 from chatopsbot.config import Settings
-from chatopsbot.context import PluginContext
-from chatopsbot.dedupe import RecentEvents, fingerprint
-from chatopsbot.dispatch import CORE, Dispatcher
-from chatopsbot.messenger import Messenger
+from chatopsbot.logthrottle import LogThrottle, suffix
 from chatopsbot.metrics import Metrics
-from chatopsbot.outbound import Outbox
 from chatopsbot.plugins import Plugins, load_plugins
 from chatopsbot.routes import HookError, HookRequest, HookResponse, Route
-from chatopsbot.scheduler import Job, Scheduler
-from chatopsbot.store import Backend, open_backend
-from chatopsbot.zoom.auth import TokenCache
-from chatopsbot.zoom.client import ZoomApi
+from chatopsbot.runtime import Runtime
+from chatopsbot.storage import StorageError
 from chatopsbot.zoom.events import EventError, UnknownEvent, UrlValidation, parse_event
 from chatopsbot.zoom.signature import SignatureError, url_validation_answer, verify
 
-log = logging.getLogger("chatopsbot.app")
+__all__ = ["RUNTIME", "create_app", "freeze_startup_objects"]
 
-T = TypeVar("T")
+log = logging.getLogger("chatopsbot.app")
 
 #: Zoom's webhook bodies are small; anything bigger is refused before it is read.
 MAX_BODY = 1024 * 1024
-#: Where the keys of recent events are kept across restarts, and for how long.
-SEEN = "chatopsbot:seen"
-DEDUPE_SECONDS = 3600.0
-PURGE_SECONDS = 600.0
-
-
-@define
-class Runtime:
-    """The app's live state, created on the running loop by :func:`create_app`'s startup."""
-
-    dispatcher: Dispatcher
-    outbox: Outbox
-    tokens: TokenCache
-    session: aiohttp.ClientSession
-    scheduler: Scheduler
-    messenger: Messenger
-    backend: Backend
-    tasks: set[asyncio.Future[Any]] = field(factory=set)
-    stopping: bool = False
-    stopped: bool = False
-
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> bool:
-        """Run ``coro`` in a task the app keeps and awaits on shutdown; False once stopping."""
-        if self.stopping:
-            coro.close()
-            return False
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return True
-
-    def run(self, work: Awaitable[T]) -> asyncio.Future[T]:
-        """Run ``work`` (a plugin's HTTP hook) as work that shutdown waits for."""
-        task = asyncio.ensure_future(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
-
+#: Seconds a client has to send a whole body: Zoom sends a few kB at once; only a slow
+#: (or hostile) client takes longer, and it would hold a connection and a file descriptor.
+BODY_TIMEOUT = 10.0
+#: Webhook requests read or verified at once; more are answered 503 without reading them,
+#: so unauthenticated clients cannot take every connection the process can hold.
+MAX_UNVERIFIED = 256
 
 SETTINGS = web.AppKey("chatopsbot.settings", Settings)
 PLUGINS = web.AppKey("chatopsbot.plugins", Plugins)
 METRICS = web.AppKey("chatopsbot.metrics", Metrics)
 CLOCK = web.AppKey("chatopsbot.clock", Clock)
-RECENT = web.AppKey("chatopsbot.recent", RecentEvents)
 RUNTIME = web.AppKey("chatopsbot.runtime", Runtime)
+
+
+class Gate:
+    """Counts webhook requests not yet verified, and throttles the log lines about bad ones."""
+
+    def __init__(self, limit: int = MAX_UNVERIFIED) -> None:
+        self.limit = limit
+        self.open = 0
+        self.throttle = LogThrottle()
+
+    def warn(self, kind: str, message: str, *args: object) -> None:
+        """Log ``message`` unless the same kind of line was logged in the last 10 s."""
+        suppressed = self.throttle.admit(kind)
+        if suppressed is not None:
+            log.warning(message + suffix(suppressed, 10), *args)
+
+
+GATE = web.AppKey("chatopsbot.gate", Gate)
 
 
 def create_app(
@@ -103,7 +79,7 @@ def create_app(
     app[PLUGINS] = plugins
     app[METRICS] = Metrics()
     app[CLOCK] = clock or SystemClock()
-    app[RECENT] = RecentEvents(ttl=DEDUPE_SECONDS)
+    app[GATE] = Gate()
     app.router.add_post(settings.server.webhook_path, webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -116,77 +92,25 @@ def create_app(
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    zoom = settings.zoom
-    outbound = settings.outbound
-    backend = await open_backend(settings.storage.path)
-    session = aiohttp.ClientSession()
-    tokens = TokenCache(
-        session,
-        oauth_url=zoom.oauth_url,
-        client_id=zoom.client_id,
-        client_secret=zoom.client_secret.reveal(),
-        timeout=outbound.request_timeout,
-    )
-    api = ZoomApi(
-        session,
-        base_url=zoom.api_base_url,
-        tokens=tokens,
-        timeout=outbound.request_timeout,
-        clock=app[CLOCK],
-    )
-    outbox = Outbox(
-        api,
-        rate_limit=outbound.rate_limit,
-        max_attempts=outbound.max_attempts,
-        metrics=app[METRICS],
-    )
-    messenger = Messenger(outbox, zoom.bot_jid, backend, app[CLOCK])
-
-    async def purge(ctx: PluginContext) -> None:
-        gone = await backend.purge(ctx.clock.timestamp())
-        if gone:
-            log.debug("purged %d expired entries from storage", gone)
-
-    # The runtime's own upkeep runs as a job like any plugin's: expired entries (redelivery
-    # keys, plugin values with a ttl) are deleted, not just skipped.
-    upkeep = Job("purge", purge, interval=PURGE_SECONDS, plugin=CORE)
-    scheduler = Scheduler(
-        jobs=(*app[PLUGINS].jobs, upkeep),
-        timer_handlers=app[PLUGINS].timers,
-        backend=backend,
-        clock=app[CLOCK],
-    )
-    dispatcher = Dispatcher(
-        commands=app[PLUGINS].commands,
-        actions=app[PLUGINS].actions,
-        configs=app[PLUGINS].configs,
-        messenger=messenger,
-        codec=ActionCodec(zoom.secret_token.reveal()),
-        backend=backend,
-        clock=app[CLOCK],
-        command_timeout=settings.commands.timeout,
-        metrics=app[METRICS],
-        scheduler=scheduler,
-        access=settings.access,
-        hooks=app[PLUGINS].manager.hook,
-    )
-    app[RUNTIME] = Runtime(dispatcher, outbox, tokens, session, scheduler, messenger, backend)
-    # Events seen in the last hour, before a restart: their redeliveries are still duplicates.
-    for key, _ in await backend.scan(SEEN, "", app[CLOCK].timestamp()):
-        app[RECENT].add(key)
-    await scheduler.start(dispatcher.context_for)
+    runtime = await Runtime.start(settings, app[PLUGINS], clock=app[CLOCK], metrics=app[METRICS])
+    app[RUNTIME] = runtime
     log.info(
         "serving webhooks at %s with %d commands; sending at most %g requests/s per account",
         settings.server.webhook_path,
         len(app[PLUGINS].commands),
-        outbound.rate_limit,
+        settings.outbound.rate_limit,
     )
     try:
         yield
     finally:
-        await _shutdown(app)
-        await session.close()
-        await backend.close()
+        await runtime.stop()
+
+
+async def _shutdown(app: web.Application) -> None:
+    # on_shutdown runs before cleanup: stop while the server can still answer (503s).
+    runtime = app.get(RUNTIME)
+    if runtime is not None:
+        await runtime.stop()
 
 
 async def freeze_startup_objects(app: web.Application) -> None:
@@ -201,32 +125,6 @@ async def freeze_startup_objects(app: web.Application) -> None:
     gc.freeze()
 
 
-async def _shutdown(app: web.Application) -> None:
-    """Stop taking webhooks, let handlers finish, drain the outbox, all within the drain time."""
-    runtime = app.get(RUNTIME)
-    if runtime is None or runtime.stopped:
-        return
-    runtime.stopping = True
-    runtime.stopped = True
-    budget = app[SETTINGS].outbound.drain_timeout
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + budget
-    await runtime.scheduler.stop(budget)
-    budget = max(0.0, deadline - loop.time())
-    if runtime.tasks:
-        log.info("shutdown: waiting for %d running handler(s)", len(runtime.tasks))
-        _, pending = await asyncio.wait(list(runtime.tasks), timeout=budget)
-        for task in pending:
-            task.cancel()
-        if pending:
-            log.error(
-                "shutdown: %d handler(s) did not finish in time and were cancelled", len(pending)
-            )
-            await asyncio.gather(*pending, return_exceptions=True)
-    await runtime.outbox.drain(max(0.0, deadline - loop.time()))
-    await runtime.messenger.flush()
-
-
 def _answer(app: web.Application, outcome: str, status: int = 200, **kwargs: Any) -> web.Response:
     app[METRICS].webhooks.labels(outcome).inc()
     if "body" in kwargs or "text" in kwargs:
@@ -235,18 +133,23 @@ def _answer(app: web.Application, outcome: str, status: int = 200, **kwargs: Any
 
 
 async def webhook(request: web.Request) -> web.Response:
-    """``POST /zoom/webhook``: verify, parse, drop duplicates, acknowledge, dispatch later."""
+    """``POST /zoom/webhook``: read, verify, parse, record, acknowledge; handled later."""
     app = request.app
     runtime = app[RUNTIME]
+    gate = app[GATE]
     peer = request.remote or "-"
     if runtime.stopping:
         return _answer(app, "shutting_down", 503, headers={"Retry-After": "5"})
+    if gate.open >= gate.limit:
+        gate.warn(
+            "busy", "webhook from %s refused: %d requests are being read already", peer, gate.open
+        )
+        return _answer(app, "busy", 503, headers={"Retry-After": "1", "Connection": "close"})
+    gate.open += 1
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        log.warning("webhook from %s refused: body over %d bytes", peer, MAX_BODY)
-        return _answer(app, "too_large", 413)
-    try:
+        body = await _read(request, gate, peer)
+        if isinstance(body, web.Response):
+            return body
         verify(
             app[SETTINGS].zoom.secret_token.reveal(),
             request.headers.get("x-zm-request-timestamp"),
@@ -255,8 +158,10 @@ async def webhook(request: web.Request) -> web.Response:
             app[CLOCK].timestamp(),
         )
     except SignatureError as exc:
-        log.warning("webhook from %s refused: %s", peer, exc)
+        gate.warn("signature", "webhook from %s refused: %s", peer, exc)
         return _answer(app, "bad_signature", 401)
+    finally:
+        gate.open -= 1
     try:
         event = parse_event(body)
     except EventError as exc:
@@ -273,20 +178,34 @@ async def webhook(request: web.Request) -> web.Response:
             "ignored a %r event: not one this bot handles", event.name, extra={"event": event.name}
         )
         return _answer(app, "ignored")
-    key = fingerprint(event.dedupe_key)
-    if app[RECENT].seen(key):
+    try:
+        accepted = await runtime.accept(event, event.dedupe_key, body)
+    except StorageError as exc:
+        # Not recorded: Zoom must hear an error so that it sends the event again.
+        gate.warn("storage", "webhook not recorded, answered 503: %s", exc)
+        return _answer(app, "storage_error", 503, headers={"Retry-After": "5"})
+    if not accepted:
         log.info(
             "dropped a redelivered %s", type(event).__name__, extra={"event": type(event).__name__}
         )
         return _answer(app, "duplicate")
-    # Shutdown may have begun while the body arrived: then Zoom must hear 503 and resend later.
-    if not runtime.spawn(
-        runtime.dispatcher.dispatch(event), name=f"dispatch:{type(event).__name__}"
-    ):
-        return _answer(app, "shutting_down", 503, headers={"Retry-After": "5"})
-    expires = app[CLOCK].timestamp() + DEDUPE_SECONDS
-    runtime.spawn(runtime.backend.put(SEEN, key, "", expires), name="dedupe:remember")
     return _answer(app, "accepted")
+
+
+async def _read(request: web.Request, gate: Gate, peer: str) -> bytes | web.Response:
+    """The body, or the answer for a body that is too large or too slow."""
+    app = request.app
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        gate.warn("large", "webhook from %s refused: body over %d bytes", peer, MAX_BODY)
+        return _answer(app, "too_large", 413, headers={"Connection": "close"})
+    except TimeoutError:
+        gate.warn(
+            "slow", "webhook from %s refused: body not received within %g s", peer, BODY_TIMEOUT
+        )
+        return _answer(app, "too_slow", 408, headers={"Connection": "close"})
 
 
 def _hook(plugin: str, spec: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -365,15 +284,22 @@ async def _hook_response(
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: 200 while serving, 503 once shutdown has begun."""
+    """``GET /healthz``: 200 while serving (``ok`` or ``degraded`` with the reason, the queue
+    depth and the age of the oldest queued message), 503 once shutdown has begun."""
     runtime = request.app.get(RUNTIME)
-    if runtime is None or runtime.stopping:
+    if runtime is None:
         return web.json_response({"status": "stopping"}, status=503)
-    return web.json_response({"status": "ok", "queued": runtime.outbox.depth})
+    status, details = await runtime.health()
+    code = 503 if status == "stopping" else 200
+    return web.json_response({"status": status, **details}, status=code)
 
 
 async def metrics(request: web.Request) -> web.Response:
     """``GET /metrics``: Prometheus text exposition."""
+    runtime = request.app.get(RUNTIME)
+    if runtime is not None and not runtime.stopping:
+        # Refreshes the queue depth, oldest-message and failing gauges.
+        await runtime.health()
     response = web.Response(body=request.app[METRICS].render())
     response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
     return response

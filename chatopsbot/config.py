@@ -94,12 +94,21 @@ class ServerSettings:
 
 @frozen
 class OutboundSettings:
-    """``[outbound]``: rate limit per Zoom account, retries, shutdown drain, request timeout."""
+    """``[outbound]``: rate limit per Zoom account, retries, shutdown drain, request timeout.
+
+    ``give_up_after`` is how long (seconds) failures that may pass are retried before a message
+    becomes a dead letter; ``retry_max_delay`` caps the wait between tries; ``degraded_after``
+    is how long Zoom may fail before ``/healthz`` says ``degraded``. ``max_attempts`` is read
+    for compatibility and no longer limits anything (``give_up_after`` does).
+    """
 
     rate_limit: float = 20.0
     max_attempts: int = 5
     drain_timeout: float = 30.0
     request_timeout: float = 10.0
+    give_up_after: float = 86400.0
+    retry_max_delay: float = 30.0
+    degraded_after: float = 60.0
 
 
 @frozen
@@ -179,6 +188,10 @@ def _kind(value: object) -> str:
     return _TYPES.get(type(value), type(value).__name__)
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
 class _Reader:
     """Typed reads from one table, each error naming ``section.key``; unknown keys refused."""
 
@@ -230,6 +243,21 @@ class _Reader:
         if value not in choices:
             raise self.error(key, f"must be one of {', '.join(sorted(choices))}")
         return value
+
+    def duration(self, key: str, default: float, *, minimum: float) -> float:
+        """Seconds, as a number or as text such as ``"90s"``, ``"15m"``, ``"24h"``, ``"2d"``."""
+        self.used.add(key)
+        value = self.data.get(key, default)
+        if isinstance(value, str):
+            match = _DURATION.fullmatch(value.strip())
+            if match is None:
+                raise self.error(key, f"expected seconds or a duration such as 24h, got {value!r}")
+            value = float(match[1]) * _UNITS[match[2] or "s"]
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(key, f"expected seconds or a duration such as 24h, got {_kind(value)}")
+        if not math.isfinite(value) or value < minimum:
+            raise self.error(key, f"must be at least {minimum:g} seconds")
+        return float(value)
 
     def url(self, key: str, default: str) -> str:
         value = self.text(key, default)
@@ -330,6 +358,9 @@ def parse_settings(
         max_attempts=attempts,
         drain_timeout=o.number("drain_timeout", 30.0, minimum=0, inclusive=True),
         request_timeout=o.number("request_timeout", 10.0, minimum=0),
+        give_up_after=o.duration("give_up_after", 86400.0, minimum=60),
+        retry_max_delay=o.duration("retry_max_delay", 30.0, minimum=0.1),
+        degraded_after=o.duration("degraded_after", 60.0, minimum=1),
     )
     o.done()
 

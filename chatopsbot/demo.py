@@ -92,7 +92,7 @@ async def _settle(app: web.Application) -> None:
     """Wait until the handlers have run and the outbox is empty."""
     runtime = app[RUNTIME]
     for _ in range(500):
-        if not runtime.tasks and runtime.outbox.depth == 0:
+        if not runtime.busy:
             return
         await asyncio.sleep(0.01)
 

@@ -32,7 +32,7 @@ from chatopsbot.commands import (
     tokenize,
 )
 from chatopsbot.context import ActionContext, Context, Conversation, PluginContext, User
-from chatopsbot.messenger import ConversationSender, Messenger
+from chatopsbot.messenger import ConversationSender, Decisions, Messenger
 from chatopsbot.metrics import Metrics
 from chatopsbot.responses import (
     Actions,
@@ -104,8 +104,13 @@ class Dispatcher:
         self._timeout = command_timeout
         self._metrics = metrics
 
-    def plugin_context(self, plugin: str, extra: Mapping[str, Any]) -> dict[str, Any]:
-        """The fields every context of ``plugin`` shares, for building one."""
+    def plugin_context(
+        self, plugin: str, extra: Mapping[str, Any], outlet: Messenger | None = None
+    ) -> dict[str, Any]:
+        """The fields every context of ``plugin`` shares, for building one.
+
+        ``outlet`` is the unit of work's messenger; without one, every send stands alone.
+        """
         logger = logging.getLogger(f"chatopsbot.plugin.{plugin or 'unknown'}")
         return {
             "plugin": plugin,
@@ -114,7 +119,7 @@ class Dispatcher:
             "timers": self._scheduler.for_plugin(plugin),
             "log": logging.LoggerAdapter(logger, {**extra, "plugin": plugin}),
             "clock": self._clock,
-            "outlet": self._messenger,
+            "outlet": outlet or self._messenger,
             "codec": self._codec,
             "hooks": self._hooks,
         }
@@ -123,16 +128,22 @@ class Dispatcher:
         """A context for plugin code that runs outside any command or click (jobs, HTTP hooks)."""
         return PluginContext(**self.plugin_context(plugin, {}))
 
-    async def dispatch(self, event: Event) -> None:
-        """Handle one event; never raises (failures are logged)."""
+    async def dispatch(self, event: Event, settle: tuple[str, float] | None = None) -> None:
+        """Handle one event and write what it decided; never raises (failures are logged).
+
+        ``settle`` is the event's inbox key and how long to remember it: the key is marked
+        handled in the same transaction that writes the replies to the outbox.
+        """
+        decisions = Decisions()
+        out = self._messenger.for_unit(decisions)
         try:
             match event:
                 case BotNotification():
-                    await self._command(event)
+                    await self._command(event, out)
                 case ButtonClicked() | OptionSelected():
-                    await self._action(event)
+                    await self._action(event, out)
                 case FieldEdited() | MessageEdited():
-                    await self._form_edit(event)
+                    await self._form_edit(event, out)
                 case BotInstalled():
                     conversation = Conversation(event.account_id, event.user_jid)
                     log.info(
@@ -140,7 +151,7 @@ class Dispatcher:
                         event.user_name or event.user_jid,
                         extra={"account": event.account_id},
                     )
-                    self._messenger.to(conversation).post(Text(WELCOME))
+                    out.to(conversation).post(Text(WELCOME))
                 case AppDeauthorized():
                     log.warning(
                         "account %s removed the app (keep data: %s)",
@@ -152,12 +163,20 @@ class Dispatcher:
                     log.debug("nothing to do for %r", event)
         except Exception:
             log.exception("dispatching %s failed", type(event).__name__)
+        try:
+            await self._messenger.commit(decisions, settle=settle)
+        except Exception:
+            # The event stays pending in the inbox: it is handled again after a restart.
+            log.exception(
+                "could not record what %s decided; it is handled again at the next start",
+                type(event).__name__,
+            )
 
-    async def _command(self, event: BotNotification) -> None:
+    async def _command(self, event: BotNotification, out: Messenger) -> None:
         caller = User(event.user_id, event.user_jid, event.user_name)
         conversation = Conversation(event.account_id, event.to_jid, event.channel_name)
         extra = _extra(caller, conversation)
-        sender = self._messenger.to(conversation, caller_id=caller.id or None, log_extra=extra)
+        sender = out.to(conversation, caller_id=caller.id or None, log_extra=extra)
 
         tell = _teller(sender)
 
@@ -196,7 +215,7 @@ class Dispatcher:
             await self._propose(command, rest, args, caller, conversation, sender)
             self._count(command.name, "proposed")
             return
-        await self._run_command(command, args, caller, conversation, extra)
+        await self._run_command(command, args, caller, conversation, extra, out)
 
     async def _run_command(
         self,
@@ -205,13 +224,14 @@ class Dispatcher:
         caller: User,
         conversation: Conversation,
         extra: dict[str, Any],
+        out: Messenger,
     ) -> None:
-        # Same conversation, same outbox queue: in order with any reply sent before it.
-        sender = self._messenger.to(
+        # Same conversation, same outbox lane: in order with any reply decided before it.
+        sender = out.to(
             conversation, caller_id=caller.id or None, log_extra=extra, plugin=command.plugin
         )
         ctx = Context(
-            **self.plugin_context(command.plugin, extra),
+            **self.plugin_context(command.plugin, extra, out),
             caller=caller,
             conversation=conversation,
             command=command,
@@ -270,6 +290,7 @@ class Dispatcher:
         clicker: User,
         sender: ConversationSender,
         extra: dict[str, Any],
+        out: Messenger,
     ) -> None:
         """Confirm or cancel a proposal: only its caller may, and only once, within its time."""
         text = await self._backend.get(PROPOSALS, proposal, self._clock.timestamp())
@@ -299,13 +320,14 @@ class Dispatcher:
             User(**record["caller"]),
             Conversation(**record["conversation"]),
             extra,
+            out,
         )
 
-    async def _action(self, event: ButtonClicked | OptionSelected) -> None:
+    async def _action(self, event: ButtonClicked | OptionSelected, out: Messenger) -> None:
         clicker = User(event.user_id, event.user_jid, event.user_name)
         conversation = Conversation(event.account_id, event.to_jid, event.channel_name)
         extra = _extra(clicker, conversation)
-        sender = self._messenger.to(conversation, caller_id=clicker.id or None, log_extra=extra)
+        sender = out.to(conversation, caller_id=clicker.id or None, log_extra=extra)
         values = (event.value,) if isinstance(event, ButtonClicked) else event.values
         try:
             decoded = [self._codec.decode(value) for value in values]
@@ -313,7 +335,7 @@ class Dispatcher:
             if any((p, n) != (plugin, name) for p, n, _ in decoded):
                 raise InvalidAction("a dropdown mixing actions")
             if plugin == CORE and name in ("confirm", "cancel"):
-                await self._answer(event, name, decoded[0][2], clicker, sender, extra)
+                await self._answer(event, name, decoded[0][2], clicker, sender, extra, out)
                 return
             if (plugin, name) not in self._actions:
                 raise InvalidAction(f"no action {name!r} in plugin {plugin!r}")
@@ -323,9 +345,9 @@ class Dispatcher:
             sender.post(Text(STALE_BUTTON, private=True))
             return
         payloads = tuple(payload for _, _, payload in decoded)
-        await self._run_action(event, plugin, name, payloads[0], payloads, clicker, extra)
+        await self._run_action(event, plugin, name, payloads[0], payloads, clicker, extra, out)
 
-    async def _form_edit(self, event: FieldEdited | MessageEdited) -> None:
+    async def _form_edit(self, event: FieldEdited | MessageEdited, out: Messenger) -> None:
         """Hand a form edit to the plugin that sent the card, if it declared a handler."""
         plugin = await self._messenger.author(event.message_id)
         name = "field_edited" if isinstance(event, FieldEdited) else "message_edited"
@@ -338,7 +360,7 @@ class Dispatcher:
             payload, values = event.key, (event.current_value, event.new_value)
         else:
             payload, values = "", (event.origin, event.target)
-        await self._run_action(event, plugin, name, payload, values, clicker, extra)
+        await self._run_action(event, plugin, name, payload, values, clicker, extra, out)
 
     async def _run_action(
         self,
@@ -349,14 +371,13 @@ class Dispatcher:
         values: tuple[str, ...],
         clicker: User,
         extra: dict[str, Any],
+        out: Messenger,
     ) -> None:
         handler = self._actions[(plugin, name)]
         conversation = Conversation(event.account_id, event.to_jid, event.channel_name)
         label = f"{plugin}:{name}"
         extra["command"] = label
-        sender = self._messenger.to(
-            conversation, caller_id=clicker.id or None, log_extra=extra, plugin=plugin
-        )
+        sender = out.to(conversation, caller_id=clicker.id or None, log_extra=extra, plugin=plugin)
 
         tell = _teller(sender)
 
@@ -369,7 +390,7 @@ class Dispatcher:
             tell(f"You may not do that: {denial}.")
             return
         ctx = ActionContext(
-            **self.plugin_context(plugin, extra),
+            **self.plugin_context(plugin, extra, out),
             clicker=clicker,
             conversation=conversation,
             message_id=event.message_id,

@@ -1,25 +1,48 @@
-"""Addressing for the outbound layer: who a response goes to, and on whose behalf.
+"""Addressing for the outbound layer: who a response goes to, for whom, and when it is decided.
 
-:class:`Messenger` turns "this response, to this conversation, for this user" into a rendered API
-call queued on the :class:`~chatopsbot.outbound.Outbox`. Commands, button clicks, scheduled jobs
-and HTTP hooks all send through it.
+A :class:`ConversationSender` renders each response as it is produced (so a response Zoom could
+never take fails in the handler's own context) and adds it to the :class:`Decisions` of the
+unit of work it belongs to: one event, one job run, one HTTP hook call. The dispatcher writes a
+unit's decisions to the outbox when the unit ends, in the same transaction that marks its event
+handled. :meth:`ConversationSender.send` (``ctx.send``) writes everything decided so far at once,
+in order, and waits for Zoom's answer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from chatopsbot.clock import Clock
 from chatopsbot.context import Conversation
-from chatopsbot.outbound import Outbox
+from chatopsbot.outbound.outbox import Outbox
+from chatopsbot.outbound.sender import AUTHORS, encode_call
 from chatopsbot.responses import Card, Delete, Edit, Response, Sent, Text
-from chatopsbot.store import Backend
+from chatopsbot.storage import Backend, NewMessage
 from chatopsbot.zoom.cards import render
 from chatopsbot.zoom.client import ApiResult
+
+__all__ = ["ConversationSender", "Decisions", "Messenger"]
+
+
+class Decisions:
+    """Messages one unit of work has decided to send and not yet written, in order."""
+
+    def __init__(self) -> None:
+        self._messages: list[NewMessage] = []
+
+    def add(self, message: NewMessage) -> None:
+        """Decide ``message`` (written with the rest of the unit)."""
+        self._messages.append(message)
+
+    def take(self) -> list[NewMessage]:
+        """Everything decided so far, emptying the list."""
+        taken, self._messages = self._messages, []
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._messages)
 
 
 class ConversationSender:
@@ -30,69 +53,83 @@ class ConversationSender:
 
     def __init__(
         self,
-        outbox: Outbox,
+        messenger: Messenger,
+        decisions: Decisions,
         *,
-        robot_jid: str,
         conversation: Conversation,
         caller_id: str | None,
         log_extra: Mapping[str, Any],
-        on_card: Callable[[str], None] | None = None,
+        plugin: str | None,
     ) -> None:
-        self._outbox = outbox
-        self._robot_jid = robot_jid
+        self._messenger = messenger
+        self._decisions = decisions
         self._conversation = conversation
         self._caller_id = caller_id
         self._log_extra = log_extra
-        self._on_card = on_card
+        self._plugin = plugin
 
-    def post(self, response: Response) -> asyncio.Future[ApiResult]:
-        """Queue ``response`` and return the future of Zoom's answer (awaiting it is optional)."""
-        call = render(
-            response,
-            robot_jid=self._robot_jid,
-            conversation=self._conversation,
-            caller_id=self._caller_id,
-        )
-        # Fail here, in the handler's own context (the caller gets a reference), rather than
-        # later in the outbox: a value JSON cannot carry (a date, say) is a handler bug.
-        json.dumps(call.body)
-        key = self._conversation.jid
-        if isinstance(response, Text | Card) and response.to_jid:
-            key = response.to_jid
-        future = self._outbox.submit(call, key=key, log_extra=self._log_extra)
-        if self._on_card is not None and isinstance(response, Card):
-            future.add_done_callback(self._card_sent)
-        return future
-
-    def _card_sent(self, future: asyncio.Future[ApiResult]) -> None:
-        if self._on_card is not None and not future.cancelled() and future.exception() is None:
-            message_id = future.result().message_id
-            if message_id:
-                self._on_card(message_id)
+    def post(self, response: Response) -> None:
+        """Decide ``response``: it is written to the outbox when the unit of work ends."""
+        self._decisions.add(self._message(response))
 
     async def send(self, response: Response) -> Sent:
-        """Queue ``response``, wait until Zoom has it, and return its message id."""
-        result = await self.post(response)
+        """Decide ``response`` now (after anything decided before), wait until Zoom has it,
+        and return its message id."""
+        message = self._message(response)
+        pending = [*self._decisions.take(), message]
+        futures = await self._messenger.outbox.add(pending, wait=True)
+        result: ApiResult = await futures[-1]
         if isinstance(response, Edit | Delete):
             return Sent(result.message_id or response.message_id)
         return Sent(result.message_id)
 
-
-#: Which plugin sent which card, so edits of its form fields find their way back.
-AUTHORS = "chatopsbot:card-authors"
-#: How long a card's author is remembered: form edits on older cards are not routed.
-AUTHOR_DAYS = 90
+    def _message(self, response: Response) -> NewMessage:
+        call = render(
+            response,
+            robot_jid=self._messenger.robot_jid,
+            conversation=self._conversation,
+            caller_id=self._caller_id,
+        )
+        lane = self._conversation.jid
+        if isinstance(response, Text | Card) and response.to_jid:
+            lane = response.to_jid
+        meta: dict[str, Any] = {"log": dict(self._log_extra)}
+        if self._plugin is not None and isinstance(response, Card):
+            meta["author"] = self._plugin
+        # Encoding here, in the handler's own context, makes a value JSON cannot carry (a
+        # date, say) a handler error the caller hears about, not a loss in the outbox.
+        return NewMessage(
+            lane=lane,
+            account=self._conversation.account_id,
+            payload=encode_call(call),
+            meta=json.dumps(meta, default=str, separators=(",", ":")),
+        )
 
 
 class Messenger:
-    """Makes :class:`ConversationSender` objects for one bot, and remembers who sent each card."""
+    """Makes :class:`ConversationSender` objects for one bot (an ``Outlet`` for plugins).
 
-    def __init__(self, outbox: Outbox, robot_jid: str, backend: Backend, clock: Clock) -> None:
-        self._outbox = outbox
-        self._robot_jid = robot_jid
+    A messenger made with :meth:`for_unit` adds to that unit's decisions; the bot's own
+    messenger gives every sender a unit of its own, written as soon as it is sent.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        robot_jid: str,
+        backend: Backend,
+        clock: Clock,
+        decisions: Decisions | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.robot_jid = robot_jid
         self._backend = backend
         self._clock = clock
-        self._writes: set[asyncio.Task[None]] = set()
+        self._decisions = decisions
+
+    def for_unit(self, decisions: Decisions) -> Messenger:
+        """A messenger whose senders add to ``decisions``."""
+        return Messenger(self.outbox, self.robot_jid, self._backend, self._clock, decisions)
 
     def to(
         self,
@@ -107,27 +144,22 @@ class Messenger:
         With ``plugin``, the cards sent are remembered as that plugin's (see :meth:`author`).
         """
         return ConversationSender(
-            self._outbox,
-            robot_jid=self._robot_jid,
+            self,
+            self._decisions if self._decisions is not None else Decisions(),
             conversation=conversation,
             caller_id=caller_id,
             log_extra=log_extra or {"channel": conversation.name or conversation.jid},
-            on_card=None if plugin is None else functools.partial(self._remember, plugin),
+            plugin=plugin,
         )
+
+    async def commit(
+        self, decisions: Decisions, *, settle: tuple[str, float] | None = None
+    ) -> None:
+        """Write what ``decisions`` holds, settling the inbox key ``settle`` with it."""
+        messages = decisions.take()
+        if messages or settle is not None:
+            await self.outbox.add(messages, settle=settle)
 
     async def author(self, message_id: str) -> str | None:
         """The plugin that sent the card ``message_id``, if it is remembered."""
         return await self._backend.get(AUTHORS, message_id, self._clock.timestamp())
-
-    async def flush(self) -> None:
-        """Wait for the authors being written (on shutdown)."""
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
-
-    def _remember(self, plugin: str, message_id: str) -> None:
-        expires = self._clock.timestamp() + AUTHOR_DAYS * 86400
-        task = asyncio.get_running_loop().create_task(
-            self._backend.put(AUTHORS, message_id, plugin, expires)
-        )
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)

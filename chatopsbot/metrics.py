@@ -51,15 +51,37 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        self.dropped = Counter(
-            "chatopsbot_outbound_dropped",
-            "Messages given up on, by reason; each one is also logged.",
+        self.dead_letters = Counter(
+            "chatopsbot_outbound_dead_letters",
+            "Messages moved to the dead letters, by reason (rejected, expired, error); each one "
+            "is also logged, and `chatopsbot outbox list` shows them.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "chatopsbot_outbound_retries",
+            "Failed attempts that will be retried, by reason (5xx, timeout, connection, token).",
             ["reason"],
             registry=self.registry,
         )
         self.queue_depth = Gauge(
             "chatopsbot_outbound_queue_depth",
-            "Messages waiting to be sent or being sent.",
+            "Messages in the outbox waiting to be sent or being sent.",
+            registry=self.registry,
+        )
+        self.oldest_age = Gauge(
+            "chatopsbot_outbound_oldest_age_seconds",
+            "Age of the oldest message in the outbox (0 when it is empty).",
+            registry=self.registry,
+        )
+        self.failing = Gauge(
+            "chatopsbot_outbound_failing_seconds",
+            "How long requests to Zoom have been failing, for the account failing longest.",
+            registry=self.registry,
+        )
+        self.inbox = Counter(
+            "chatopsbot_inbox_replayed",
+            "Accepted events found unhandled at startup and handled then.",
             registry=self.registry,
         )
         self.send_latency = Histogram(

@@ -25,11 +25,12 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from attrs import frozen
 
-from chatopsbot.app import RUNTIME, Runtime, create_app
+from chatopsbot.app import RUNTIME, create_app
 from chatopsbot.clock import Clock, ManualClock
 from chatopsbot.config import Settings, parse_settings
 from chatopsbot.context import User
 from chatopsbot.plugins import load_plugins
+from chatopsbot.runtime import Runtime
 from chatopsbot.zoom.fake import FakeZoom, Message
 from chatopsbot.zoom.payloads import (
     bot_notification,
@@ -300,7 +301,7 @@ class BotHarness:
         runtime = self.runtime
         quiet = 0
         while quiet < 2:
-            busy = runtime.tasks or runtime.outbox.depth or runtime.scheduler.busy
+            busy = runtime.busy
             quiet = 0 if busy else quiet + 1
             assert loop.time() < deadline, "the bot did not settle: a handler or job still runs"
             await asyncio.sleep(0.002)

@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from chatopsbot.store import (
-    Backend,
-    MemoryBackend,
-    SqliteBackend,
-    StorageError,
-    Store,
-    open_backend,
-)
+from chatopsbot.storage import Backend, StorageError, open_backend
+from chatopsbot.storage.sqlite import SqliteBackend
+from chatopsbot.store import Store
 
 
 class FixedClock:
@@ -36,11 +31,8 @@ class FixedClock:
 
 @pytest.fixture(params=["memory", "sqlite"])
 async def backend(request, tmp_path) -> AsyncIterator[Backend]:
-    b: Backend = (
-        MemoryBackend()
-        if request.param == "memory"
-        else await SqliteBackend.open(str(tmp_path / "bot.db"))
-    )
+    path = ":memory:" if request.param == "memory" else str(tmp_path / "bot.db")
+    b: Backend = await open_backend(path)
     yield b
     await b.close()
 
@@ -137,8 +129,12 @@ async def test_sqlite_survives_a_restart_and_uses_wal(tmp_path):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_memory_path_gives_the_memory_backend():
-    assert isinstance(await open_backend(":memory:"), MemoryBackend)
+async def test_memory_path_gives_a_throwaway_sqlite_database():
+    backend = await open_backend(":memory:")
+    assert isinstance(backend, SqliteBackend)
+    await backend.put("ns", "k", "v", None)
+    assert await backend.get("ns", "k", 0) == "v"
+    await backend.close()
 
 
 async def test_a_corrupt_file_fails_with_path_and_cause(tmp_path):
