@@ -1,24 +1,30 @@
-"""The outbox against a scripted API caller: ordering, retries, 429s, giving up, draining."""
+"""The durable outbox with the Zoom sender, against a scripted API: order, retries, 429s,
+one probe at a time while failing, dead letters, expiry, restarts and pacing."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
+from chatopsbot.clock import ManualClock
 from chatopsbot.metrics import Metrics
-from chatopsbot.outbound import Outbox, OutboxClosed, SendFailed
+from chatopsbot.outbound import Outbox, OutboxClosed, RetryPolicy, SendFailed, ZoomSender
+from chatopsbot.outbound.sender import AUTHORS, encode_call
+from chatopsbot.storage import Backend, NewMessage, open_backend
 from chatopsbot.zoom.auth import TokenError
 from chatopsbot.zoom.cards import ApiCall
 from chatopsbot.zoom.client import ApiResult, ZoomApiError
 
 
-def call(n: int, account: str = "a1", to: str = "c1") -> ApiCall:
-    return ApiCall("POST", "/im/chat/messages", account, body={"n": n, "to_jid": to})
+def message(n: int, lane: str = "c1", account: str = "a1", author: str = "") -> NewMessage:
+    call = ApiCall("POST", "/im/chat/messages", account, body={"n": n, "to_jid": lane})
+    meta = f'{{"author":"{author}","log":{{"channel":"{lane}"}}}}' if author else "{}"
+    return NewMessage(lane, account, encode_call(call), meta)
 
 
 class Script:
@@ -28,17 +34,40 @@ class Script:
         self.outcomes = list(outcomes)
         self.calls: list[tuple[float, ApiCall]] = []
         self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.gate: asyncio.Event | None = None
+        self.spans: list[tuple[float, float, bool]] = []
 
     async def call(self, api_call: ApiCall) -> ApiResult:
-        self.calls.append((asyncio.get_running_loop().time(), api_call))
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.outcomes:
-            outcome = self.outcomes.pop(0)
-            if outcome is not None:
-                raise outcome
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self.calls.append((started, api_call))
+        ok = False
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if self.outcomes:
+                outcome = self.outcomes.pop(0)
+                if outcome is not None:
+                    raise outcome
+            ok = True
+        finally:
+            self.in_flight -= 1
+            self.spans.append((started, loop.time(), ok))
         assert api_call.body is not None
         return ApiResult(201, {"message_id": f"m{api_call.body['n']}"}, "t")
+
+    def sent(self, lane: str | None = None) -> list[int]:
+        return [
+            c.body["n"]
+            for _, c in self.calls
+            if c.body is not None and (lane is None or c.body["to_jid"] == lane)
+        ]
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
@@ -46,171 +75,269 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
     return value or 0.0
 
 
-def fast_outbox(api: Script, **kwargs: object) -> Outbox:
-    options: dict[str, object] = {
-        "rate_limit": 1000.0,
-        "max_attempts": 3,
-        "backoff_base": 0.001,
-        "rng": random.Random(1),
-    }
-    options.update(kwargs)
-    return Outbox(api, **options)  # type: ignore[arg-type]
+@pytest.fixture
+async def backend() -> AsyncIterator[Backend]:
+    b = await open_backend(":memory:")
+    yield b
+    await b.close()
 
 
-async def test_keeps_order_per_conversation_and_returns_message_ids():
+class Bench:
+    """An outbox over a scripted API, with quick retries."""
+
+    def __init__(self, backend: Backend, api: Script, **kwargs: object) -> None:
+        self.backend = backend
+        self.api = api
+        self.clock = ManualClock()
+        self.metrics = Metrics()
+        options: dict[str, object] = {
+            "rate_limit": 1000.0,
+            "policy": RetryPolicy(give_up_after=3600, base=0.001, cap=0.01),
+            "rng": random.Random(1),
+            "metrics": self.metrics,
+            "clock": self.clock,
+        }
+        options.update(kwargs)
+        self.outbox = Outbox(
+            backend,
+            ZoomSender(api, self.clock, self.metrics),
+            **options,  # type: ignore[arg-type]
+        )
+
+    async def __aenter__(self) -> Outbox:
+        await self.outbox.start()
+        return self.outbox
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.outbox.stop(0)
+
+
+async def idle(outbox: Outbox, within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while outbox.busy:  # noqa: ASYNC110 - polling a plain property
+            await asyncio.sleep(0.005)
+
+
+async def test_keeps_order_per_lane_and_returns_message_ids(backend):
     api = Script(delay=0.001)
-    outbox = fast_outbox(api)
-    futures = [outbox.submit(call(n, to=f"c{n % 2}"), key=f"c{n % 2}") for n in range(10)]
-    results = await asyncio.gather(*futures)
+    async with Bench(backend, api) as outbox:
+        futures = await outbox.add([message(n, lane=f"c{n % 2}") for n in range(10)], wait=True)
+        results = await asyncio.gather(*futures)
     assert [r.message_id for r in results] == [f"m{n}" for n in range(10)]
-    for key in (0, 1):
-        sent = [c.body["n"] for _, c in api.calls if c.body and c.body["to_jid"] == f"c{key}"]
-        assert sent == [n for n in range(10) if n % 2 == key]
-    assert outbox.depth == 0
+    assert api.sent("c0") == [0, 2, 4, 6, 8]
+    assert api.sent("c1") == [1, 3, 5, 7, 9]
+    assert await backend.outbox_stats() == (0, None)
 
 
-async def test_a_failed_message_does_not_overtake_or_block_the_next():
+async def test_a_failed_message_is_retried_before_the_next_of_its_lane(backend):
     api = Script(ZoomApiError(500, None, "boom", "t1"), None)
-    outbox = fast_outbox(api)
-    first = outbox.submit(call(1), key="c")
-    second = outbox.submit(call(2), key="c")
-    assert (await first).message_id == "m1"
-    assert (await second).message_id == "m2"
-    assert [c.body["n"] for _, c in api.calls if c.body] == [1, 1, 2]
+    async with Bench(backend, api) as outbox:
+        first, second = await outbox.add([message(1), message(2)], wait=True)
+        assert (await first).message_id == "m1"
+        assert (await second).message_id == "m2"
+    assert api.sent() == [1, 1, 2]
 
 
 @pytest.mark.parametrize(
-    "error",
+    ("error", "reason"),
     [
-        ZoomApiError(503, None, "unavailable", "t"),
-        TimeoutError(),
-        aiohttp.ServerDisconnectedError(),
-        TokenError("oauth down", retryable=True),
+        (ZoomApiError(503, None, "unavailable", "t"), "5xx"),
+        (TimeoutError(), "timeout"),
+        (aiohttp.ServerDisconnectedError(), "connection"),
+        (aiohttp.ClientOSError(111, "Connect call failed"), "connection"),
+        (TokenError("oauth down", retryable=True), "token"),
+        # Refused credentials are held, not dropped: an operator can fix them.
+        (TokenError("token request answered 401", retryable=False), "token"),
     ],
-    ids=["5xx", "timeout", "disconnect", "token-5xx"],
+    ids=["5xx", "timeout", "disconnect", "refused", "token-5xx", "token-401"],
 )
-async def test_retries_transient_failures_with_backoff(error):
-    metrics = Metrics()
-    api = Script(error, error)
-    outbox = fast_outbox(api, metrics=metrics)
-    result = await outbox.submit(call(7), key="c")
-    assert result.message_id == "m7"
-    assert len(api.calls) == 3
+async def test_retries_what_may_pass_and_counts_each_retry(backend, error, reason):
+    bench = Bench(backend, Script(error, error, error))
+    async with bench as outbox:
+        [future] = await outbox.add([message(7)], wait=True)
+        assert (await future).message_id == "m7"
+    assert len(bench.api.calls) == 4
+    assert sample(bench.metrics, "chatopsbot_outbound_retries_total", reason=reason) == 3
+    assert (await backend.outbox_list("dead")) == []
 
 
-async def test_gives_up_after_max_attempts_and_logs_it(caplog):
-    metrics = Metrics()
-    api = Script(*[ZoomApiError(502, None, "bad gateway", "trk-9")] * 5)
-    outbox = fast_outbox(api, metrics=metrics, max_attempts=3)
-    with (
-        caplog.at_level(logging.ERROR, "chatopsbot.outbound"),
-        pytest.raises(SendFailed, match="502"),
-    ):
-        await outbox.submit(call(1), key="c", log_extra={"command": "ping"})
-    assert len(api.calls) == 3
-    assert sample(metrics, "chatopsbot_outbound_dropped_total", reason="gave_up") == 1
-    record = next(r for r in caplog.records if r.levelno == logging.ERROR)
-    assert "after 3 attempt(s)" in record.getMessage()
-    assert record.command == "ping"
-    assert record.tracking_id == "trk-9"
+async def test_a_rejected_message_becomes_a_dead_letter_and_the_lane_moves_on(backend, caplog):
+    invalid = ZoomApiError(400, 7010, "Invalid to_jid", "track-9")
+    bench = Bench(backend, Script(invalid))
+    async with bench as outbox:
+        first, second = await outbox.add([message(1), message(2)], wait=True)
+        with pytest.raises(SendFailed, match="Invalid to_jid"):
+            await first
+        assert (await second).message_id == "m2"
+    [dead] = await backend.outbox_list("dead")
+    assert (dead.reason, dead.attempts, dead.lane) == ("rejected", 1, "c1")
+    assert "Zoom answered 400, code 7010: Invalid to_jid [tracking track-9]" in dead.error
+    assert sample(bench.metrics, "chatopsbot_outbound_dead_letters_total", reason="rejected") == 1
+    [line] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"gave up on message {dead.id} to c1 (rejected after 1 attempt(s)" in line.message
+    assert "chatopsbot outbox list" in line.message
 
 
-async def test_other_4xx_is_not_retried_and_logs_code_message_tracking(caplog):
-    api = Script(ZoomApiError(400, 7001, "Invalid request body format.", "trk-1"))
-    outbox = fast_outbox(api)
-    with caplog.at_level(logging.ERROR, "chatopsbot.outbound"), pytest.raises(SendFailed):
-        await outbox.submit(call(1), key="c")
-    assert len(api.calls) == 1
-    record = caplog.records[-1]
-    assert "code 7001: Invalid request body format." in record.getMessage()
-    assert record.tracking_id == "trk-1"
+async def test_an_unexpected_error_is_a_dead_letter_and_the_lane_moves_on(backend):
+    api = Script(RuntimeError("a bug"))
+    async with Bench(backend, api) as outbox:
+        first, second = await outbox.add([message(1), message(2)], wait=True)
+        with pytest.raises(SendFailed):
+            await first
+        assert (await second).message_id == "m2"
+    [dead] = await backend.outbox_list("dead")
+    assert dead.reason == "error"
+    assert "RuntimeError: a bug" in dead.error
 
 
-async def test_non_retryable_token_error_fails_at_once():
-    api = Script(TokenError("bad credentials", retryable=False))
-    outbox = fast_outbox(api)
-    with pytest.raises(SendFailed, match="bad credentials"):
-        await outbox.submit(call(1), key="c")
-    assert len(api.calls) == 1
+async def test_while_an_account_fails_it_sends_one_probe_at_a_time(backend):
+    failures = [ZoomApiError(503, None, "down", "t")] * 12
+    api = Script(*failures, delay=0.005)
+    bench = Bench(backend, api, max_in_flight=8)
+    async with bench as outbox:
+        futures = await outbox.add([message(n, lane=f"c{n % 5}") for n in range(25)], wait=True)
+        await asyncio.gather(*futures)
+        # Once Zoom answers again, the lanes go out side by side.
+        api.most_in_flight = 0
+        more = await outbox.add([message(100 + n, lane=f"c{n}") for n in range(5)], wait=True)
+        api.delay = 0.05
+        await asyncio.gather(*more)
+    spans = sorted(api.spans)
+    first_failure = min(end for _, end, ok in spans if not ok)
+    recovered = min(end for _, end, ok in spans if ok)
+    probes = [s for s in spans if first_failure <= s[0] < recovered]
+    assert len(probes) >= 5
+    # Once a failure was seen, each probe waited for the one before it to end.
+    assert all(b[0] >= a[1] for a, b in itertools_pairwise(probes)), probes
+    assert api.most_in_flight > 1
+    for lane in range(5):
+        # Retries repeat the head only: first tries are in order, each message succeeds once.
+        first_tries = list(dict.fromkeys(api.sent(f"c{lane}")))
+        assert first_tries == [*range(lane, 25, 5), 100 + lane]
+    assert len(set(api.sent())) == 30
 
 
-async def test_429_pauses_the_whole_account_for_retry_after():
-    limited = ZoomApiError(429, 429, "slow down", "t", retry_after=0.5)
-    api = Script(limited)
-    metrics = Metrics()
-    outbox = fast_outbox(api, metrics=metrics)
-    a = outbox.submit(call(1, to="x"), key="x")
-    await asyncio.sleep(0.02)
-    b = outbox.submit(call(2, to="y"), key="y")
-    other_account = outbox.submit(call(3, account="a2", to="z"), key="z")
-    await asyncio.gather(a, b, other_account)
-    times = {c.body["n"]: t for t, c in api.calls[1:] if c.body}
-    first = api.calls[0][0]
-    assert times[1] - first >= 0.49
-    assert times[2] - first >= 0.49  # same account: held too
-    assert times[3] - first < 0.4  # another account: not held
-    assert sample(metrics, "chatopsbot_outbound_rate_limited_total", kind="rate") == 1
+def itertools_pairwise(items: list[tuple[float, float, bool]]) -> list[tuple[tuple, tuple]]:
+    return list(zip(items, items[1:], strict=False))
 
 
-async def test_daily_limit_holds_until_reset_without_losing_and_logs_loudly(caplog):
-    daily = ZoomApiError(429, 429, "daily", "t", retry_after=0.3, daily_limit=True)
-    api = Script(daily)
-    outbox = fast_outbox(api, max_attempts=1)
-    with caplog.at_level(logging.ERROR, "chatopsbot.outbound"):
-        result = await outbox.submit(call(1), key="c")
-    assert result.message_id == "m1"
-    assert api.calls[1][0] - api.calls[0][0] >= 0.29
-    assert any("DAILY RATE LIMIT" in r.getMessage() for r in caplog.records)
+async def test_429_pauses_the_whole_account_for_retry_after_but_not_other_accounts(backend):
+    api = Script(ZoomApiError(429, 429, "slow down", "t", retry_after=0.3))
+    async with Bench(backend, api) as outbox:
+        futures = await outbox.add(
+            [message(1, lane="x"), message(2, lane="y"), message(3, lane="z", account="a2")],
+            wait=True,
+        )
+        await asyncio.gather(*futures)
+    times = {c.body["n"]: t for t, c in api.calls if c.body}
+    first_try = api.calls[0][0]
+    assert times[1] - first_try >= 0.29
+    assert times[2] - first_try >= 0.29
+    assert times[3] - first_try < 0.2
 
 
-async def test_rate_limit_spaces_requests_per_account():
+async def test_the_daily_limit_holds_the_account_and_logs_loudly(backend, caplog):
+    daily = ZoomApiError(429, 429, "daily", "t", retry_after=0.2, daily_limit=True)
+    async with Bench(backend, Script(daily)) as outbox:
+        [future] = await outbox.add([message(1)], wait=True)
+        assert (await future).message_id == "m1"
+    assert any("ZOOM DAILY RATE LIMIT reached for account a1" in r.message for r in caplog.records)
+
+
+async def test_messages_past_give_up_after_become_dead_letters(backend):
     api = Script()
-    outbox = Outbox(api, rate_limit=20, max_attempts=1, headroom=1.0)
-    await asyncio.gather(*(outbox.submit(call(n, to=f"c{n}"), key=f"c{n}") for n in range(11)))
-    times = [t for t, _ in api.calls]
-    # 11 requests at 20/s with no burst allowance take at least 10 intervals of 50 ms.
-    assert times[-1] - times[0] >= 0.5 - 0.01
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.045
+    api.gate = asyncio.Event()
+    bench = Bench(backend, api, policy=RetryPolicy(give_up_after=60, base=0.001, cap=0.01))
+    async with bench as outbox:
+        first, second = await outbox.add([message(1), message(2)], wait=True)
+        await asyncio.sleep(0.05)  # the first is in flight, the second waits behind it
+        await bench.clock.advance(61)
+        api.gate.set()
+        assert (await first).message_id == "m1"
+        with pytest.raises(SendFailed, match="expired"):
+            await second
+    [dead] = await backend.outbox_list("dead")
+    assert dead.reason == "expired"
 
 
-async def test_drain_sends_what_it_can_then_counts_the_rest(caplog):
-    api = Script(delay=0.05)
-    outbox = fast_outbox(api)
-    futures = [outbox.submit(call(n), key="c") for n in range(10)]
-    with caplog.at_level(logging.ERROR, "chatopsbot.outbound"):
-        unsent = await outbox.drain(0.3)
-    assert 0 < unsent < 10
-    assert sum(f.done() and not f.exception() for f in futures) == 10 - unsent
-    assert isinstance(futures[-1].exception(), OutboxClosed)
-    assert f"{unsent} message(s) could not be sent" in caplog.text
+async def test_what_was_queued_goes_out_after_a_restart_in_order(tmp_path):
+    path = str(tmp_path / "bot.db")
+    first_backend = await open_backend(path)
+    blocked = Script()
+    blocked.gate = asyncio.Event()
+    async with Bench(first_backend, blocked) as outbox:
+        await outbox.add([message(n, lane=f"c{n % 3}") for n in range(12)])
+        await asyncio.sleep(0.05)
+    await first_backend.close()
+    assert len(blocked.calls) == 3  # one in flight per lane when the process stopped
+
+    backend = await open_backend(path)
+    api = Script()
+    async with Bench(backend, api) as outbox:
+        assert outbox.depth == 12
+        await idle(outbox)
+    await backend.close()
+    for lane in range(3):
+        assert api.sent(f"c{lane}") == list(range(lane, 12, 3))
+
+
+async def test_stop_sends_what_it_can_and_keeps_the_rest(backend, caplog):
+    api = Script()
+    api.gate = asyncio.Event()
+    bench = Bench(backend, api)
+    await bench.outbox.start()
+    [future] = await bench.outbox.add([message(1)], wait=True)
+    assert await bench.outbox.stop(0.05) == 1
     with pytest.raises(OutboxClosed):
-        outbox.submit(call(99), key="c")
+        await future
+    assert "1 message(s) not sent within 0 s stay queued" in caplog.text
+    assert (await backend.outbox_stats())[0] == 1
 
 
-async def test_drain_with_everything_sent_reports_zero():
+async def test_requeued_dead_letters_are_found_and_sent(backend):
+    api = Script(ZoomApiError(400, 300, "bad", "t"))
+    async with Bench(backend, api, rescan_every=0.05) as outbox:
+        [future] = await outbox.add([message(1)], wait=True)
+        with pytest.raises(SendFailed):
+            await future
+        assert await backend.outbox_requeue(None, 1e12) == 1  # as `chatopsbot outbox retry` does
+        async with asyncio.timeout(5):
+            while api.sent().count(1) < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await idle(outbox)
+    assert await backend.outbox_list("dead") == []
+    assert await backend.outbox_stats() == (0, None)
+
+
+async def test_a_card_remembers_its_author_with_its_sending(backend):
+    async with Bench(backend, Script()) as outbox:
+        [future] = await outbox.add([message(5, author="polls")], wait=True)
+        await future
+    assert await backend.get(AUTHORS, "m5", 0) == "polls"
+
+
+async def test_requests_are_spaced_per_account_from_the_first_one(backend):
     api = Script()
-    outbox = fast_outbox(api)
-    future = outbox.submit(call(1), key="c")
-    assert await outbox.drain(5) == 0
-    assert future.result().message_id == "m1"
+    async with Bench(backend, api, rate_limit=50.0) as outbox:
+        futures = await outbox.add(
+            [message(n, lane=f"c{n % 4}") for n in range(12)]
+            + [message(100 + n, lane="d", account="a2") for n in range(3)],
+            wait=True,
+        )
+        await asyncio.gather(*futures)
+    interval = 1 / (50 * 0.98)
+    for account in ("a1", "a2"):
+        times = [t for t, c in api.calls if c.account_id == account]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert min(gaps) >= interval - 0.0005, gaps
 
 
-async def test_an_unexpected_error_fails_that_message_and_the_queue_moves_on(caplog):
-    api = Script(TypeError("Object of type date is not JSON serializable"), None)
-    outbox = fast_outbox(api)
-    first = outbox.submit(call(1), key="c")
-    second = outbox.submit(call(2), key="c")
-    with pytest.raises(SendFailed, match="not JSON serializable"):
-        await first
-    assert (await second).message_id == "m2"
-    assert outbox.depth == 0
-    assert len(api.calls) == 2  # no retry of what cannot improve
-
-
-async def test_429s_are_waited_out_however_many_come():
-    limited = ZoomApiError(429, 429, "slow down", "t", retry_after=0.001)
-    api = Script(*[limited] * 30)
-    outbox = fast_outbox(api, max_attempts=1)
-    assert (await outbox.submit(call(1), key="c")).message_id == "m1"
-    assert len(api.calls) == 31
+async def test_repeated_failures_are_logged_in_bounded_lines(backend, caplog):
+    failures = [ZoomApiError(503, None, "down", "t")] * 40
+    async with Bench(backend, Script(*failures), policy=RetryPolicy(base=0.001, cap=0.002)) as o:
+        [future] = await o.add([message(1)], wait=True)
+        await future
+    lines = [r for r in caplog.records if r.name == "chatopsbot.outbound"]
+    assert len(lines) <= 3, [r.message for r in lines]
+    assert "work again after" in lines[-1].message
+    assert "40 failed attempt(s)" in lines[-1].message or "39 failed" in lines[-1].message
