@@ -1,4 +1,4 @@
-"""``chatopsbot run | check-config | plugins | shell | new-plugin | demo``.
+"""``chatopsbot run | check-config | plugins | outbox | shell | new-plugin | demo``.
 
 Every failure a user can cause prints one line, ``file: key: what is wrong``, and exits 1.
 """
@@ -17,10 +17,11 @@ from aiohttp import web
 
 from chatopsbot.app import create_app, freeze_startup_objects
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
+from chatopsbot.deadletters import outbox_command
 from chatopsbot.logs import configure_logging
 from chatopsbot.plugins import PluginError, load_plugins
 from chatopsbot.scaffold import ScaffoldError, write_plugin
-from chatopsbot.store import StorageError
+from chatopsbot.storage import StorageError, open_backend
 
 log = logging.getLogger("chatopsbot.cli")
 
@@ -50,6 +51,20 @@ def _parser() -> argparse.ArgumentParser:
         default="chatopsbot-shell.db",
         help="the SQLite file to keep plugin data in (default: %(default)s)",
     )
+    outbox = sub.add_parser(
+        "outbox",
+        help="list the outbox's dead letters, send them again, or drop them",
+        description="Messages Zoom refused for good, or that could not be sent within "
+        "[outbound] give_up_after, are kept as dead letters. list shows them (and how many "
+        "messages are queued); retry puts them back in their conversation's queue; drop "
+        "deletes them. Works on the config's storage, with the bot running or not.",
+    )
+    # Not "action": that is where the subcommand's own name goes.
+    outbox.add_argument("verb", choices=("list", "retry", "drop"), metavar="list|retry|drop")
+    outbox.add_argument("ids", nargs="*", type=int, metavar="ID", help="message ids")
+    outbox.add_argument("--all", action="store_true", help="every dead letter")
+    outbox.add_argument("--queued", action="store_true", help="list queued messages too")
+    outbox.add_argument("--config", metavar="FILE", help=config_help)
     new = sub.add_parser(
         "new-plugin",
         help="write a ready-to-install plugin package with a command and a passing test",
@@ -94,12 +109,24 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.action == "plugins":
             return _plugins(path, env)
         settings = load_settings(path, env)
+        if args.action == "outbox":
+            return asyncio.run(_outbox(settings, args))
         if args.action == "check-config":
             return _check(settings)
         return _run(settings)
     except (ConfigError, PluginError, StorageError, ScaffoldError) as exc:
         print(str(exc) if isinstance(exc, ConfigError) else f"chatopsbot: {exc}", file=sys.stderr)
         return 1
+
+
+async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    backend = await open_backend(settings.storage.path)
+    try:
+        return await outbox_command(
+            backend, args.verb, args.ids, every=args.all, queued=args.queued, out=sys.stdout
+        )
+    finally:
+        await backend.close()
 
 
 def _check(settings: Settings) -> int:

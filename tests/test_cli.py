@@ -138,3 +138,58 @@ def test_an_unusable_storage_file_stops_run_with_its_path(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"chatopsbot: {bad}: cannot use the storage file: file is not a database"
     )
+
+
+async def _dead_letters(db: str, count: int) -> list[int]:
+    from chatopsbot.outbound.sender import encode_call
+    from chatopsbot.storage import NewMessage, open_backend
+    from chatopsbot.zoom.cards import ApiCall
+
+    backend = await open_backend(db)
+    try:
+        calls = [
+            ApiCall(
+                "POST",
+                "/im/chat/messages",
+                "acct-1",
+                {"to_jid": "ops@x", "content": {"body": [{"type": "message", "text": f"hi {n}"}]}},
+            )
+            for n in range(count)
+        ]
+        messages = [NewMessage("ops@x", "acct-1", encode_call(c)) for c in calls]
+        ids = await backend.outbox_add(messages, 1000.0)
+        for i in ids:
+            await backend.outbox_dead(i, "rejected", "Zoom answered 400, code 7001: bad", 2000.0)
+        return ids
+    finally:
+        await backend.close()
+
+
+def test_outbox_list_retry_and_drop(tmp_path, capsys):
+    db = str(tmp_path / "bot.db")
+    path = write(tmp_path, GOOD + f'\n[storage]\npath = "{db}"\n')
+    ids = asyncio.run(_dead_letters(db, 3))
+    assert main(["outbox", "list", "--config", path], ENV) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("queued: 0 message(s)\ndead letters: 3\n")
+    assert f"{ids[0]:>6} dead   rejected" in out
+    assert "to=ops@x 'hi 0'" in out
+    assert "Zoom answered 400, code 7001: bad" in out
+
+    assert main(["outbox", "retry", str(ids[0]), "--config", path], ENV) == 0
+    assert "requeued 1 dead letter(s)" in capsys.readouterr().out
+    assert main(["outbox", "list", "--queued", "--config", path], ENV) == 0
+    out = capsys.readouterr().out
+    assert "queued: 1 message(s)" in out
+    assert "dead letters: 2" in out
+    assert f"{ids[0]:>6} queued -" in out
+
+    # An id that is not a dead letter (queued now) is reported, not silently ignored.
+    assert main(["outbox", "drop", str(ids[0]), str(ids[1]), "--config", path], ENV) == 1
+    out = capsys.readouterr().out
+    assert "dropped 1 dead letter(s)" in out
+    assert "(1 of the ids named are not dead letters)" in out
+    assert main(["outbox", "drop", "--all", "--config", path], ENV) == 0
+    assert "dropped 1 dead letter(s)" in capsys.readouterr().out
+    assert main(["outbox", "retry", "--config", path], ENV) == 2
+    assert "name the message ids, or --all" in capsys.readouterr().out

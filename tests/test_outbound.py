@@ -4,6 +4,7 @@ one probe at a time while failing, dead letters, expiry, restarts and pacing."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -208,17 +209,13 @@ async def test_while_an_account_fails_it_sends_one_probe_at_a_time(backend):
     probes = [s for s in spans if first_failure <= s[0] < recovered]
     assert len(probes) >= 5
     # Once a failure was seen, each probe waited for the one before it to end.
-    assert all(b[0] >= a[1] for a, b in itertools_pairwise(probes)), probes
+    assert all(b[0] >= a[1] for a, b in itertools.pairwise(probes)), probes
     assert api.most_in_flight > 1
     for lane in range(5):
         # Retries repeat the head only: first tries are in order, each message succeeds once.
         first_tries = list(dict.fromkeys(api.sent(f"c{lane}")))
         assert first_tries == [*range(lane, 25, 5), 100 + lane]
     assert len(set(api.sent())) == 30
-
-
-def itertools_pairwise(items: list[tuple[float, float, bool]]) -> list[tuple[tuple, tuple]]:
-    return list(zip(items, items[1:], strict=False))
 
 
 async def test_429_pauses_the_whole_account_for_retry_after_but_not_other_accounts(backend):
@@ -328,7 +325,7 @@ async def test_requests_are_spaced_per_account_from_the_first_one(backend):
     interval = 1 / (50 * 0.98)
     for account in ("a1", "a2"):
         times = [t for t, c in api.calls if c.account_id == account]
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= interval - 0.0005, gaps
 
 
