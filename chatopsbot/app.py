@@ -27,15 +27,12 @@ from chatopsbot.storage import StorageError
 from chatopsbot.zoom.events import EventError, UnknownEvent, UrlValidation, parse_event
 from chatopsbot.zoom.signature import SignatureError, url_validation_answer, verify
 
-__all__ = ["RUNTIME", "create_app", "freeze_startup_objects"]
+__all__ = ["RUNTIME", "create_app", "freeze_startup_objects", "handler_options"]
 
 log = logging.getLogger("chatopsbot.app")
 
 #: Zoom's webhook bodies are small; anything bigger is refused before it is read.
 MAX_BODY = 1024 * 1024
-#: Seconds a client has to send a whole body: Zoom sends a few kB at once; only a slow
-#: (or hostile) client takes longer, and it would hold a connection and a file descriptor.
-BODY_TIMEOUT = 10.0
 #: Webhook requests read or verified at once; more are answered 503 without reading them,
 #: so unauthenticated clients cannot take every connection the process can hold.
 MAX_UNVERIFIED = 256
@@ -63,6 +60,16 @@ class Gate:
 
 
 GATE = web.AppKey("chatopsbot.gate", Gate)
+
+
+def handler_options() -> dict[str, Any]:
+    """Options for aiohttp's connection handler (``web.AppRunner(app, **handler_options())``).
+
+    ``lingering_time=0``: after answering a request whose body was not read to the end (too
+    large, too slow), close the connection at once; aiohttp's default keeps reading for 10 s,
+    which lets a slow client hold the connection that long again.
+    """
+    return {"lingering_time": 0.0, "access_log": None}
 
 
 def create_app(
@@ -195,16 +202,17 @@ async def webhook(request: web.Request) -> web.Response:
 async def _read(request: web.Request, gate: Gate, peer: str) -> bytes | web.Response:
     """The body, or the answer for a body that is too large or too slow."""
     app = request.app
+    # Zoom sends a few kB at once; only a slow (or hostile) client takes longer, holding a
+    # connection and a file descriptor while it does.
+    limit = app[SETTINGS].server.body_timeout
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):
+        async with asyncio.timeout(limit):
             return await request.read()
     except web.HTTPRequestEntityTooLarge:
         gate.warn("large", "webhook from %s refused: body over %d bytes", peer, MAX_BODY)
         return _answer(app, "too_large", 413, headers={"Connection": "close"})
     except TimeoutError:
-        gate.warn(
-            "slow", "webhook from %s refused: body not received within %g s", peer, BODY_TIMEOUT
-        )
+        gate.warn("slow", "webhook from %s refused: body not received within %g s", peer, limit)
         return _answer(app, "too_slow", 408, headers={"Connection": "close"})
 
 

@@ -85,11 +85,15 @@ class ZoomSettings:
 
 @frozen
 class ServerSettings:
-    """``[server]``: where ``chatopsbot run`` listens (port 0 picks a free one)."""
+    """``[server]``: where ``chatopsbot run`` listens (port 0 picks a free one).
+
+    ``body_timeout`` is how long a client may take to send a request body.
+    """
 
     host: str = "0.0.0.0"  # noqa: S104 - a bot behind a proxy listens on every interface
     port: int = 8080
     webhook_path: str = "/zoom/webhook"
+    body_timeout: float = 10.0
 
 
 @frozen
@@ -346,7 +350,12 @@ def parse_settings(
     path = s.text("webhook_path", "/zoom/webhook")
     if not path.startswith("/"):
         raise s.error("webhook_path", "must start with /")
-    server = ServerSettings(s.text("host", "0.0.0.0"), port, path)  # noqa: S104
+    server = ServerSettings(
+        s.text("host", "0.0.0.0"),  # noqa: S104
+        port,
+        path,
+        s.duration("body_timeout", 10.0, minimum=0.1),
+    )
     s.done()
 
     o = section("outbound")

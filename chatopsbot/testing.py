@@ -25,7 +25,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from attrs import frozen
 
-from chatopsbot.app import RUNTIME, create_app
+from chatopsbot.app import RUNTIME, create_app, handler_options
 from chatopsbot.clock import Clock, ManualClock
 from chatopsbot.config import Settings, parse_settings
 from chatopsbot.context import User
@@ -148,7 +148,10 @@ class BotHarness:
             entry_points=self._installed,
         )
         app = create_app(settings, plugins=plugins, clock=self.clock)
-        self._client = TestClient(TestServer(app))
+        server = TestServer(app)
+        # Options go to start_server: TestServer's constructor drops them.
+        await server.start_server(**handler_options())
+        self._client = TestClient(server)
         await self._client.start_server()
 
     def settings(self) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import io
@@ -425,3 +426,104 @@ async def test_the_slash_command_alone_shows_help_privately(bot):
     assert reply.visible_to_user == ALICE
     assert reply.text.startswith("Commands:\n")
     assert "ping — " in reply.text
+
+
+async def _raw_request(port: int, head: bytes, body_parts: list[bytes], pause: float) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        for part in body_parts:
+            await writer.drain()
+            await asyncio.sleep(pause)
+            writer.write(part)
+        return await asyncio.wait_for(reader.read(), 10)
+    except ConnectionError:
+        return b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_slow_bodies_are_cut_off_and_logged_in_bounded_lines(start_bot, zoom, caplog):
+    bot = await start_bot(server={"body_timeout": 0.3})
+    port = bot.client.port
+    head = (
+        b"POST /zoom/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 500\r\n\r\n{"
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # Each sends part of its body, then stalls (writing on would only earn a reset).
+    answers = await asyncio.gather(*(_raw_request(port, head, [b" "], 0.1) for _ in range(20)))
+    assert loop.time() - started < 2.0  # not the 2 s the slowest body would take
+    assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[:1]
+    slow = [r for r in caplog.records if "body not received within 0.3 s" in r.message]
+    assert len(slow) == 1  # then counted, not repeated
+    assert not [r for r in caplog.records if r.exc_info]
+    # Real webhooks are still served.
+    [reply] = await bot.command("ping")
+    assert reply.text == "pong"
+
+
+async def test_a_client_that_disconnects_mid_body_is_not_an_error(bot, caplog):
+    head = b"POST /zoom/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"
+    reader, writer = await asyncio.open_connection("127.0.0.1", bot.client.port)
+    writer.write(head)
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.1)
+    [reply] = await bot.command("ping")
+    assert reply.text == "pong"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_too_many_unverified_requests_get_503_without_being_read(bot):
+    from chatopsbot.app import GATE
+
+    assert bot.client.app is not None
+    gate = bot.client.app[GATE]
+    gate.limit = 2
+    head = (
+        b"POST /zoom/webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 6\r\n\r\n{"
+    )
+    holders = [
+        asyncio.create_task(_raw_request(bot.client.port, head, [b" "] * 5, 0.2)) for _ in range(2)
+    ]
+    await asyncio.sleep(0.2)
+    resp = await bot.post(bot_notification("ping", to_jid=CHANNEL))
+    assert resp.status == 503
+    assert (await resp.json())["status"] == "busy"
+    await asyncio.gather(*holders)
+    gate.limit = 256
+    resp = await bot.post(bot_notification("ping", to_jid=CHANNEL, user_id="u-bob"))
+    assert (await resp.json())["status"] == "accepted"
+
+
+async def test_health_is_degraded_while_zoom_fails_and_ok_again_after(start_bot, zoom):
+    bot = await start_bot(outbound={"degraded_after": 1, "retry_max_delay": 0.1})
+    zoom.inject(*[Fault(503, {"code": 503, "message": "unavailable"})] * 60)
+    assert (await bot.post(bot_notification("ping", to_jid=CHANNEL))).status == 200
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    health: dict[str, Any] = {}
+    while loop.time() < deadline:
+        resp = await bot.client.get("/healthz")
+        assert resp.status == 200
+        health = await resp.json()
+        if health["status"] == "degraded":
+            break
+        await asyncio.sleep(0.05)
+    assert health["status"] == "degraded", health
+    assert "Zoom requests for account acct-1 failing for" in health["reason"]
+    assert "Zoom answered 503" in health["reason"]
+    assert health["queued"] == 1
+    assert health["oldest_queued_seconds"] is not None
+    metrics_text = await (await bot.client.get("/metrics")).text()
+    assert 'chatopsbot_outbound_retries_total{reason="5xx"}' in metrics_text
+    assert "chatopsbot_outbound_queue_depth 1.0" in metrics_text
+    await bot.settle(within=30)
+    assert [m.text for m in zoom.sent()] == ["pong"]
+    health = await (await bot.client.get("/healthz")).json()
+    assert health == {"status": "ok", "queued": 0, "oldest_queued_seconds": None}
