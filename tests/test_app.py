@@ -468,7 +468,7 @@ async def test_slow_bodies_are_cut_off_and_logged_in_bounded_lines(start_bot, zo
 
 async def test_a_client_that_disconnects_mid_body_is_not_an_error(bot, caplog):
     head = b"POST /zoom/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"
-    reader, writer = await asyncio.open_connection("127.0.0.1", bot.client.port)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", bot.client.port)
     writer.write(head)
     await writer.drain()
     writer.close()
