@@ -45,6 +45,7 @@ from chatopsbot.responses import (
     as_responses,
 )
 from chatopsbot.scheduler import Scheduler
+from chatopsbot.storage import PROPOSALS
 from chatopsbot.store import Backend, Store
 from chatopsbot.zoom.events import (
     AppDeauthorized,
@@ -64,7 +65,6 @@ WELCOME = "Thanks for adding me! Type help to see what I can do."
 EXPIRED = "This confirmation has expired or was already answered. Run the command again."
 #: Button values of the runtime itself (confirmations) use this reserved plugin name.
 CORE = "chatopsbot"
-PROPOSALS = "chatopsbot:proposals"
 CONFIRM_SECONDS = 300
 #: Longer commands are refused before parsing: nobody types more, and parsing is not free.
 MAX_COMMAND = 4000

@@ -109,6 +109,9 @@ def load_plugins(
         candidates.append((name, where, "-", functools.partial(_identity, plugin)))
 
     for name, where, version, load in candidates:
+        if ":" in name or name == "chatopsbot":
+            # Storage namespaces are plugin names; the runtime's own contain ":".
+            raise PluginError(f"plugin {name!r} ({where}): the name is reserved or contains ':'")
         if name in info:
             raise PluginError(f"two plugins are named {name!r} ({info[name].source} and {where})")
         enabled = name not in disabled

@@ -22,7 +22,7 @@ from attrs import frozen
 from croniter import croniter
 
 from chatopsbot.clock import Clock
-from chatopsbot.store import Backend
+from chatopsbot.storage import TIMERS, Backend
 
 if TYPE_CHECKING:
     from chatopsbot.context import PluginContext
@@ -35,7 +35,7 @@ JobHandler: TypeAlias = "Callable[[PluginContext], Awaitable[None]]"
 TimerFunction: TypeAlias = "Callable[[PluginContext, Any], Awaitable[None]]"
 
 #: Where timers are kept, beside (and out of reach of) the plugins' own namespaces.
-TIMERS_NAMESPACE = "chatopsbot:timers"
+TIMERS_NAMESPACE = TIMERS
 
 
 @frozen

@@ -113,3 +113,12 @@ def test_a_plugin_with_a_misspelt_hook_is_refused():
 
     with pytest.raises(PluginError, match=r"plugin 'typo'.*chatops_comands"):
         load_plugins(settings(), extra={"typo": Typo()})
+
+
+@pytest.mark.parametrize("name", ["chatopsbot", "chatopsbot:timers", "a:b"])
+def test_names_that_could_reach_the_runtimes_storage_are_refused(name):
+    from chatopsbot.config import PluginSettings
+    from chatopsbot.plugins import PluginError, load_plugins
+
+    with pytest.raises(PluginError, match="reserved or contains ':'"):
+        load_plugins(PluginSettings(), source="t", extra={name: object()}, entry_points=False)

@@ -19,15 +19,14 @@ from chatopsbot.clock import Clock
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound.outbox import Delivery
 from chatopsbot.outbound.policy import Rejected, RetryLater, Throttled
-from chatopsbot.storage import QueuedMessage, Write
+from chatopsbot.storage import CARD_AUTHORS, QueuedMessage, Write
 from chatopsbot.zoom.auth import TokenError
 from chatopsbot.zoom.cards import ApiCall
 from chatopsbot.zoom.client import ApiResult, ZoomApiError
 
 __all__ = ["AUTHORS", "AUTHOR_DAYS", "ApiCaller", "ZoomSender", "decode_call", "encode_call"]
 
-#: Which plugin sent which card, so edits of its form fields find their way back.
-AUTHORS = "chatopsbot:card-authors"
+AUTHORS = CARD_AUTHORS
 #: How long a card's author is remembered: form edits on older cards are not routed.
 AUTHOR_DAYS = 90
 

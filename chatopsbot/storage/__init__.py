@@ -18,6 +18,9 @@ from typing import Protocol
 from attrs import frozen
 
 __all__ = [
+    "CARD_AUTHORS",
+    "PROPOSALS",
+    "TIMERS",
     "Backend",
     "NewMessage",
     "QueuedMessage",
@@ -25,6 +28,16 @@ __all__ = [
     "Write",
     "open_backend",
 ]
+
+
+# The runtime's own namespaces among the stored values, declared here once. Plugin names
+# cannot contain ":", so no plugin's namespace can collide with them.
+#: Which plugin sent which card (message id -> plugin), so form edits find their way back.
+CARD_AUTHORS = "chatopsbot:card-authors"
+#: Commands waiting for their caller's confirmation.
+PROPOSALS = "chatopsbot:proposals"
+#: Plugins' one-shot timers.
+TIMERS = "chatopsbot:timers"
 
 
 class StorageError(Exception):
