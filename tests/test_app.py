@@ -333,7 +333,7 @@ async def test_an_expired_token_is_refreshed_once_and_the_reply_goes_out(bot):
 
 
 async def test_zoom_errors_are_retried_or_given_up_on(start_bot, zoom):
-    bot = await start_bot(outbound={"max_attempts": 2})
+    bot = await start_bot()
     zoom.inject(Fault(503))
     [reply] = await bot.command("ping")
     assert reply.text == "pong"

@@ -323,3 +323,33 @@ def test_config_path_precedence():
     assert config_path("a.toml", {"CHATOPSBOT_CONFIG": "b.toml"}) == "a.toml"
     assert config_path(None, {"CHATOPSBOT_CONFIG": "b.toml"}) == "b.toml"
     assert config_path(None, {}) == "config.toml"
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(90, 90.0), (2.5, 2.5), ("90s", 90.0), ("15m", 900.0), ("24h", 86400.0), ("2d", 172800.0)],
+)
+def test_durations_take_seconds_or_units(value, seconds):
+    s = parse_settings(minimal() | {"outbound": {"retry_max_delay": value}}, source="c.toml")
+    assert s.outbound.retry_max_delay == seconds
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (
+            {"outbound": {"give_up_after": "soon"}},
+            "c.toml: outbound.give_up_after: expected seconds",
+        ),
+        ({"outbound": {"give_up_after": 5}}, "c.toml: outbound.give_up_after: must be at least 60"),
+        (
+            {"outbound": {"degraded_after": True}},
+            "c.toml: outbound.degraded_after: expected seconds",
+        ),
+        ({"server": {"body_timeout": "0s"}}, "c.toml: server.body_timeout: must be at least 0.1"),
+    ],
+)
+def test_bad_durations_name_the_key(data, error):
+    with pytest.raises(ConfigError) as info:
+        parse_settings(minimal() | data, source="c.toml")
+    assert str(info.value).startswith(error)
