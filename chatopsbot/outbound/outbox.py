@@ -172,7 +172,11 @@ class Outbox:
             if wait:
                 future = self._loop.create_future()
                 future.add_done_callback(_consume)
-                self._waiters[message_id] = future
+                if self._stopping:
+                    # Written, so it goes out after the restart; nobody can wait for that.
+                    future.set_exception(OutboxClosed("the bot stopped; sent after the restart"))
+                else:
+                    self._waiters[message_id] = future
                 futures.append(future)
             self._queued(message.account, message.lane)
         self._set_depth(self._depth + len(ids))
