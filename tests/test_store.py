@@ -29,12 +29,9 @@ class FixedClock:
         self.t += seconds
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def backend(request, tmp_path) -> AsyncIterator[Backend]:
-    path = ":memory:" if request.param == "memory" else str(tmp_path / "bot.db")
-    b: Backend = await open_backend(path)
-    yield b
-    await b.close()
+@pytest.fixture
+async def backend(any_backend: Backend) -> AsyncIterator[Backend]:
+    yield any_backend
 
 
 async def test_get_set_delete_exists(backend):

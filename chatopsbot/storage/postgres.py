@@ -1,0 +1,413 @@
+"""PostgreSQL through asyncpg: the backend for several replicas on one database.
+
+The same contract as :mod:`chatopsbot.storage.sqlite`, with what replicas need on top:
+
+- the inbox's unique key makes a redelivery that lands on another replica a duplicate;
+- :meth:`PostgresBackend.hold_lease` takes a PostgreSQL session advisory lock on a connection
+  of its own: held while that connection lives, released by the server the moment the holder's
+  process dies (its socket closes), so another replica takes over at its next try;
+- :meth:`PostgresBackend.notify` and :meth:`PostgresBackend.listen` are ``NOTIFY``/``LISTEN``,
+  so the replica holding the sender lease hears of new messages at once.
+
+Times in the tables are epoch seconds (``double precision``), as on SQLite. Any failure to reach
+the server is a :class:`~chatopsbot.storage.StorageError`; the pool reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from chatopsbot.storage import NewMessage, QueuedMessage, StorageError, Write
+
+__all__ = ["PostgresBackend", "redact"]
+
+log = logging.getLogger("chatopsbot.storage")
+
+T = TypeVar("T")
+#: A connection lent by the pool.
+Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
+
+SCHEMA_VERSION = 1
+#: Serialises migrations of replicas that start together (an arbitrary, fixed lock key).
+_MIGRATION_LOCK = 0x63686F7073  # "chops"
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS kv (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        expires_at DOUBLE PRECISION,
+        PRIMARY KEY (namespace, key)
+    );
+    CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS inbox (
+        seq BIGSERIAL PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        body BYTEA,
+        received_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION
+    );
+    CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (seq) WHERE expires_at IS NULL;
+    CREATE INDEX IF NOT EXISTS inbox_expiry ON inbox (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS outbox (
+        id BIGSERIAL PRIMARY KEY,
+        lane TEXT NOT NULL,
+        account TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        meta TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'queued',
+        reason TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '',
+        failed_at DOUBLE PRECISION
+    );
+    CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (state, lane, id)
+    """,
+)
+
+_LIVE = "(expires_at IS NULL OR expires_at > $3)"
+_COLUMNS = "id, lane, account, payload, meta, created_at, attempts, state, reason, error, failed_at"
+#: What "the server cannot be reached or answered an error" looks like from asyncpg.
+_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _lock_key(name: str) -> int:
+    # Advisory locks take a signed 64-bit key.
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _message(row: asyncpg.Record) -> QueuedMessage:
+    return QueuedMessage(*row.values())
+
+
+class PostgresBackend:
+    """PostgreSQL storage; open with :meth:`open`."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str, connect: dict[str, Any]) -> None:
+        self._pool = pool
+        self._url = url
+        self._connect = connect
+        # The connection that holds advisory locks and listens: its life is the leases' life.
+        self._session: asyncpg.Connection | None = None
+        self._session_lock = asyncio.Lock()
+        self._held: set[str] = set()
+        self._listeners: dict[str, list[Callable[[str], None]]] = {}
+
+    @classmethod
+    async def open(
+        cls, url: str, *, schema: str | None = None, connect_timeout: float = 5.0
+    ) -> PostgresBackend:
+        """Connect, create or migrate the schema, and return the backend.
+
+        ``schema`` (tests) puts the tables in a schema of their own.
+        """
+        connect: dict[str, Any] = {"timeout": connect_timeout, "command_timeout": connect_timeout}
+        if schema is not None:
+            connect["server_settings"] = {"search_path": schema}
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=10, **connect)
+        except (*_FAILURES, ValueError) as exc:
+            raise StorageError(f"{redact(url)}: cannot connect: {_describe(exc)}") from exc
+        backend = cls(pool, url, connect)
+        try:
+            await backend._migrate(schema)
+        except BaseException:
+            await pool.close()
+            raise
+        return backend
+
+    @property
+    def path(self) -> str:
+        """The database URL, password hidden."""
+        return redact(self._url)
+
+    async def _migrate(self, schema: str | None) -> None:
+        async def work(conn: Conn) -> None:
+            async with conn.transaction():
+                # Replicas starting together: one migrates, the others wait, then see it done.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                if schema is not None:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS chatopsbot_schema (version INTEGER NOT NULL)"
+                )
+                version = await conn.fetchval("SELECT max(version) FROM chatopsbot_schema") or 0
+                if version > SCHEMA_VERSION:
+                    raise StorageError(
+                        f"{self.path}: schema version {version} is newer than this chatopsbot "
+                        f"knows ({SCHEMA_VERSION})"
+                    )
+                for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                    await conn.execute(script)
+                    await conn.execute("INSERT INTO chatopsbot_schema VALUES ($1)", number)
+                    log.info("storage: migrated %s to schema version %d", self.path, number)
+
+        await self._run(work)
+
+    async def _run(self, work: Callable[[Conn], Awaitable[T]]) -> T:
+        try:
+            async with self._pool.acquire() as conn:
+                return await work(conn)
+        except StorageError:
+            raise
+        except _FAILURES as exc:
+            raise StorageError(f"{self.path}: {_describe(exc)}") from exc
+
+    async def close(self) -> None:
+        """Release leases (by closing their connection) and the pool."""
+        if self._session is not None and not self._session.is_closed():
+            await self._session.close()
+        self._held.clear()
+        await self._pool.close()
+
+    # Values.
+
+    async def get(self, namespace: str, key: str, now: float) -> str | None:
+        """The stored text, or ``None``."""
+        sql = f"SELECT value FROM kv WHERE namespace = $1 AND key = $2 AND {_LIVE}"  # noqa: S608
+        value = await self._run(lambda c: c.fetchval(sql, namespace, key, now))
+        return None if value is None else str(value)
+
+    async def put(self, namespace: str, key: str, value: str, expires_at: float | None) -> None:
+        """Store ``value``."""
+        await self._run(lambda c: _put(c, Write(namespace, key, value, expires_at)))
+
+    async def delete(self, namespace: str, key: str) -> bool:
+        """Remove the key."""
+        sql = "DELETE FROM kv WHERE namespace = $1 AND key = $2"
+        status = await self._run(lambda c: c.execute(sql, namespace, key))
+        return _count(status) > 0
+
+    async def scan(self, namespace: str, prefix: str, now: float) -> list[tuple[str, str]]:
+        """Live keys under ``prefix`` in key order."""
+        # left() instead of LIKE, so % and _ in a prefix mean themselves; COLLATE "C" orders
+        # keys by code point, as SQLite does.
+        sql = (
+            "SELECT key, value FROM kv WHERE namespace = $1 "  # noqa: S608
+            f'AND left(key, $2) = $4 AND {_LIVE} ORDER BY key COLLATE "C"'
+        )
+        rows = await self._run(lambda c: c.fetch(sql, namespace, len(prefix), now, prefix))
+        return [(str(r["key"]), str(r["value"])) for r in rows]
+
+    async def update(
+        self,
+        namespace: str,
+        key: str,
+        change: Callable[[str | None], str | None],
+        now: float,
+        expires_at: float | None,
+    ) -> str | None:
+        """Read, change and write under a lock on the key, in one transaction."""
+        sql = f"SELECT value FROM kv WHERE namespace = $1 AND key = $2 AND {_LIVE}"  # noqa: S608
+
+        async def work(conn: Conn) -> str | None:
+            async with conn.transaction():
+                # A row lock cannot cover a key that does not exist yet; this lock can.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1)", _lock_key(f"kv\0{namespace}\0{key}")
+                )
+                old = await conn.fetchval(sql, namespace, key, now)
+                new = change(None if old is None else str(old))
+                if new is None:
+                    await conn.execute(
+                        "DELETE FROM kv WHERE namespace = $1 AND key = $2", namespace, key
+                    )
+                else:
+                    await _put(conn, Write(namespace, key, new, expires_at))
+                return new
+
+        return await self._run(work)
+
+    async def purge(self, now: float) -> int:
+        """Delete expired values and inbox keys past their time."""
+
+        async def work(conn: Conn) -> int:
+            gone = _count(
+                await conn.execute(
+                    "DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= $1", now
+                )
+            )
+            gone += _count(
+                await conn.execute(
+                    "DELETE FROM inbox WHERE expires_at IS NOT NULL AND expires_at <= $1", now
+                )
+            )
+            return gone
+
+        return await self._run(work)
+
+    # Inbox.
+
+    async def inbox_accept(self, key: str, body: bytes, now: float) -> bool:
+        """Record the event unless its key is known (on any replica)."""
+        sql = (
+            "INSERT INTO inbox (key, body, received_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (key) DO UPDATE SET body = excluded.body, "
+            "received_at = excluded.received_at, expires_at = NULL "
+            "WHERE inbox.expires_at IS NOT NULL AND inbox.expires_at <= excluded.received_at "
+            "RETURNING seq"
+        )
+        return await self._run(lambda c: c.fetchval(sql, key, body, now)) is not None
+
+    async def inbox_pending(self) -> list[tuple[str, bytes]]:
+        """Events not settled, oldest first."""
+        sql = "SELECT key, body FROM inbox WHERE expires_at IS NULL ORDER BY seq"
+        rows = await self._run(lambda c: c.fetch(sql))
+        return [(str(r["key"]), bytes(r["body"])) for r in rows]
+
+    async def inbox_settle(self, key: str, expires_at: float) -> None:
+        """Mark handled; drop the body."""
+        await self._run(lambda c: _settle(c, key, expires_at))
+
+    # Outbox.
+
+    async def outbox_add(
+        self,
+        messages: Sequence[NewMessage],
+        now: float,
+        *,
+        settle: tuple[str, float] | None = None,
+    ) -> list[int]:
+        """Queue the messages and settle the inbox key, atomically."""
+        sql = (
+            "INSERT INTO outbox (lane, account, payload, meta, created_at) "
+            "VALUES ($1, $2, $3, $4, $5) RETURNING id"
+        )
+
+        async def work(conn: Conn) -> list[int]:
+            async with conn.transaction():
+                ids = [
+                    int(await conn.fetchval(sql, m.lane, m.account, m.payload, m.meta, now))
+                    for m in messages
+                ]
+                if settle is not None:
+                    await _settle(conn, *settle)
+                return ids
+
+        return await self._run(work)
+
+    async def outbox_head(self, lane: str) -> QueuedMessage | None:
+        """The oldest queued message of ``lane``."""
+        sql = (
+            f"SELECT {_COLUMNS} FROM outbox "  # noqa: S608
+            "WHERE state = 'queued' AND lane = $1 ORDER BY id LIMIT 1"
+        )
+        row = await self._run(lambda c: c.fetchrow(sql, lane))
+        return None if row is None else _message(row)
+
+    async def outbox_lanes(self) -> list[tuple[str, str]]:
+        """Lanes with queued messages, the one with the oldest message first."""
+        sql = (
+            "SELECT lane, account, MIN(id) AS first FROM outbox WHERE state = 'queued' "
+            "GROUP BY lane, account ORDER BY first"
+        )
+        rows = await self._run(lambda c: c.fetch(sql))
+        return [(str(r["lane"]), str(r["account"])) for r in rows]
+
+    async def outbox_sent(self, message_id: int, writes: Sequence[Write] = ()) -> None:
+        """Forget the message; store ``writes`` with it."""
+
+        async def work(conn: Conn) -> None:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM outbox WHERE id = $1", message_id)
+                for write in writes:
+                    await _put(conn, write)
+
+        await self._run(work)
+
+    async def outbox_attempted(self, message_id: int, error: str) -> None:
+        """Count a failed attempt."""
+        sql = "UPDATE outbox SET attempts = attempts + 1, error = $1 WHERE id = $2"
+        await self._run(lambda c: c.execute(sql, error, message_id))
+
+    async def outbox_dead(self, message_id: int, reason: str, error: str, now: float) -> None:
+        """Move the message to the dead letters."""
+        sql = (
+            "UPDATE outbox SET state = 'dead', attempts = attempts + 1, reason = $1, error = $2, "
+            "failed_at = $3 WHERE id = $4"
+        )
+        await self._run(lambda c: c.execute(sql, reason, error, now, message_id))
+
+    async def outbox_stats(self) -> tuple[int, float | None]:
+        """Queued count and the oldest decision time."""
+        sql = "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 'queued'"
+        row = await self._run(lambda c: c.fetchrow(sql))
+        assert row is not None  # noqa: S101 - an aggregate always has a row
+        return int(row[0]), None if row[1] is None else float(row[1])
+
+    async def outbox_list(self, state: str, limit: int = 1000) -> list[QueuedMessage]:
+        """Messages in ``state``, oldest first."""
+        sql = f"SELECT {_COLUMNS} FROM outbox WHERE state = $1 ORDER BY id LIMIT $2"  # noqa: S608
+        rows = await self._run(lambda c: c.fetch(sql, state, limit))
+        return [_message(r) for r in rows]
+
+    async def outbox_requeue(self, ids: Sequence[int] | None, now: float) -> int:
+        """Dead letters back in the queue, in their original place in their lane."""
+        sql = (
+            "UPDATE outbox SET state = 'queued', attempts = 0, reason = '', error = '', "
+            "failed_at = NULL, created_at = $1 WHERE state = 'dead'"
+        )
+        if ids is None:
+            return _count(await self._run(lambda c: c.execute(sql, now)))
+        chosen = list(ids)
+        sql += " AND id = ANY($2::bigint[])"
+        return _count(await self._run(lambda c: c.execute(sql, now, chosen)))
+
+    async def outbox_drop(self, ids: Sequence[int] | None) -> int:
+        """Delete dead letters."""
+        sql = "DELETE FROM outbox WHERE state = 'dead'"
+        if ids is None:
+            return _count(await self._run(lambda c: c.execute(sql)))
+        chosen = list(ids)
+        sql += " AND id = ANY($1::bigint[])"
+        return _count(await self._run(lambda c: c.execute(sql, chosen)))
+
+
+async def _put(conn: Conn, write: Write) -> None:
+    await conn.execute(
+        "INSERT INTO kv (namespace, key, value, expires_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
+        "expires_at = excluded.expires_at",
+        write.namespace,
+        write.key,
+        write.value,
+        write.expires_at,
+    )
+
+
+async def _settle(conn: Conn, key: str, expires_at: float) -> None:
+    await conn.execute(
+        "UPDATE inbox SET body = NULL, expires_at = $1 WHERE key = $2", expires_at, key
+    )
+
+
+def _count(status: str) -> int:
+    # asyncpg returns the command tag: "DELETE 3", "UPDATE 1", "INSERT 0 1".
+    try:
+        return int(status.rsplit(" ", 1)[-1])
+    except (ValueError, AttributeError):
+        return 0
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text

@@ -1,0 +1,132 @@
+"""The storage contract, run on every backend: inbox, outbox, dead letters, ids and ordering.
+
+The same test on SQLite and on PostgreSQL, so a behaviour cannot differ between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from chatopsbot.storage import NewMessage, Write
+
+
+def msg(lane: str, n: int, account: str = "a1") -> NewMessage:
+    return NewMessage(lane, account, f'{{"n":{n}}}', "{}")
+
+
+async def test_inbox_accepts_a_key_once_until_it_expires(any_backend):
+    b = any_backend
+    assert await b.inbox_accept("k1", b"body-1", 100.0) is True
+    assert await b.inbox_accept("k1", b"body-1 again", 101.0) is False  # pending: duplicate
+    assert await b.inbox_pending() == [("k1", b"body-1")]
+    await b.inbox_settle("k1", 200.0)
+    assert await b.inbox_pending() == []
+    assert await b.inbox_accept("k1", b"x", 150.0) is False  # handled, still remembered
+    assert await b.inbox_accept("k1", b"new", 250.0) is True  # forgotten after expiry
+    assert await b.inbox_pending() == [("k1", b"new")]
+
+
+async def test_inbox_pending_keeps_arrival_order_and_purge_forgets_expired_keys(any_backend):
+    b = any_backend
+    for n in range(5):
+        assert await b.inbox_accept(f"k{n}", bytes([n]), 100.0 + n)
+    await b.inbox_settle("k2", 110.0)
+    assert [k for k, _ in await b.inbox_pending()] == ["k0", "k1", "k3", "k4"]
+    assert await b.purge(111.0) == 1
+    assert await b.inbox_accept("k2", b"again", 112.0) is True
+
+
+async def test_simultaneous_accepts_of_one_key_record_it_once(any_backend):
+    results = await asyncio.gather(
+        *(any_backend.inbox_accept("same", b"b", 100.0) for _ in range(50))
+    )
+    assert results.count(True) == 1
+
+
+async def test_outbox_ids_ascend_and_lanes_keep_their_order(any_backend):
+    b = any_backend
+    first = await b.outbox_add([msg("c1", 1), msg("c2", 2), msg("c1", 3)], 100.0)
+    second = await b.outbox_add([msg("c1", 4)], 101.0)
+    assert first == sorted(first) and second[0] > first[-1]
+    assert await b.outbox_lanes() == [("c1", "a1"), ("c2", "a1")]
+    head = await b.outbox_head("c1")
+    assert head is not None and (head.id, head.payload, head.created_at) == (
+        first[0],
+        '{"n":1}',
+        100.0,
+    )
+    await b.outbox_sent(first[0])
+    head = await b.outbox_head("c1")
+    assert head is not None and head.id == first[2]
+    assert await b.outbox_stats() == (3, 100.0)
+
+
+async def test_adding_messages_settles_their_event_in_the_same_transaction(any_backend):
+    b = any_backend
+    await b.inbox_accept("ev", b"body", 100.0)
+    await b.outbox_add([msg("c1", 1)], 100.0, settle=("ev", 4000.0))
+    assert await b.inbox_pending() == []
+    assert await b.inbox_accept("ev", b"body", 200.0) is False
+    # Settling alone, with nothing to send:
+    await b.inbox_accept("ev2", b"body", 100.0)
+    assert await b.outbox_add([], 100.0, settle=("ev2", 4000.0)) == []
+    assert await b.inbox_pending() == []
+
+
+async def test_sent_writes_go_with_the_deletion(any_backend):
+    b = any_backend
+    [i] = await b.outbox_add([msg("c1", 1)], 100.0)
+    await b.outbox_sent(i, [Write("chatopsbot:card-authors", "m1", "polls", 999.0)])
+    assert await b.outbox_stats() == (0, None)
+    assert await b.get("chatopsbot:card-authors", "m1", 100.0) == "polls"
+
+
+async def test_attempts_dead_letters_requeue_and_drop(any_backend):
+    b = any_backend
+    ids = await b.outbox_add([msg("c1", n) for n in range(4)], 100.0)
+    await b.outbox_attempted(ids[0], "Zoom answered 503")
+    head = await b.outbox_head("c1")
+    assert head is not None and (head.attempts, head.error) == (1, "Zoom answered 503")
+    await b.outbox_dead(ids[0], "rejected", "Zoom answered 400", 150.0)
+    await b.outbox_dead(ids[1], "expired", "never sent", 151.0)
+    await b.outbox_dead(ids[2], "rejected", "Zoom answered 404", 152.0)
+    dead = await b.outbox_list("dead")
+    assert [(d.id, d.state, d.reason, d.attempts) for d in dead] == [
+        (ids[0], "dead", "rejected", 2),
+        (ids[1], "dead", "expired", 1),
+        (ids[2], "dead", "rejected", 1),
+    ]
+    assert dead[0].failed_at == 150.0
+    assert [m.id for m in await b.outbox_list("queued")] == [ids[3]]
+    # Requeued in its original place: before the message decided after it.
+    assert await b.outbox_requeue([ids[0], ids[3]], 300.0) == 1
+    head = await b.outbox_head("c1")
+    assert head is not None and (head.id, head.attempts, head.created_at) == (ids[0], 0, 300.0)
+    assert await b.outbox_drop([ids[1]]) == 1
+    assert await b.outbox_drop(None) == 1
+    assert await b.outbox_requeue(None, 300.0) == 0
+    assert await b.outbox_stats() == (2, 100.0)
+
+
+async def test_concurrent_updates_all_count(any_backend):
+    b = any_backend
+
+    def bump(old: str | None) -> str:
+        return str(int(old or "0") + 1)
+
+    await asyncio.gather(*(b.update("ns", "n", bump, 0.0, None) for _ in range(100)))
+    assert await b.get("ns", "n", 0.0) == "100"
+
+
+async def test_an_update_may_refuse_and_changes_nothing(any_backend):
+    b = any_backend
+    await b.put("ns", "k", "1", None)
+
+    def refuse(old: str | None) -> str:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError, match="no"):
+        await b.update("ns", "k", refuse, 0.0, None)
+    assert await b.get("ns", "k", 0.0) == "1"
