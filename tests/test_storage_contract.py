@@ -130,3 +130,86 @@ async def test_an_update_may_refuse_and_changes_nothing(any_backend):
     with pytest.raises(ValueError, match="no"):
         await b.update("ns", "k", refuse, 0.0, None)
     assert await b.get("ns", "k", 0.0) == "1"
+
+
+async def test_reclaim_takes_over_old_pending_events_once(any_backend):
+    b = any_backend
+    await b.inbox_accept("old", b"1", 100.0)
+    await b.inbox_accept("new", b"2", 190.0)
+    assert await b.inbox_reclaim(before=150.0, now=200.0) == [("old", b"1")]
+    # Taken over "now": not old any more, so not taken twice.
+    assert await b.inbox_reclaim(before=150.0, now=201.0) == []
+    assert [k for k, _ in await b.inbox_pending()] == ["old", "new"]
+
+
+async def test_a_waited_for_result_is_kept_for_the_waiter_and_purged_later(any_backend):
+    b = any_backend
+    queued, waited, dead = await b.outbox_add(
+        [msg("c1", 1), NewMessage("c1", "a1", "{}", "{}", waited=True), msg("c2", 3)], 100.0
+    )
+    assert await b.outbox_result(waited) is None  # still queued
+    await b.outbox_sent(queued)
+    await b.outbox_sent(waited, result='{"message_id":"m2"}')
+    await b.outbox_dead(dead, "rejected", "Zoom answered 400", 100.0)
+    assert await b.outbox_result(queued) is None
+    assert await b.outbox_result(waited) == ("sent", '{"message_id":"m2"}')
+    assert await b.outbox_result(dead) == ("dead", "Zoom answered 400")
+    # Sent messages are neither queued nor dead letters.
+    assert await b.outbox_stats() == (0, None)
+    assert [m.id for m in await b.outbox_list("dead")] == [dead]
+    assert await b.outbox_head("c1") is None
+    import time
+
+    await b.purge(time.time() + 3601)
+    assert await b.outbox_result(waited) is None
+
+
+async def test_notifications_reach_listeners(any_backend):
+    got: asyncio.Queue[str] = asyncio.Queue()
+    await any_backend.listen("chatopsbot_test", got.put_nowait)
+    await any_backend.notify("chatopsbot_test", "hello")
+    assert await asyncio.wait_for(got.get(), 5) == "hello"
+
+
+async def test_sqlite_holds_every_lease(tmp_path):
+    from chatopsbot.storage import open_backend
+
+    b = await open_backend(str(tmp_path / "bot.db"))
+    try:
+        assert b.shared is False
+        assert await b.hold_lease("chatopsbot:leader") is True
+    finally:
+        await b.close()
+
+
+async def test_a_postgres_lease_has_one_holder_and_passes_on_when_it_goes(postgres_schema):
+    from chatopsbot.storage.postgres import PostgresBackend
+    from tests.conftest import POSTGRES_URL
+
+    first = await PostgresBackend.open(POSTGRES_URL, schema=postgres_schema)
+    second = await PostgresBackend.open(POSTGRES_URL, schema=postgres_schema)
+    try:
+        assert first.shared is True
+        assert await first.hold_lease("leader") is True
+        assert await first.hold_lease("leader") is True  # confirmed, still held
+        assert await second.hold_lease("leader") is False
+        assert await second.hold_lease("other") is True
+        await first.release_lease("leader")
+        assert await second.hold_lease("leader") is True
+        assert await first.hold_lease("leader") is False
+        # The holder's connection dies (its process was killed): the server frees the lock.
+        assert second._session is not None
+        second._session.terminate()
+        await asyncio.sleep(0.2)
+        assert await first.hold_lease("leader") is True
+        # Notifications cross between replicas.
+        got: asyncio.Queue[str] = asyncio.Queue()
+        await first.listen("chatopsbot_x", got.put_nowait)
+        await second.notify("chatopsbot_x", "from second")
+        assert await asyncio.wait_for(got.get(), 5) == "from second"
+        # A redelivery landing on the other replica is a duplicate.
+        assert await first.inbox_accept("k", b"b", 1.0) is True
+        assert await second.inbox_accept("k", b"b", 1.0) is False
+    finally:
+        await first.close()
+        await second.close()

@@ -13,7 +13,7 @@ replicas implements the same protocol.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from attrs import frozen
 
@@ -66,6 +66,9 @@ class NewMessage:
     account: str
     payload: str
     meta: str = "{}"
+    #: Someone waits for the result (``ctx.send``), perhaps on another replica: the sender
+    #: keeps it for them (see :meth:`Backend.outbox_result`).
+    waited: bool = False
 
 
 @frozen
@@ -83,10 +86,25 @@ class QueuedMessage:
     reason: str = ""
     error: str = ""
     failed_at: float | None = None
+    waited: bool = False
 
 
 class Backend(Protocol):
-    """Where everything durable lives. ``now`` is epoch seconds; expired entries are absent."""
+    """Where everything durable lives. ``now`` is epoch seconds; expired entries are absent.
+
+    ``shared`` tells whether several processes may use the storage at once (PostgreSQL): then
+    leases decide who sends and runs jobs, and notifications carry news between them.
+    """
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may use this storage at the same time."""
+        ...
+
+    @property
+    def path(self) -> str:
+        """Where the data is (a file, or a URL with its password hidden)."""
+        ...
 
     # Plugin values (and the runtime's own reserved namespaces).
 
@@ -147,6 +165,11 @@ class Backend(Protocol):
         """Mark the event handled; its key is remembered until ``expires_at``."""
         ...
 
+    async def inbox_reclaim(self, before: float, now: float) -> list[tuple[str, bytes]]:
+        """Take over events pending since before ``before`` (their handler's process is gone):
+        they count as received ``now``, so no other process takes them too."""
+        ...
+
     # The outbox: decided messages.
 
     async def outbox_add(
@@ -168,8 +191,19 @@ class Backend(Protocol):
         """Every ``(lane, account)`` with queued messages."""
         ...
 
-    async def outbox_sent(self, message_id: int, writes: Sequence[Write] = ()) -> None:
-        """Forget a sent message and store ``writes`` in the same transaction."""
+    async def outbox_sent(
+        self, message_id: int, writes: Sequence[Write] = (), *, result: str | None = None
+    ) -> None:
+        """Forget a sent message and store ``writes`` in the same transaction.
+
+        With ``result`` (for a message someone waits for) the row is kept, marked sent, until
+        :meth:`purge` runs an hour later.
+        """
+        ...
+
+    async def outbox_result(self, message_id: int) -> tuple[str, str] | None:
+        """``("sent", result)`` or ``("dead", error)`` for a finished message that was waited
+        for; ``None`` while it is queued (or unknown)."""
         ...
 
     async def outbox_attempted(self, message_id: int, error: str) -> None:
@@ -196,9 +230,60 @@ class Backend(Protocol):
         """Delete dead letters (all of them with ``None``); return how many."""
         ...
 
+    # Coordination between processes sharing the storage.
 
-async def open_backend(path: str) -> Backend:
-    """The backend for ``[storage] path``: a SQLite file, or ``:memory:`` for a throwaway one."""
+    async def hold_lease(self, name: str) -> bool:
+        """Take the lease ``name``, or confirm this process still holds it.
+
+        A lease is held by one process at a time and released when that process dies.
+        """
+        ...
+
+    async def release_lease(self, name: str) -> None:
+        """Give the lease up (on shutdown), so another process takes it at once."""
+        ...
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell every process listening on ``channel`` (this one too)."""
+        ...
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` on the loop for each notification on ``channel``."""
+        ...
+
+
+def message_from_row(row: Sequence[Any]) -> QueuedMessage:
+    """A :class:`QueuedMessage` from a row of the outbox's columns, in their declared order."""
+    return QueuedMessage(
+        id=int(row[0]),
+        lane=str(row[1]),
+        account=str(row[2]),
+        payload=str(row[3]),
+        meta=str(row[4]),
+        created_at=float(row[5]),
+        attempts=int(row[6]),
+        state=str(row[7]),
+        reason=str(row[8]),
+        error=str(row[9]),
+        failed_at=None if row[10] is None else float(row[10]),
+        waited=bool(row[11]),
+    )
+
+
+#: The outbox's columns, in the order :func:`message_from_row` reads them.
+OUTBOX_COLUMNS = (
+    "id, lane, account, payload, meta, created_at, attempts, state, reason, error, failed_at, "
+    "waited"
+)
+
+
+async def open_backend(path: str = "", *, url: str = "") -> Backend:
+    """The backend for ``[storage]``: PostgreSQL for a ``url``, else the SQLite file ``path``
+    (``:memory:`` for a throwaway one)."""
+    if url:
+        from chatopsbot.storage.postgres import PostgresBackend
+
+        return await PostgresBackend.open(url)
     from chatopsbot.storage.sqlite import SqliteBackend
 
     return await SqliteBackend.open(path)

@@ -18,14 +18,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from chatopsbot.storage import NewMessage, QueuedMessage, StorageError, Write
+from chatopsbot.storage import (
+    OUTBOX_COLUMNS,
+    NewMessage,
+    QueuedMessage,
+    StorageError,
+    Write,
+    message_from_row,
+)
 
 __all__ = ["PostgresBackend", "redact"]
 
@@ -69,14 +77,19 @@ _MIGRATIONS: tuple[str, ...] = (
         state TEXT NOT NULL DEFAULT 'queued',
         reason TEXT NOT NULL DEFAULT '',
         error TEXT NOT NULL DEFAULT '',
-        failed_at DOUBLE PRECISION
+        failed_at DOUBLE PRECISION,
+        waited BOOLEAN NOT NULL DEFAULT FALSE,
+        result TEXT,
+        sent_at DOUBLE PRECISION
     );
     CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (state, lane, id)
     """,
 )
 
 _LIVE = "(expires_at IS NULL OR expires_at > $3)"
-_COLUMNS = "id, lane, account, payload, meta, created_at, attempts, state, reason, error, failed_at"
+_COLUMNS = OUTBOX_COLUMNS
+#: How long the result of a message someone waited for is kept (seconds).
+_KEEP_SENT = 3600.0
 #: What "the server cannot be reached or answered an error" looks like from asyncpg.
 _FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
@@ -95,10 +108,6 @@ def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def _message(row: asyncpg.Record) -> QueuedMessage:
-    return QueuedMessage(*row.values())
-
-
 class PostgresBackend:
     """PostgreSQL storage; open with :meth:`open`."""
 
@@ -107,7 +116,7 @@ class PostgresBackend:
         self._url = url
         self._connect = connect
         # The connection that holds advisory locks and listens: its life is the leases' life.
-        self._session: asyncpg.Connection | None = None
+        self._session: asyncpg.Connection[asyncpg.Record] | None = None
         self._session_lock = asyncio.Lock()
         self._held: set[str] = set()
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
@@ -139,6 +148,11 @@ class PostgresBackend:
     def path(self) -> str:
         """The database URL, password hidden."""
         return redact(self._url)
+
+    @property
+    def shared(self) -> bool:
+        """Several replicas share one database."""
+        return True
 
     async def _migrate(self, schema: str | None) -> None:
         async def work(conn: Conn) -> None:
@@ -251,6 +265,11 @@ class PostgresBackend:
                     "DELETE FROM inbox WHERE expires_at IS NOT NULL AND expires_at <= $1", now
                 )
             )
+            gone += _count(
+                await conn.execute(
+                    "DELETE FROM outbox WHERE state = 'sent' AND sent_at <= $1", now - _KEEP_SENT
+                )
+            )
             return gone
 
         return await self._run(work)
@@ -278,6 +297,17 @@ class PostgresBackend:
         """Mark handled; drop the body."""
         await self._run(lambda c: _settle(c, key, expires_at))
 
+    async def inbox_reclaim(self, before: float, now: float) -> list[tuple[str, bytes]]:
+        """Take over events pending since before ``before``; two replicas never take one."""
+        # SKIP LOCKED: a row another replica is taking over right now is left to it.
+        sql = (
+            "UPDATE inbox SET received_at = $2 WHERE seq IN (SELECT seq FROM inbox "
+            "WHERE expires_at IS NULL AND received_at < $1 ORDER BY seq FOR UPDATE SKIP LOCKED) "
+            "RETURNING seq, key, body"
+        )
+        rows = await self._run(lambda c: c.fetch(sql, before, now))
+        return [(str(r["key"]), bytes(r["body"])) for r in sorted(rows, key=lambda r: r["seq"])]
+
     # Outbox.
 
     async def outbox_add(
@@ -289,14 +319,18 @@ class PostgresBackend:
     ) -> list[int]:
         """Queue the messages and settle the inbox key, atomically."""
         sql = (
-            "INSERT INTO outbox (lane, account, payload, meta, created_at) "
-            "VALUES ($1, $2, $3, $4, $5) RETURNING id"
+            "INSERT INTO outbox (lane, account, payload, meta, created_at, waited) "
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
         )
 
         async def work(conn: Conn) -> list[int]:
             async with conn.transaction():
                 ids = [
-                    int(await conn.fetchval(sql, m.lane, m.account, m.payload, m.meta, now))
+                    int(
+                        await conn.fetchval(
+                            sql, m.lane, m.account, m.payload, m.meta, now, m.waited
+                        )
+                    )
                     for m in messages
                 ]
                 if settle is not None:
@@ -312,7 +346,7 @@ class PostgresBackend:
             "WHERE state = 'queued' AND lane = $1 ORDER BY id LIMIT 1"
         )
         row = await self._run(lambda c: c.fetchrow(sql, lane))
-        return None if row is None else _message(row)
+        return None if row is None else message_from_row(tuple(row.values()))
 
     async def outbox_lanes(self) -> list[tuple[str, str]]:
         """Lanes with queued messages, the one with the oldest message first."""
@@ -323,16 +357,36 @@ class PostgresBackend:
         rows = await self._run(lambda c: c.fetch(sql))
         return [(str(r["lane"]), str(r["account"])) for r in rows]
 
-    async def outbox_sent(self, message_id: int, writes: Sequence[Write] = ()) -> None:
-        """Forget the message; store ``writes`` with it."""
+    async def outbox_sent(
+        self, message_id: int, writes: Sequence[Write] = (), *, result: str | None = None
+    ) -> None:
+        """Forget the message (or keep its ``result`` for a while); store ``writes`` with it."""
 
         async def work(conn: Conn) -> None:
             async with conn.transaction():
-                await conn.execute("DELETE FROM outbox WHERE id = $1", message_id)
+                if result is None:
+                    await conn.execute("DELETE FROM outbox WHERE id = $1", message_id)
+                else:
+                    await conn.execute(
+                        "UPDATE outbox SET state = 'sent', result = $1, sent_at = $2 WHERE id = $3",
+                        result,
+                        time.time(),
+                        message_id,
+                    )
                 for write in writes:
                     await _put(conn, write)
 
         await self._run(work)
+
+    async def outbox_result(self, message_id: int) -> tuple[str, str] | None:
+        """The outcome of a finished message that was waited for."""
+        sql = "SELECT state, result, error FROM outbox WHERE id = $1 AND state != 'queued'"
+        row = await self._run(lambda c: c.fetchrow(sql, message_id))
+        if row is None:
+            return None
+        return (
+            ("sent", str(row["result"])) if row["state"] == "sent" else ("dead", str(row["error"]))
+        )
 
     async def outbox_attempted(self, message_id: int, error: str) -> None:
         """Count a failed attempt."""
@@ -358,7 +412,7 @@ class PostgresBackend:
         """Messages in ``state``, oldest first."""
         sql = f"SELECT {_COLUMNS} FROM outbox WHERE state = $1 ORDER BY id LIMIT $2"  # noqa: S608
         rows = await self._run(lambda c: c.fetch(sql, state, limit))
-        return [_message(r) for r in rows]
+        return [message_from_row(tuple(r.values())) for r in rows]
 
     async def outbox_requeue(self, ids: Sequence[int] | None, now: float) -> int:
         """Dead letters back in the queue, in their original place in their lane."""
@@ -380,6 +434,91 @@ class PostgresBackend:
         chosen = list(ids)
         sql += " AND id = ANY($1::bigint[])"
         return _count(await self._run(lambda c: c.execute(sql, chosen)))
+
+    # Leases and notifications, on a connection of their own.
+
+    async def _session_connection(self) -> asyncpg.Connection[asyncpg.Record]:
+        """The connection that holds the leases and listens; a new one if it was lost."""
+        async with self._session_lock:
+            conn = self._session
+            if conn is not None and not conn.is_closed():
+                return conn
+            if self._held:
+                log.warning(
+                    "storage: lost the connection holding lease(s) %s",
+                    ", ".join(sorted(self._held)),
+                )
+            self._held.clear()
+            try:
+                conn = cast(
+                    "asyncpg.Connection[asyncpg.Record]",
+                    await asyncpg.connect(self._url, **self._connect),
+                )
+            except _FAILURES as exc:
+                raise StorageError(f"{self.path}: {_describe(exc)}") from exc
+            conn.add_termination_listener(self._session_lost)
+            for channel, callbacks in self._listeners.items():
+                for callback in callbacks:
+                    await conn.add_listener(channel, _relay(callback))
+            self._session = conn
+            return conn
+
+    def _session_lost(self, conn: object) -> None:
+        # The server has released every lock this connection held.
+        self._held.clear()
+
+    async def hold_lease(self, name: str) -> bool:
+        """A session advisory lock named ``name``; confirmed alive on every call."""
+        try:
+            conn = await self._session_connection()
+            if name in self._held:
+                # The lock lives as long as the connection; a round trip proves it does.
+                await conn.fetchval("SELECT 1")
+                return name in self._held
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(name)):
+                self._held.add(name)
+                return True
+            return False
+        except _FAILURES as exc:
+            self._held.discard(name)
+            await self._drop_session()
+            raise StorageError(f"{self.path}: {_describe(exc)}") from exc
+
+    async def release_lease(self, name: str) -> None:
+        """Unlock, so another replica takes the lease at its next try."""
+        if name not in self._held or self._session is None:
+            return
+        self._held.discard(name)
+        try:
+            await self._session.fetchval("SELECT pg_advisory_unlock($1)", _lock_key(name))
+        except _FAILURES:
+            await self._drop_session()
+
+    async def _drop_session(self) -> None:
+        conn, self._session = self._session, None
+        self._held.clear()
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """``NOTIFY`` every replica (this one too)."""
+        await self._run(lambda c: c.execute("SELECT pg_notify($1, $2)", channel, payload))
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """``LISTEN`` on the session connection (again after it is replaced)."""
+        self._listeners.setdefault(channel, []).append(callback)
+        conn = self._session
+        if conn is not None and not conn.is_closed():
+            await conn.add_listener(channel, _relay(callback))
+        else:
+            await self._session_connection()
+
+
+def _relay(callback: Callable[[str], None]) -> Callable[..., None]:
+    def relay(conn: object, pid: int, channel: str, payload: str) -> None:
+        callback(payload)
+
+    return relay
 
 
 async def _put(conn: Conn, write: Write) -> None:

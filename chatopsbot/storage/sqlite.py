@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from chatopsbot.storage import NewMessage, QueuedMessage, StorageError, Write
+from chatopsbot.storage import (
+    OUTBOX_COLUMNS,
+    NewMessage,
+    QueuedMessage,
+    StorageError,
+    Write,
+    message_from_row,
+)
 
 T = TypeVar("T")
 
@@ -56,14 +64,19 @@ _MIGRATIONS: tuple[str, ...] = (
         state TEXT NOT NULL DEFAULT 'queued',
         reason TEXT NOT NULL DEFAULT '',
         error TEXT NOT NULL DEFAULT '',
-        failed_at REAL
+        failed_at REAL,
+        waited INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        sent_at REAL
     );
     CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (state, lane, id);
     """,
 )
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
-_COLUMNS = "id, lane, account, payload, meta, created_at, attempts, state, reason, error, failed_at"
+#: How long the result of a message someone waited for is kept (seconds).
+_KEEP_SENT = 3600.0
+_COLUMNS = OUTBOX_COLUMNS
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -101,10 +114,6 @@ def _migrate(db: sqlite3.Connection) -> None:
     db.execute("COMMIT")
 
 
-def _message(row: Sequence[Any]) -> QueuedMessage:
-    return QueuedMessage(*row)
-
-
 class SqliteBackend:
     """SQLite on one thread; see the module docstring. Open with :meth:`open`."""
 
@@ -116,6 +125,12 @@ class SqliteBackend:
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._listeners: dict[str, list[Callable[[str], None]]] = {}
+
+    @property
+    def shared(self) -> bool:
+        """SQLite serves one process."""
+        return False
 
     @classmethod
     async def open(cls, path: str) -> SqliteBackend:
@@ -275,6 +290,9 @@ class SqliteBackend:
             gone += db.execute(
                 "DELETE FROM inbox WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
             ).rowcount
+            gone += db.execute(
+                "DELETE FROM outbox WHERE state = 'sent' AND sent_at <= ?", (now - _KEEP_SENT,)
+            ).rowcount
             return int(gone)
 
         return await self._run(work)
@@ -308,6 +326,22 @@ class SqliteBackend:
         """Mark handled; drop the body (only its key is needed from now on)."""
         await self._run(lambda db: _settle(db, key, expires_at))
 
+    async def inbox_reclaim(self, before: float, now: float) -> list[tuple[str, bytes]]:
+        """Take over events pending since before ``before``."""
+
+        def work(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            rows = db.execute(
+                "SELECT key, body FROM inbox WHERE expires_at IS NULL AND received_at < ? "
+                "ORDER BY seq",
+                (before,),
+            ).fetchall()
+            db.executemany(
+                "UPDATE inbox SET received_at = ? WHERE key = ?", [(now, k) for k, _ in rows]
+            )
+            return [(str(k), bytes(b)) for k, b in rows]
+
+        return await self._run(work)
+
     # Outbox.
 
     async def outbox_add(
@@ -323,9 +357,9 @@ class SqliteBackend:
             ids = []
             for m in messages:
                 cursor = db.execute(
-                    "INSERT INTO outbox (lane, account, payload, meta, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (m.lane, m.account, m.payload, m.meta, now),
+                    "INSERT INTO outbox (lane, account, payload, meta, created_at, waited) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (m.lane, m.account, m.payload, m.meta, now, int(m.waited)),
                 )
                 assert cursor.lastrowid is not None  # noqa: S101 - an INSERT always has one
                 ids.append(cursor.lastrowid)
@@ -344,7 +378,7 @@ class SqliteBackend:
 
         def work(db: sqlite3.Connection) -> QueuedMessage | None:
             row = db.execute(sql, (lane,)).fetchone()
-            return None if row is None else _message(row)
+            return None if row is None else message_from_row(row)
 
         return await self._run(work)
 
@@ -358,15 +392,37 @@ class SqliteBackend:
             lambda db: [(str(lane), str(acct)) for lane, acct, _ in db.execute(sql).fetchall()]
         )
 
-    async def outbox_sent(self, message_id: int, writes: Sequence[Write] = ()) -> None:
-        """Forget the message; store ``writes`` with it."""
+    async def outbox_sent(
+        self, message_id: int, writes: Sequence[Write] = (), *, result: str | None = None
+    ) -> None:
+        """Forget the message (or keep its ``result`` for a while); store ``writes`` with it."""
 
         def work(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+            if result is None:
+                db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+            else:
+                db.execute(
+                    "UPDATE outbox SET state = 'sent', result = ?, sent_at = ? WHERE id = ?",
+                    (result, time.time(), message_id),
+                )
             for write in writes:
                 _put(db, write)
 
         await self._run(work)
+
+    async def outbox_result(self, message_id: int) -> tuple[str, str] | None:
+        """The outcome of a finished message that was waited for."""
+
+        def work(db: sqlite3.Connection) -> tuple[str, str] | None:
+            row = db.execute(
+                "SELECT state, result, error FROM outbox WHERE id = ? AND state != 'queued'",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            return ("sent", str(row[1])) if row[0] == "sent" else ("dead", str(row[2]))
+
+        return await self._run(work)
 
     async def outbox_attempted(self, message_id: int, error: str) -> None:
         """Count a failed attempt."""
@@ -395,7 +451,7 @@ class SqliteBackend:
         """Messages in ``state``, oldest first."""
         sql = f"SELECT {_COLUMNS} FROM outbox WHERE state = ? ORDER BY id LIMIT ?"  # noqa: S608
         return await self._run(
-            lambda db: [_message(row) for row in db.execute(sql, (state, limit)).fetchall()]
+            lambda db: [message_from_row(row) for row in db.execute(sql, (state, limit)).fetchall()]
         )
 
     async def outbox_requeue(self, ids: Sequence[int] | None, now: float) -> int:
@@ -410,6 +466,25 @@ class SqliteBackend:
         """Delete dead letters."""
         sql = "DELETE FROM outbox WHERE state = 'dead'"
         return await self._run(lambda db: _by_ids(db, sql, (), ids))
+
+    # One process: it always holds every lease, and notifications stay in it.
+
+    async def hold_lease(self, name: str) -> bool:
+        """Always held: SQLite serves one process."""
+        return True
+
+    async def release_lease(self, name: str) -> None:
+        """Nothing to release."""
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Call this process's listeners on ``channel``."""
+        loop = asyncio.get_running_loop()
+        for callback in self._listeners.get(channel, ()):
+            loop.call_soon(callback, payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Register ``callback`` for ``channel``."""
+        self._listeners.setdefault(channel, []).append(callback)
 
 
 def _put(db: sqlite3.Connection, write: Write) -> None:
