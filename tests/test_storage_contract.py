@@ -49,17 +49,20 @@ async def test_outbox_ids_ascend_and_lanes_keep_their_order(any_backend):
     b = any_backend
     first = await b.outbox_add([msg("c1", 1), msg("c2", 2), msg("c1", 3)], 100.0)
     second = await b.outbox_add([msg("c1", 4)], 101.0)
-    assert first == sorted(first) and second[0] > first[-1]
+    assert first == sorted(first)
+    assert second[0] > first[-1]
     assert await b.outbox_lanes() == [("c1", "a1"), ("c2", "a1")]
     head = await b.outbox_head("c1")
-    assert head is not None and (head.id, head.payload, head.created_at) == (
+    assert head is not None
+    assert (head.id, head.payload, head.created_at) == (
         first[0],
         '{"n":1}',
         100.0,
     )
     await b.outbox_sent(first[0])
     head = await b.outbox_head("c1")
-    assert head is not None and head.id == first[2]
+    assert head is not None
+    assert head.id == first[2]
     assert await b.outbox_stats() == (3, 100.0)
 
 
@@ -88,7 +91,8 @@ async def test_attempts_dead_letters_requeue_and_drop(any_backend):
     ids = await b.outbox_add([msg("c1", n) for n in range(4)], 100.0)
     await b.outbox_attempted(ids[0], "Zoom answered 503")
     head = await b.outbox_head("c1")
-    assert head is not None and (head.attempts, head.error) == (1, "Zoom answered 503")
+    assert head is not None
+    assert (head.attempts, head.error) == (1, "Zoom answered 503")
     await b.outbox_dead(ids[0], "rejected", "Zoom answered 400", 150.0)
     await b.outbox_dead(ids[1], "expired", "never sent", 151.0)
     await b.outbox_dead(ids[2], "rejected", "Zoom answered 404", 152.0)
@@ -103,7 +107,8 @@ async def test_attempts_dead_letters_requeue_and_drop(any_backend):
     # Requeued in its original place: before the message decided after it.
     assert await b.outbox_requeue([ids[0], ids[3]], 300.0) == 1
     head = await b.outbox_head("c1")
-    assert head is not None and (head.id, head.attempts, head.created_at) == (ids[0], 0, 300.0)
+    assert head is not None
+    assert (head.id, head.attempts, head.created_at) == (ids[0], 0, 300.0)
     assert await b.outbox_drop([ids[1]]) == 1
     assert await b.outbox_drop(None) == 1
     assert await b.outbox_requeue(None, 300.0) == 0
