@@ -13,14 +13,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from chatopsbot.app import create_app, freeze_startup_objects
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
 from chatopsbot.deadletters import outbox_command
 from chatopsbot.logs import configure_logging
 from chatopsbot.plugins import PluginError, load_plugins
 from chatopsbot.scaffold import ScaffoldError, write_plugin
+from chatopsbot.serve import run as serve
 from chatopsbot.storage import StorageError, open_backend
 
 log = logging.getLogger("chatopsbot.cli")
@@ -120,7 +119,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
 
 async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
-    backend = await open_backend(settings.storage.path)
+    backend = await open_backend(settings.storage.path, url=settings.storage.url.reveal())
     try:
         return await outbox_command(
             backend, args.verb, args.ids, every=args.all, queued=args.queued, out=sys.stdout
@@ -163,12 +162,11 @@ def _run(settings: Settings) -> int:
         app.on_startup.append(freeze_startup_objects)
         server = settings.server
         log.info("starting on http://%s:%d", server.host, server.port)
-        web.run_app(
+        # Not web.run_app: serve() also closes slow and surplus connections (see serve.py).
+        serve(
             app,
             host=server.host,
             port=server.port,
-            print=None,
-            access_log=None,
             # Our own drain is bounded by drain_timeout; give aiohttp's wait a little more.
             shutdown_timeout=settings.outbound.drain_timeout + 5,
         )

@@ -132,9 +132,20 @@ class LoggingSettings:
 
 @frozen
 class StorageSettings:
-    """``[storage]``: the SQLite file (relative paths are relative to the config file)."""
+    """``[storage]``: the SQLite file (relative paths are relative to the config file), or a
+    PostgreSQL ``url`` for several replicas (the password is kept out of reprs)."""
 
     path: str = "chatopsbot.db"
+    url: Secret = Secret("")
+
+    @property
+    def describe(self) -> str:
+        """Which backend, and where, without the password."""
+        if self.url:
+            from chatopsbot.storage.postgres import redact
+
+            return f"PostgreSQL at {redact(self.url.reveal())}"
+        return "SQLite in memory" if self.path == ":memory:" else f"SQLite file {self.path}"
 
 
 def _table_names(tables: Mapping[str, Any]) -> str:
@@ -388,6 +399,13 @@ def parse_settings(
     store = st.text("path", "chatopsbot.db")
     if not store.strip():
         raise st.error("path", "must not be empty")
+    url = st.text("url", "")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise st.error("url", "must look like postgresql://user:password@host:5432/database")
+        if "path" in st.data:
+            raise st.error("url", "give either path (SQLite) or url (PostgreSQL), not both")
     if store != ":memory:" and base_dir is not None and not os.path.isabs(store):
         store = str(Path(base_dir) / store)
     st.done()
@@ -413,7 +431,7 @@ def parse_settings(
         outbound=outbound,
         commands=commands,
         logging=logging_,
-        storage=StorageSettings(store),
+        storage=StorageSettings(store, Secret(url)),
         plugins=PluginSettings(tuple(disabled), MappingProxyType(tables)),
         access=access,
         source=source,

@@ -79,6 +79,11 @@ class Metrics:
             "How long requests to Zoom have been failing, for the account failing longest.",
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "chatopsbot_leader",
+            "1 while this process holds the leader lease (sends, runs jobs and timers).",
+            registry=self.registry,
+        )
         self.inbox = Counter(
             "chatopsbot_inbox_replayed",
             "Accepted events found unhandled at startup and handled then.",

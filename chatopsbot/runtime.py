@@ -42,6 +42,12 @@ T = TypeVar("T")
 
 #: How often expired values and forgotten inbox keys are deleted.
 PURGE_SECONDS = 600.0
+#: The lease whose holder sends, runs jobs and timers, and takes over orphaned events.
+LEADER = "chatopsbot:leader"
+#: How often the lease is taken or confirmed; a dead holder's lease passes on within this.
+LEASE_SECONDS = 0.5
+#: How often the holder looks for events whose process died while handling them.
+RECLAIM_SECONDS = 10.0
 
 
 @define(eq=False)
@@ -62,6 +68,9 @@ class Runtime:
     tasks: set[asyncio.Future[Any]] = field(factory=set)
     stopping: bool = False
     stopped: bool = False
+    leading: bool = False
+    storage_error: str = ""
+    _leadership: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -69,7 +78,7 @@ class Runtime:
     ) -> Runtime:
         """Open storage, connect, pick up unfinished work and start the jobs."""
         zoom, outbound = settings.zoom, settings.outbound
-        backend = await open_backend(settings.storage.path)
+        backend = await open_backend(settings.storage.path, url=settings.storage.url.reveal())
         session = aiohttp.ClientSession()
         tokens = TokenCache(
             session,
@@ -137,17 +146,73 @@ class Runtime:
         )
         try:
             await outbox.start()
-            await runtime._replay()
-            await scheduler.start(dispatcher.context_for)
+            await scheduler.listen()
+            if not backend.shared:
+                # One process: whatever is pending was left by its own previous run.
+                await runtime._replay(await runtime.inbox.pending())
+            await runtime._contend()
         except BaseException:
             await runtime._close()
             raise
+        runtime._leadership = asyncio.get_running_loop().create_task(
+            runtime._lead(), name="leadership"
+        )
         return runtime
 
-    async def _replay(self) -> None:
-        """Handle the events a past run acknowledged but did not finish."""
-        pending = await self.inbox.pending()
-        if pending:
+    async def _contend(self) -> None:
+        """Take or confirm the leader lease, and start or stop leading accordingly."""
+        try:
+            held = await self.backend.hold_lease(LEADER)
+            self.storage_error = ""
+        except StorageError as exc:
+            held = False
+            if not self.storage_error:
+                log.error("storage failing: %s; not sending until it is back", exc)
+            self.storage_error = str(exc)
+        if held and not self.leading and not self.stopping:
+            self.leading = True
+            self.metrics.leader.set(1)
+            if self.backend.shared:
+                log.info("took the leader lease: sending, running jobs and timers here")
+            await self.outbox.lead()
+            await self.scheduler.start(self.dispatcher.context_for)
+        elif not held and self.leading:
+            self.leading = False
+            self.metrics.leader.set(0)
+            log.warning("lost the leader lease: another replica sends and runs jobs now")
+            await self.scheduler.stop(0)
+            await self.outbox.follow(self.settings.outbound.request_timeout)
+
+    async def _lead(self) -> None:
+        """Keep contending for the lease; while leading, take over orphaned events."""
+        loop = asyncio.get_running_loop()
+        next_reclaim = loop.time() + RECLAIM_SECONDS
+        while not self.stopping:
+            await asyncio.sleep(LEASE_SECONDS)
+            await self._contend()
+            if self.leading and self.backend.shared and loop.time() >= next_reclaim:
+                next_reclaim = loop.time() + RECLAIM_SECONDS
+                await self._reclaim()
+
+    async def _reclaim(self) -> None:
+        # An event pending for longer than any handler may run was left by a process that
+        # died while handling it (a live one would have settled it or hit its time limit).
+        now = self.clock.timestamp()
+        grace = self.settings.commands.timeout + 30.0
+        try:
+            orphans = await self.backend.inbox_reclaim(now - grace, now)
+        except StorageError:
+            return
+        if orphans:
+            log.warning(
+                "taking over %d event(s) acknowledged by a replica that stopped handling them",
+                len(orphans),
+            )
+            await self._replay(orphans)
+
+    async def _replay(self, pending: list[tuple[str, bytes]]) -> None:
+        """Handle events acknowledged but not finished (by a past run or a lost replica)."""
+        if pending and not self.backend.shared:
             log.warning(
                 "handling %d event(s) acknowledged before the restart but not finished",
                 len(pending),
@@ -209,12 +274,17 @@ class Runtime:
             return "stopping", {}
         details: dict[str, Any] = {}
         problems = []
+        if self.backend.shared:
+            details["role"] = "leader" if self.leading else "follower"
         try:
             depth, oldest = await self.outbox.stats()
             details["queued"] = depth
             details["oldest_queued_seconds"] = None if oldest is None else round(oldest, 1)
         except StorageError as exc:
             problems.append(f"storage failing: {exc}")
+        else:
+            if self.storage_error:
+                problems.append(f"storage failing: {self.storage_error}")
         failing, account, error = self.outbox.failing_for()
         self.metrics.failing.set(failing)
         if failing >= self.settings.outbound.degraded_after:
@@ -235,6 +305,9 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.outbound.drain_timeout
         try:
+            if self._leadership is not None:
+                self._leadership.cancel()
+                await asyncio.gather(self._leadership, return_exceptions=True)
             await self.scheduler.stop(max(0.0, deadline - loop.time()))
             if self.tasks:
                 log.info("shutdown: waiting for %d running handler(s)", len(self.tasks))
@@ -251,6 +324,11 @@ class Runtime:
                     )
                     await asyncio.gather(*pending, return_exceptions=True)
             await self.outbox.stop(max(0.0, deadline - loop.time()))
+            if self.leading:
+                # Hand over at once rather than when the connection closes.
+                await self.backend.release_lease(LEADER)
+        except StorageError as exc:
+            log.error("shutdown: storage failing: %s", exc)
         finally:
             await self._close()
 

@@ -36,6 +36,8 @@ TimerFunction: TypeAlias = "Callable[[PluginContext, Any], Awaitable[None]]"
 
 #: Where timers are kept, beside (and out of reach of) the plugins' own namespaces.
 TIMERS_NAMESPACE = TIMERS
+#: Notification sent when a process that does not run the timers adds or cancels one.
+TIMERS_CHANNEL = "chatopsbot_timers"
 
 
 @frozen
@@ -143,7 +145,7 @@ class Timers:
         """This plugin's pending timers: ``(id, name, due, payload)``, soonest first."""
         return [
             (t.id, t.name, datetime.fromtimestamp(t.due, UTC), t.payload)
-            for t in self._scheduler.timers_of(self._plugin)
+            for t in await self._scheduler.timers_of(self._plugin)
         ]
 
 
@@ -166,11 +168,27 @@ class Scheduler:
         self._timers: dict[str, _Timer] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._runs: set[asyncio.Task[None]] = set()
+        self._runs_bookkeeping: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
-    async def start(self, context_for: Callable[[str], PluginContext]) -> None:
-        """Load stored timers and start every job's loop; ``context_for`` builds contexts."""
-        self._context_for = context_for
+    @property
+    def running(self) -> bool:
+        """Whether this process runs the jobs and timers (it holds the scheduler lease)."""
+        return bool(self._tasks)
+
+    async def listen(self) -> None:
+        """Hear of timers scheduled or cancelled by other processes sharing the storage."""
+        await self._backend.listen(TIMERS_CHANNEL, self._heard)
+
+    def _heard(self, payload: str) -> None:
+        if self.running:
+            task = asyncio.get_running_loop().create_task(self._load(), name="timers:reload")
+            self._runs_bookkeeping.add(task)
+            task.add_done_callback(self._runs_bookkeeping.discard)
+
+    async def _load(self, *, report: bool = False) -> None:
+        """Read the stored timers (the storage is the truth; memory is a cache for the loop)."""
+        timers: dict[str, _Timer] = {}
         orphans = 0
         for key, text in await self._backend.scan(TIMERS_NAMESPACE, "", self._clock.timestamp()):
             data = json.loads(text)
@@ -178,14 +196,21 @@ class Scheduler:
                 # Its plugin is disabled or gone: keep it stored for when it comes back.
                 orphans += 1
                 continue
-            self._timers[key] = _Timer(
-                key, data["plugin"], data["name"], data["due"], data["payload"]
-            )
-        if orphans:
+            timers[key] = _Timer(key, data["plugin"], data["name"], data["due"], data["payload"])
+        self._timers = timers
+        self._wake.set()
+        if report and orphans:
             log.warning("%d stored timer(s) belong to plugins not loaded; kept, not run", orphans)
-        overdue = sum(t.due <= self._clock.timestamp() for t in self._timers.values())
-        if self._timers:
-            log.info("loaded %d timer(s), %d overdue", len(self._timers), overdue)
+        if report and timers:
+            overdue = sum(t.due <= self._clock.timestamp() for t in timers.values())
+            log.info("loaded %d timer(s), %d overdue", len(timers), overdue)
+
+    async def start(self, context_for: Callable[[str], PluginContext]) -> None:
+        """Load stored timers and start every job's loop; ``context_for`` builds contexts."""
+        if self.running:
+            return
+        self._context_for = context_for
+        await self._load(report=True)
         loop = asyncio.get_running_loop()
         for job in self._jobs:
             self._tasks.append(
@@ -195,9 +220,10 @@ class Scheduler:
 
     async def stop(self, within: float) -> None:
         """Stop scheduling; give runs in progress ``within`` seconds to finish."""
-        for task in self._tasks:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._runs:
             _, pending = await asyncio.wait(list(self._runs), timeout=within)
             for task in pending:
@@ -213,9 +239,14 @@ class Scheduler:
         """The timers API a plugin's context carries."""
         return Timers(self, plugin)
 
-    def timers_of(self, plugin: str) -> list[_Timer]:
-        """A plugin's pending timers, soonest first."""
-        return sorted((t for t in self._timers.values() if t.plugin == plugin), key=lambda t: t.due)
+    async def timers_of(self, plugin: str) -> list[_Timer]:
+        """A plugin's pending timers, soonest first (from storage: any process may add one)."""
+        found = []
+        for key, text in await self._backend.scan(TIMERS_NAMESPACE, "", self._clock.timestamp()):
+            data = json.loads(text)
+            if data["plugin"] == plugin:
+                found.append(_Timer(key, plugin, data["name"], data["due"], data["payload"]))
+        return sorted(found, key=lambda t: t.due)
 
     async def add_timer(self, plugin: str, name: str, at: datetime, payload: Any) -> str:
         """Store a timer and wake the timer loop."""
@@ -227,18 +258,24 @@ class Scheduler:
         entry = _Timer(timer_id, plugin, name, at.timestamp(), payload)
         text = json.dumps({"plugin": plugin, "name": name, "due": entry.due, "payload": payload})
         await self._backend.put(TIMERS_NAMESPACE, timer_id, text, None)
-        self._timers[timer_id] = entry
-        self._wake.set()
+        if self.running:
+            self._timers[timer_id] = entry
+            self._wake.set()
+        elif self._backend.shared:
+            await self._backend.notify(TIMERS_CHANNEL, timer_id)
         return timer_id
 
     async def cancel_timer(self, plugin: str, timer_id: str) -> bool:
         """Remove a pending timer of ``plugin``."""
-        entry = self._timers.get(timer_id)
-        if entry is None or entry.plugin != plugin:
+        text = await self._backend.get(TIMERS_NAMESPACE, timer_id, self._clock.timestamp())
+        if text is None or json.loads(text)["plugin"] != plugin:
             return False
-        del self._timers[timer_id]
-        await self._backend.delete(TIMERS_NAMESPACE, timer_id)
+        if not await self._backend.delete(TIMERS_NAMESPACE, timer_id):
+            return False
+        self._timers.pop(timer_id, None)
         self._wake.set()
+        if not self.running and self._backend.shared:
+            await self._backend.notify(TIMERS_CHANNEL, timer_id)
         return True
 
     async def _run(self, what: str, call: Callable[[], Awaitable[None]]) -> None:
@@ -296,6 +333,10 @@ class Scheduler:
         ctx = self._context(entry.plugin)
 
         async def run_then_forget() -> None:
+            # Another process may have cancelled it since this one last read the timers.
+            if await self._backend.get(TIMERS_NAMESPACE, entry.id, self._clock.timestamp()) is None:
+                self._timers.pop(entry.id, None)
+                return
             # Forgetting is part of the run, so a shutdown waits for it: a timer that ran is
             # never left stored to run again after the restart.
             try:

@@ -107,6 +107,7 @@ class Bench:
 
     async def __aenter__(self) -> Outbox:
         await self.outbox.start()
+        await self.outbox.lead()
         return self.outbox
 
     async def __aexit__(self, *exc: object) -> None:
@@ -283,6 +284,7 @@ async def test_stop_sends_what_it_can_and_keeps_the_rest(backend, caplog):
     api.gate = asyncio.Event()
     bench = Bench(backend, api)
     await bench.outbox.start()
+    await bench.outbox.lead()
     [future] = await bench.outbox.add([message(1)], wait=True)
     assert await bench.outbox.stop(0.05) == 1
     with pytest.raises(OutboxClosed):

@@ -15,17 +15,23 @@ one probe at a time with capped exponential backoff; the rest wait their turn in
 
 Only lane names live in memory; messages are read from storage when their turn comes, so a
 backlog of any size costs memory per conversation, not per message.
+
+With several replicas on one database only the replica that holds the sender lease sends
+(:meth:`Outbox.lead`); the others (:meth:`Outbox.follow`) write their messages and notify it.
+A replica waiting for a message's result (``ctx.send``) hears from the sender through storage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import attrs
 from attrs import define, field, frozen
 
 from chatopsbot.clock import Clock
@@ -33,11 +39,16 @@ from chatopsbot.logthrottle import LogThrottle, suffix
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound.pacer import Pacer
 from chatopsbot.outbound.policy import Rejected, RetryLater, RetryPolicy, Throttled
-from chatopsbot.storage import Backend, NewMessage, QueuedMessage, Write
+from chatopsbot.storage import Backend, NewMessage, QueuedMessage, StorageError, Write
 
 __all__ = ["Deliverer", "Delivery", "Outbox", "OutboxClosed", "SendFailed"]
 
 log = logging.getLogger("chatopsbot.outbound")
+
+#: Notifications between processes sharing storage: a lane got messages; a waited-for
+#: message is finished.
+QUEUED_CHANNEL = "chatopsbot_outbox"
+DONE_CHANNEL = "chatopsbot_sent"
 
 
 class SendFailed(Exception):
@@ -50,10 +61,15 @@ class OutboxClosed(SendFailed):
 
 @frozen
 class Delivery:
-    """A successful delivery: what the far side answered, and values to store with it."""
+    """A successful delivery: what the far side answered, and values to store with it.
+
+    ``record`` is the result as text, kept for a waiter on another replica, which turns it back
+    into a result with :meth:`Deliverer.restore`.
+    """
 
     result: Any
     writes: tuple[Write, ...] = ()
+    record: str = "null"
 
 
 class Deliverer(Protocol):
@@ -65,6 +81,10 @@ class Deliverer(Protocol):
 
     def describe(self, message: QueuedMessage) -> dict[str, Any]:
         """Log fields for ``message`` (its conversation, command, ...)."""
+        ...
+
+    def restore(self, record: str) -> Any:
+        """The result a :attr:`Delivery.record` stands for."""
         ...
 
 
@@ -99,7 +119,8 @@ class Outbox:
         policy: RetryPolicy | None = None,
         metrics: Metrics | None = None,
         max_in_flight: int = 16,
-        rescan_every: float = 30.0,
+        rescan_every: float | None = None,
+        request_grace: float = 15.0,
         headroom: float = 0.98,
         rng: random.Random | None = None,
     ) -> None:
@@ -110,7 +131,9 @@ class Outbox:
         self._policy = policy or RetryPolicy()
         self._metrics = metrics or Metrics()
         self._max_in_flight = max_in_flight
-        self._rescan_every = rescan_every
+        # Another process may queue messages at any time when storage is shared.
+        self._rescan_every = rescan_every or (5.0 if backend.shared else 30.0)
+        self._request_grace = request_grace
         self._headroom = headroom
         self._rng = rng or random.Random()
         self._loop = asyncio.get_running_loop()
@@ -125,7 +148,9 @@ class Outbox:
         self._oldest: float | None = None
         self._throttle = LogThrottle()
         self._rescanner: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
+        self._leading = False
 
     # What the rest of the bot sees.
 
@@ -139,16 +164,39 @@ class Outbox:
         """Whether anything is queued, in flight or being written."""
         return bool(self._depth or self._writes)
 
+    @property
+    def leading(self) -> bool:
+        """Whether this process sends (holds the sender lease)."""
+        return self._leading
+
     async def start(self) -> None:
-        """Pick up what an earlier run left queued, and watch for messages queued elsewhere."""
+        """Listen for news from other processes sharing the storage."""
+        await self._backend.listen(QUEUED_CHANNEL, self._heard_queued)
+        await self._backend.listen(DONE_CHANNEL, self._heard_done)
+        self._sweeper = self._loop.create_task(self._sweep_loop(), name="outbox:sweep")
+
+    async def lead(self) -> None:
+        """Start sending: pick up what is queued (by an earlier run or another process)."""
+        if self._leading or self._stopping:
+            return
+        self._leading = True
         await self._rescan()
         if self._depth:
             log.info(
-                "outbox: %d message(s) queued before the restart will be sent, oldest %.0f s old",
+                "outbox: sending %d queued message(s), the oldest decided %.0f s ago",
                 self._depth,
                 self._clock.timestamp() - (self._oldest or self._clock.timestamp()),
             )
         self._rescanner = self._loop.create_task(self._rescan_loop(), name="outbox:rescan")
+
+    async def follow(self, within: float) -> None:
+        """Stop sending (another process took the lease): requests in flight may finish."""
+        if not self._leading:
+            return
+        self._leading = False
+        await self._halt(within)
+        self._accounts.clear()
+        self._set_depth(0)
 
     async def add(
         self,
@@ -162,24 +210,32 @@ class Outbox:
         With ``wait``, returns one future per message, resolved with the deliverer's result
         (or failed with :class:`SendFailed`); awaiting them is optional.
         """
+        if wait:
+            messages = [attrs.evolve(m, waited=True) for m in messages]
         self._writes += 1
         try:
             ids = await self._backend.outbox_add(messages, self._clock.timestamp(), settle=settle)
         finally:
             self._writes -= 1
         futures: list[asyncio.Future[Any]] = []
-        for message, message_id in zip(messages, ids, strict=True):
-            if wait:
-                future = self._loop.create_future()
-                future.add_done_callback(_consume)
-                if self._stopping:
-                    # Written, so it goes out after the restart; nobody can wait for that.
-                    future.set_exception(OutboxClosed("the bot stopped; sent after the restart"))
-                else:
-                    self._waiters[message_id] = future
-                futures.append(future)
-            self._queued(message.account, message.lane)
-        self._set_depth(self._depth + len(ids))
+        for message_id in ids if wait else ():
+            future = self._loop.create_future()
+            future.add_done_callback(_consume)
+            if self._stopping:
+                # Written, so it goes out after the restart; nobody can wait for that.
+                future.set_exception(OutboxClosed("the bot stopped; sent after the restart"))
+            else:
+                self._waiters[message_id] = future
+            futures.append(future)
+        if self._leading:
+            for message in messages:
+                self._queued(message.account, message.lane)
+            self._set_depth(self._depth + len(ids))
+        elif messages and self._backend.shared:
+            # The sender is another process: tell it where to look.
+            lanes = dict.fromkeys((m.account, m.lane) for m in messages)
+            for account, lane in lanes:
+                await self._backend.notify(QUEUED_CHANNEL, json.dumps([account, lane]))
         return futures
 
     def failing_for(self) -> tuple[float, str, str]:
@@ -209,22 +265,17 @@ class Outbox:
 
         What is left stays in storage and goes out after the next start.
         """
-        if self._rescanner is not None:
-            self._rescanner.cancel()
-        if self._depth:
+        if self._depth and self._leading:
             try:
                 async with asyncio.timeout(within):
                     await self._idle.wait()
             except TimeoutError:
                 pass
         self._stopping = True
-        tasks = [a.task for a in self._accounts.values() if a.task is not None]
-        tasks += list(self._sends)
-        if self._rescanner is not None:
-            tasks.append(self._rescanner)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._halt(self._request_grace)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         left = self._depth
         for future in self._waiters.values():
             if not future.done():
@@ -241,6 +292,74 @@ class Outbox:
             log.info("shutdown: nothing left to send")
         return left
 
+    async def _halt(self, within: float) -> None:
+        """Hand out no more sends; let those in flight finish for up to ``within`` seconds.
+
+        A request cut off mid-flight may have reached Zoom and would be sent again; letting
+        it finish and recording it keeps a normal stop or handover free of repeats.
+        """
+        loops = [a.task for a in self._accounts.values() if a.task is not None]
+        if self._rescanner is not None:
+            loops.append(self._rescanner)
+            self._rescanner = None
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        if self._sends:
+            _, late = await asyncio.wait(list(self._sends), timeout=within)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    # News from other processes.
+
+    def _heard_queued(self, payload: str) -> None:
+        if not self._leading:
+            return
+        try:
+            account, lane = json.loads(payload)
+        except (ValueError, TypeError):
+            log.warning("outbox: ignored a malformed notification %r", payload[:100])
+            return
+        if self._queued(str(account), str(lane)):
+            # Counted here; the exact figure comes with the next rescan.
+            self._set_depth(self._depth + 1)
+
+    def _heard_done(self, payload: str) -> None:
+        try:
+            message_id = int(payload)
+        except ValueError:
+            return
+        if message_id in self._waiters:
+            self._loop.create_task(self._collect(message_id), name="outbox:collect")
+
+    async def _collect(self, message_id: int) -> None:
+        """Resolve a local waiter from the result another process stored."""
+        try:
+            outcome = await self._backend.outbox_result(message_id)
+        except StorageError:
+            return  # the sweep tries again
+        future = self._waiters.get(message_id)
+        if outcome is None or future is None:
+            return
+        del self._waiters[message_id]
+        if future.done():
+            return
+        state, text = outcome
+        if state == "sent":
+            future.set_result(self._deliverer.restore(text))
+        else:
+            future.set_exception(SendFailed(text))
+
+    async def _sweep_loop(self) -> None:
+        # Notifications can be missed (a dropped connection): look for results now and then.
+        while True:
+            await asyncio.sleep(2.0)
+            if self._leading:
+                continue
+            for message_id in list(self._waiters):
+                await self._collect(message_id)
+
     # Scheduling.
 
     def _account(self, name: str) -> _Account:
@@ -251,16 +370,18 @@ class Outbox:
             account.task = self._loop.create_task(self._run(account), name=f"outbox:{name}")
         return account
 
-    def _queued(self, account_name: str, lane: str) -> None:
-        if self._stopping:
-            return
+    def _queued(self, account_name: str, lane: str) -> bool:
+        """Make sure ``lane`` gets its turn; True if it was not known to have messages."""
+        if self._stopping or not self._leading:
+            return False
         account = self._account(account_name)
         if lane in account.lanes:
             account.added[lane] = account.added.get(lane, 0) + 1
-            return
+            return False
         account.lanes.add(lane)
         account.ready.append(lane)
         account.wake.set()
+        return True
 
     async def _run(self, account: _Account) -> None:
         """Hand out the account's send slots to its ready lanes, one lane at a time each."""
@@ -341,7 +462,12 @@ class Outbox:
             account.wake.set()
 
     async def _sent(self, account: _Account, message: QueuedMessage, delivery: Delivery) -> None:
-        await self._backend.outbox_sent(message.id, delivery.writes)
+        remote = message.waited and message.id not in self._waiters
+        await self._backend.outbox_sent(
+            message.id, delivery.writes, result=delivery.record if remote else None
+        )
+        if remote:
+            await self._backend.notify(DONE_CHANNEL, str(message.id))
         if account.failing_since is not None:
             down = self._loop.time() - account.failing_since
             missed = self._throttle.forget(f"fail:{account.name}")
@@ -414,6 +540,8 @@ class Outbox:
         self, message: QueuedMessage, reason: str, error: str, *, retries: bool = True
     ) -> None:
         await self._backend.outbox_dead(message.id, reason, error, self._clock.timestamp())
+        if message.waited and message.id not in self._waiters:
+            await self._backend.notify(DONE_CHANNEL, str(message.id))
         self._metrics.dead_letters.labels(reason).inc()
         age = self._clock.timestamp() - message.created_at
         log.error(

@@ -106,7 +106,15 @@ class ZoomSender:
         if author and call.method == "POST" and result.message_id:
             expires = self._clock.timestamp() + AUTHOR_DAYS * 86400
             writes = (Write(AUTHORS, result.message_id, str(author), expires),)
-        return Delivery(result, writes)
+        record = json.dumps(
+            {"status": result.status, "data": dict(result.data), "tracking_id": result.tracking_id}
+        )
+        return Delivery(result, writes, record)
+
+    def restore(self, record: str) -> ApiResult:
+        """The :class:`ApiResult` a delivery record stands for."""
+        data = json.loads(record)
+        return ApiResult(int(data["status"]), data["data"], str(data["tracking_id"]))
 
     def describe(self, message: QueuedMessage) -> dict[str, Any]:
         """The log fields recorded when the message was decided."""
