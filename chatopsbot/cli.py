@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +39,21 @@ def _parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("--config", metavar="FILE", help=config_help)
+        if name == "check-config":
+            cmd.add_argument(
+                "--connect", action="store_true", help="also open the storage and report on it"
+            )
+    migrate = sub.add_parser(
+        "migrate",
+        help="create or upgrade the storage schema; or copy a bot's data into PostgreSQL",
+        description="Without options: create or upgrade the schema of the config's storage "
+        "(the bot also does it at start; this is for operators who run it as a step). With "
+        "--from and --to: copy plugin values, timers, unfinished events, queued replies and "
+        "dead letters from a SQLite file into PostgreSQL (stop the bot first).",
+    )
+    migrate.add_argument("--config", metavar="FILE", help=config_help)
+    migrate.add_argument("--from", dest="source", metavar="FILE", help="the SQLite file")
+    migrate.add_argument("--to", dest="target", metavar="URL", help="postgresql://...")
     shell = sub.add_parser(
         "shell",
         help="talk to the bot in this terminal: real plugins and storage, a fake Zoom",
@@ -104,6 +120,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             from chatopsbot.demo import run_demo
 
             return asyncio.run(run_demo(args.commands))
+        if args.action == "migrate" and (args.source or args.target):
+            if not (args.source and args.target):
+                print("chatopsbot migrate: give both --from FILE and --to URL", file=sys.stderr)
+                return 2
+            if not os.path.exists(args.source):
+                print(f"chatopsbot migrate: {args.source}: no such file", file=sys.stderr)
+                return 1
+            return asyncio.run(_copy(args.source, _expand(args.target, env)))
         path = config_path(args.config, env)
         if args.action == "plugins":
             return _plugins(path, env)
@@ -111,7 +135,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.action == "outbox":
             return asyncio.run(_outbox(settings, args))
         if args.action == "check-config":
-            return _check(settings)
+            return _check(settings, connect=args.connect)
+        if args.action == "migrate":
+            return asyncio.run(_migrate(settings))
         return _run(settings)
     except (ConfigError, PluginError, StorageError, ScaffoldError) as exc:
         print(str(exc) if isinstance(exc, ConfigError) else f"chatopsbot: {exc}", file=sys.stderr)
@@ -128,14 +154,73 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
         await backend.close()
 
 
-def _check(settings: Settings) -> int:
+def _check(settings: Settings, *, connect: bool = False) -> int:
     plugins = load_plugins(settings.plugins, source=settings.source)
     enabled = [p for p in plugins.info if p.enabled]
     print(
         f"{settings.source}: OK ({len(enabled)} plugin(s) enabled, "
         f"{len(plugins.commands)} command(s))"
     )
+    print(f"storage: {settings.storage.describe}")
+    if connect:
+        asyncio.run(_report(settings))
     return 0
+
+
+async def _report(settings: Settings) -> None:
+    """Open the storage (creating or upgrading its schema) and say what it holds."""
+    backend = await open_backend(settings.storage.path, url=settings.storage.url.reveal())
+    try:
+        queued, _ = await backend.outbox_stats()
+        dead = len(await backend.outbox_list("dead"))
+        print(f"storage: reachable; {queued} queued message(s), {dead} dead letter(s)")
+    finally:
+        await backend.close()
+
+
+async def _migrate(settings: Settings) -> int:
+    # Opening migrates; several replicas (or this and a replica) doing it at once is safe.
+    await _report(settings)
+    print(f"storage: schema up to date ({settings.storage.describe})")
+    return 0
+
+
+async def _copy(source: str, target: str) -> int:
+    origin = await open_backend(source)
+    try:
+        data = await origin.export()
+    finally:
+        await origin.close()
+    destination = await open_backend(url=target)
+    try:
+        if (await destination.outbox_stats())[0] or (await destination.inbox_pending()):
+            print(
+                "chatopsbot migrate: the target already holds queued messages or events; "
+                "copy into an empty database",
+                file=sys.stderr,
+            )
+            return 1
+        await destination.load(data)
+    finally:
+        await destination.close()
+    queued = sum(m.state == "queued" for m in data.messages)
+    print(
+        f"copied {len(data.values)} value(s) (plugin data and timers), {len(data.events)} "
+        f"unfinished event(s), {queued} queued message(s) and "
+        f"{len(data.messages) - queued} dead letter(s) from {source} to {destination.path}"
+    )
+    return 0
+
+
+def _expand(value: str, environ: Mapping[str, str]) -> str:
+    """``${VAR}`` in a command-line URL, as in the config file (a password stays out of argv)."""
+
+    def variable(match: re.Match[str]) -> str:
+        if match[1] not in environ:
+            raise ConfigError("--to", match[1], "environment variable not set")
+        return environ[match[1]]
+
+    return re.sub(r"\$\{(\w+)\}", variable, value)
 
 
 def _plugins(path: str, environ: Mapping[str, str]) -> int:

@@ -193,3 +193,85 @@ def test_outbox_list_retry_and_drop(tmp_path, capsys):
     assert "dropped 1 dead letter(s)" in capsys.readouterr().out
     assert main(["outbox", "retry", "--config", path], ENV) == 2
     assert "name the message ids, or --all" in capsys.readouterr().out
+
+
+def test_check_config_says_which_storage_and_connects_on_request(tmp_path, capsys):
+    db = tmp_path / "bot.db"
+    path = write(tmp_path, GOOD + f'\n[storage]\npath = "{db}"\n')
+    assert main(["check-config", "--config", path], ENV) == 0
+    assert f"storage: SQLite file {db}\n" in capsys.readouterr().out
+    assert not db.exists()  # not opened without --connect
+    assert main(["check-config", "--connect", "--config", path], ENV) == 0
+    assert "storage: reachable; 0 queued message(s), 0 dead letter(s)" in capsys.readouterr().out
+    assert db.exists()
+
+
+def test_a_postgres_url_hides_its_password_and_an_unreachable_one_exits_1(tmp_path, capsys):
+    url = "postgresql://bot:${PGPASSWORD}@127.0.0.1:1/bot"
+    path = write(tmp_path, GOOD + f'\n[storage]\nurl = "{url}"\n')
+    env = {**ENV, "PGPASSWORD": "s3cret-pw"}
+    assert main(["check-config", "--config", path], env) == 0
+    out = capsys.readouterr().out
+    assert "storage: PostgreSQL at postgresql://bot:***@127.0.0.1:1/bot" in out
+    assert main(["check-config", "--connect", "--config", path], env) == 1
+    captured = capsys.readouterr()
+    assert "s3cret-pw" not in captured.out + captured.err
+    assert captured.err.startswith(
+        "chatopsbot: postgresql://bot:***@127.0.0.1:1/bot: cannot connect"
+    )
+
+
+@pytest.mark.parametrize(
+    ("storage", "error"),
+    [
+        ('url = "mysql://x/y"', "storage.url: must look like postgresql://"),
+        ('url = "postgresql://h/db"\npath = "x.db"', "storage.url: give either path"),
+    ],
+)
+def test_bad_storage_urls_name_the_key(tmp_path, capsys, storage, error):
+    path = write(tmp_path, GOOD + f"\n[storage]\n{storage}\n")
+    assert main(["check-config", "--config", path], ENV) == 1
+    assert error in capsys.readouterr().err
+
+
+async def test_migrate_copies_a_sqlite_bot_into_postgres(tmp_path, postgres_schema, capsys):
+    import asyncpg
+
+    from chatopsbot.storage import NewMessage, open_backend
+    from chatopsbot.storage.postgres import PostgresBackend
+    from tests.conftest import POSTGRES_URL
+
+    db = str(tmp_path / "bot.db")
+    ids = await _dead_letters(db, 2)
+    source = await open_backend(db)
+    await source.put("polls", "poll:1", '{"q": "Lunch?"}', None)
+    await source.put("chatopsbot:timers", "t1", '{"plugin": "polls"}', None)
+    await source.inbox_accept("ev", b"{}", 5.0)
+    [queued] = await source.outbox_add([NewMessage("ops@x", "acct-1", '{"method": "POST"}')], 7.0)
+    await source.close()
+    conn = await asyncpg.connect(POSTGRES_URL)
+    await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')
+    await conn.close()
+    url = f"{POSTGRES_URL}?search_path={postgres_schema}"
+
+    code = await asyncio.to_thread(
+        main, ["migrate", "--from", db, "--to", "${PGURL}"], {"PGURL": url}
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "copied 2 value(s) (plugin data and timers), 1 unfinished event(s), 1 queued " in out
+    assert "and 2 dead letter(s)" in out
+    target = await PostgresBackend.open(POSTGRES_URL, schema=postgres_schema)
+    try:
+        assert await target.get("polls", "poll:1", 0) == '{"q": "Lunch?"}'
+        assert await target.inbox_pending() == [("ev", b"{}")]
+        [message] = await target.outbox_list("queued")
+        assert (message.lane, message.created_at) == ("ops@x", 7.0)
+        assert [d.reason for d in await target.outbox_list("dead")] == ["rejected"] * len(ids)
+    finally:
+        await target.close()
+    # A second copy into a database that holds messages is refused.
+    code = await asyncio.to_thread(main, ["migrate", "--from", db, "--to", url], {})
+    assert code == 1
+    assert "copy into an empty database" in capsys.readouterr().err
+    assert queued > 0

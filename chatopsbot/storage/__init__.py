@@ -19,13 +19,16 @@ from attrs import frozen
 
 __all__ = [
     "CARD_AUTHORS",
+    "OUTBOX_COLUMNS",
     "PROPOSALS",
     "TIMERS",
     "Backend",
+    "Export",
     "NewMessage",
     "QueuedMessage",
     "StorageError",
     "Write",
+    "message_from_row",
     "open_backend",
 ]
 
@@ -87,6 +90,16 @@ class QueuedMessage:
     error: str = ""
     failed_at: float | None = None
     waited: bool = False
+
+
+@frozen
+class Export:
+    """A backend's data, for copying it into another: ``values`` are ``(namespace, key, text,
+    expires_at)``, ``events`` ``(key, body, received_at)``, ``messages`` in id order."""
+
+    values: tuple[tuple[str, str, str, float | None], ...]
+    events: tuple[tuple[str, bytes, float], ...]
+    messages: tuple[QueuedMessage, ...]
 
 
 class Backend(Protocol):
@@ -228,6 +241,16 @@ class Backend(Protocol):
 
     async def outbox_drop(self, ids: Sequence[int] | None) -> int:
         """Delete dead letters (all of them with ``None``); return how many."""
+        ...
+
+    # Moving a bot's data from one backend to another (``chatopsbot migrate --from --to``).
+
+    async def export(self) -> Export:
+        """Everything worth keeping: values, unfinished events, queued and dead messages."""
+        ...
+
+    async def load(self, data: Export) -> None:
+        """Add ``data`` (from :meth:`export`) in one transaction; messages keep their order."""
         ...
 
     # Coordination between processes sharing the storage.

@@ -28,6 +28,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from chatopsbot.storage import (
     OUTBOX_COLUMNS,
+    Export,
     NewMessage,
     QueuedMessage,
     StorageError,
@@ -434,6 +435,64 @@ class PostgresBackend:
         chosen = list(ids)
         sql += " AND id = ANY($1::bigint[])"
         return _count(await self._run(lambda c: c.execute(sql, chosen)))
+
+    async def export(self) -> Export:
+        """Values, unfinished events, queued and dead messages."""
+
+        async def work(conn: Conn) -> Export:
+            values = await conn.fetch("SELECT namespace, key, value, expires_at FROM kv")
+            events = await conn.fetch(
+                "SELECT key, body, received_at FROM inbox WHERE expires_at IS NULL ORDER BY seq"
+            )
+            messages = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM outbox WHERE state != 'sent' ORDER BY id"  # noqa: S608
+            )
+            return Export(
+                tuple((r[0], r[1], r[2], r[3]) for r in values),
+                tuple((r[0], bytes(r[1]), float(r[2])) for r in events),
+                tuple(message_from_row(tuple(r.values())) for r in messages),
+            )
+
+        return await self._run(work)
+
+    async def load(self, data: Export) -> None:
+        """Add the data in one transaction."""
+
+        async def work(conn: Conn) -> None:
+            async with conn.transaction():
+                await conn.executemany(
+                    "INSERT INTO kv (namespace, key, value, expires_at) VALUES ($1, $2, $3, $4) "
+                    "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, "
+                    "expires_at = excluded.expires_at",
+                    data.values,
+                )
+                await conn.executemany(
+                    "INSERT INTO inbox (key, body, received_at) VALUES ($1, $2, $3) "
+                    "ON CONFLICT (key) DO NOTHING",
+                    data.events,
+                )
+                await conn.executemany(
+                    "INSERT INTO outbox (lane, account, payload, meta, created_at, attempts, "
+                    "state, reason, error, failed_at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    [
+                        (
+                            m.lane,
+                            m.account,
+                            m.payload,
+                            m.meta,
+                            m.created_at,
+                            m.attempts,
+                            m.state,
+                            m.reason,
+                            m.error,
+                            m.failed_at,
+                        )
+                        for m in data.messages
+                    ],
+                )
+
+        await self._run(work)
 
     # Leases and notifications, on a connection of their own.
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from chatopsbot.storage import (
     OUTBOX_COLUMNS,
+    Export,
     NewMessage,
     QueuedMessage,
     StorageError,
@@ -467,6 +468,45 @@ class SqliteBackend:
         sql = "DELETE FROM outbox WHERE state = 'dead'"
         return await self._run(lambda db: _by_ids(db, sql, (), ids))
 
+    async def export(self) -> Export:
+        """Values, unfinished events, queued and dead messages."""
+
+        def work(db: sqlite3.Connection) -> Export:
+            values = db.execute("SELECT namespace, key, value, expires_at FROM kv").fetchall()
+            events = db.execute(
+                "SELECT key, body, received_at FROM inbox WHERE expires_at IS NULL ORDER BY seq"
+            ).fetchall()
+            messages = db.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE state != 'sent' ORDER BY id"  # noqa: S608
+            ).fetchall()
+            return Export(
+                tuple((str(n), str(k), str(v), e) for n, k, v, e in values),
+                tuple((str(k), bytes(b), float(r)) for k, b, r in events),
+                tuple(message_from_row(m) for m in messages),
+            )
+
+        return await self._run(work)
+
+    async def load(self, data: Export) -> None:
+        """Add the data in one transaction."""
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)",
+                data.values,
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO inbox (key, body, received_at) VALUES (?, ?, ?)",
+                data.events,
+            )
+            db.executemany(
+                "INSERT INTO outbox (lane, account, payload, meta, created_at, attempts, state, "
+                "reason, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_load_row(m) for m in data.messages],
+            )
+
+        await self._run(work)
+
     # One process: it always holds every lease, and notifications stay in it.
 
     async def hold_lease(self, name: str) -> bool:
@@ -485,6 +525,21 @@ class SqliteBackend:
     async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
         """Register ``callback`` for ``channel``."""
         self._listeners.setdefault(channel, []).append(callback)
+
+
+def _load_row(m: QueuedMessage) -> tuple[Any, ...]:
+    return (
+        m.lane,
+        m.account,
+        m.payload,
+        m.meta,
+        m.created_at,
+        m.attempts,
+        m.state,
+        m.reason,
+        m.error,
+        m.failed_at,
+    )
 
 
 def _put(db: sqlite3.Connection, write: Write) -> None:
