@@ -170,6 +170,9 @@ class BotHarness:
         }
         for name, values in self._config.items():
             data[name] = {**data.get(name, {}), **values}
+        if "url" in data["storage"]:
+            # A PostgreSQL URL replaces the in-memory default, it does not add to it.
+            data["storage"].pop("path")
         return parse_settings(data, source="harness", environ={})
 
     @property

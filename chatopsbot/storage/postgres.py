@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -128,8 +128,11 @@ class PostgresBackend:
     ) -> PostgresBackend:
         """Connect, create or migrate the schema, and return the backend.
 
-        ``schema`` (tests) puts the tables in a schema of their own.
+        ``schema``, or ``?search_path=NAME`` in the URL, puts the tables in a schema of their
+        own (created if needed).
         """
+        if schema is None:
+            schema = parse_qs(urlsplit(url).query).get("search_path", [None])[0]
         connect: dict[str, Any] = {"timeout": connect_timeout, "command_timeout": connect_timeout}
         if schema is not None:
             connect["server_settings"] = {"search_path": schema}

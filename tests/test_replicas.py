@@ -1,0 +1,69 @@
+"""Two bots on one PostgreSQL database, in one process: who sends, who waits, who takes over.
+
+The end-to-end failover tests with real processes are in tests/test_failover.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from chatopsbot import Context, Text, command, hookimpl
+from chatopsbot.zoom.payloads import bot_notification
+from tests.conftest import CHANNEL, POSTGRES_URL
+
+
+class Sends:
+    """``send``: sends a message itself and reports the id Zoom gave it."""
+
+    @hookimpl
+    def chatops_commands(self) -> list[object]:
+        @command("send", help="Sends, then reports the message id")
+        async def send(ctx: Context) -> Text:
+            sent = await ctx.send(Text("first"))
+            return Text(f"sent {sent.message_id}")
+
+        return [send]
+
+
+async def _until(check, within: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_followers_write_the_leader_sends_and_takes_over(start_bot, zoom, postgres_schema):
+    storage = {"url": f"{POSTGRES_URL}?search_path={postgres_schema}"}
+    leader = await start_bot(extra={"sends": Sends()}, storage=storage)
+    follower = await start_bot(extra={"sends": Sends()}, storage=storage)
+    assert leader.runtime.leading
+    assert not follower.runtime.leading
+    health = await (await follower.client.get("/healthz")).json()
+    assert health["role"] == "follower"
+
+    # A command taken by the follower is answered through the leader.
+    assert (await follower.post(bot_notification("ping", to_jid=CHANNEL))).status == 200
+    await _until(lambda: [m.text for m in zoom.sent()] == ["pong"])
+
+    # ctx.send on the follower gets its message id from the leader's send.
+    assert (await follower.post(bot_notification("send", to_jid=CHANNEL))).status == 200
+    await _until(lambda: len(zoom.sent()) == 3)
+    first, report = zoom.sent()[1:]
+    assert first.text == "first"
+    assert report.text == f"sent {first.message_id}"
+
+    # A redelivery landing on the other replica is a duplicate.
+    event = bot_notification("ping", to_jid=CHANNEL, user_id="u-bob")
+    assert (await (await follower.post(event)).json())["status"] == "accepted"
+    assert (await (await leader.post(event)).json())["status"] == "duplicate"
+    await _until(lambda: len(zoom.sent()) == 4)
+
+    # The leader stops: the follower takes the lease and sends from then on.
+    await leader.stop()
+    await _until(lambda: follower.runtime.leading, within=5)
+    assert (
+        await follower.post(bot_notification("ping", to_jid=CHANNEL, user_id="u-c"))
+    ).status == 200
+    await _until(lambda: len(zoom.sent()) == 5)
+    assert [m.text for m in zoom.sent()] == ["pong", "first", report.text, "pong", "pong"]
