@@ -80,3 +80,25 @@ async def test_the_lookup_example_answers_for_its_team_only():
     hook = namespace["chatops_oncall_lookup"]
     assert hook("data", None) is None
     assert await hook("platform", None) == ("Dana", None)
+
+
+def test_the_deploy_config_loads_and_names_the_compose_services():
+    from chatopsbot.config import load_settings
+
+    deploy = PAGE.parent.parent / "deploy"
+    env = {
+        "ZOOM_CLIENT_ID": "id",
+        "ZOOM_CLIENT_SECRET": "secret",
+        "ZOOM_BOT_JID": "bot@xmpp.zoom.us",
+        "ZOOM_SECRET_TOKEN": "token",
+        "POSTGRES_PASSWORD": "pw",
+    }
+    settings = load_settings(str(deploy / "config.toml"), env)
+    assert settings.storage.url.reveal() == "postgresql://chatopsbot:pw@postgres:5432/chatopsbot"
+    compose = (deploy / "compose.yaml").read_text()
+    for service in ("postgres:", "bot1: *bot", "bot2: *bot", "proxy:"):
+        assert f"\n  {service}" in compose
+    # Every variable the config reads is passed through by compose, and none else is needed.
+    assert set(re.findall(r"\$\{(\w+)\}", compose)) == set(env)
+    upstreams = re.findall(r"server (\w+):8080", (deploy / "nginx.conf").read_text())
+    assert upstreams == ["bot1", "bot2"]
