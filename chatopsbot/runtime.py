@@ -189,10 +189,16 @@ class Runtime:
         next_reclaim = loop.time() + RECLAIM_SECONDS
         while not self.stopping:
             await asyncio.sleep(LEASE_SECONDS)
-            await self._contend()
-            if self.leading and self.backend.shared and loop.time() >= next_reclaim:
-                next_reclaim = loop.time() + RECLAIM_SECONDS
-                await self._reclaim()
+            try:
+                await self._contend()
+                if self.leading and self.backend.shared and loop.time() >= next_reclaim:
+                    next_reclaim = loop.time() + RECLAIM_SECONDS
+                    await self._reclaim()
+            except StorageError as exc:
+                # Taking up the lead needs storage too; the next round tries again.
+                self.storage_error = str(exc)
+            except Exception:
+                log.exception("leadership: unexpected failure; trying again")
 
     async def _reclaim(self) -> None:
         # An event pending for longer than any handler may run was left by a process that

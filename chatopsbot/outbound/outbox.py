@@ -449,6 +449,18 @@ class Outbox:
                 await self._dead(message, "error", f"{type(exc).__name__}: {exc}")
             else:
                 await self._sent(account, message, delivery)
+        except StorageError as exc:
+            # The message stays where it is in storage; try the lane again in a moment. (If
+            # Zoom had taken it, it goes out again: the at-least-once window.)
+            first = True
+            account.paused_until = max(account.paused_until, self._loop.time() + 1.0)
+            suppressed = self._throttle.admit("storage")
+            if suppressed is not None:
+                log.error(
+                    "outbox: storage failing (%s); sending waits for it%s",
+                    exc,
+                    suffix(suppressed, 10),
+                )
         finally:
             account.busy.discard(lane)
             if again and not self._stopping:
@@ -598,6 +610,9 @@ class Outbox:
             await asyncio.sleep(self._rescan_every)
             try:
                 await self._rescan()
+            except StorageError as exc:
+                if self._throttle.admit("storage") is not None:
+                    log.error("outbox: storage failing (%s); rescanning later", exc)
             except Exception:
                 log.exception("outbox: rescanning storage failed")
 
