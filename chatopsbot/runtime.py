@@ -101,6 +101,8 @@ class Runtime:
             clock=clock,
             policy=RetryPolicy(give_up_after=outbound.give_up_after, cap=outbound.retry_max_delay),
             metrics=metrics,
+            # A request in flight at shutdown ends within its timeout; then it is cut off.
+            request_grace=outbound.request_timeout + 1.0,
         )
         messenger = Messenger(outbox, zoom.bot_jid, backend, clock)
 

@@ -97,6 +97,8 @@ class Bench:
             "rng": random.Random(1),
             "metrics": self.metrics,
             "clock": self.clock,
+            # Requests a test holds forever are cut off at stop after this long.
+            "request_grace": 0.1,
         }
         options.update(kwargs)
         self.outbox = Outbox(
