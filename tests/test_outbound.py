@@ -339,7 +339,9 @@ async def test_repeated_failures_are_logged_in_bounded_lines(backend, caplog):
         [future] = await o.add([message(1)], wait=True)
         await future
     lines = [
-        r for r in caplog.records if r.name == "chatopsbot.outbound" and r.levelno >= logging.WARNING
+        r
+        for r in caplog.records
+        if r.name == "chatopsbot.outbound" and r.levelno >= logging.WARNING
     ]
     assert len(lines) <= 3, [r.message for r in lines]
     assert "work again after" in lines[-1].message
