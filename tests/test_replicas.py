@@ -6,8 +6,20 @@ The end-to-end failover tests with real processes are in tests/test_failover.py.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
-from chatopsbot import Context, Text, command, hookimpl
+from chatopsbot import (
+    Arg,
+    Context,
+    Conversation,
+    PluginContext,
+    Text,
+    command,
+    every,
+    hookimpl,
+    timer,
+)
+from chatopsbot.clock import ManualClock
 from chatopsbot.zoom.payloads import bot_notification
 from tests.conftest import CHANNEL, POSTGRES_URL
 
@@ -67,3 +79,64 @@ async def test_followers_write_the_leader_sends_and_takes_over(start_bot, zoom, 
     ).status == 200
     await _until(lambda: len(zoom.sent()) == 5)
     assert [m.text for m in zoom.sent()] == ["pong", "first", report.text, "pong", "pong"]
+
+
+class Reminders:
+    """``remind N``: a timer N seconds on; a job every minute. Counts runs across replicas."""
+
+    def __init__(self, runs: list[str]) -> None:
+        self.runs = runs
+
+    @hookimpl
+    def chatops_commands(self) -> list[object]:
+        @command("remind", help="Remind in N seconds", args=(Arg("seconds", type=int),))
+        async def remind(ctx: Context) -> Text:
+            at = ctx.clock.now() + timedelta(seconds=ctx.args["seconds"])
+            await ctx.timers.schedule("ring", at, {"to": ctx.conversation.jid})
+            return Text("ok")
+
+        return [remind]
+
+    @hookimpl
+    def chatops_jobs(self) -> list[object]:
+        @timer("ring")
+        async def ring(ctx: PluginContext, payload: dict[str, str]) -> None:
+            self.runs.append("timer")
+            await ctx.send_to(Conversation("acct-1", payload["to"]), Text("ring"))
+
+        @every(60)
+        async def tick(ctx: PluginContext) -> None:
+            self.runs.append("job")
+
+        return [ring, tick]
+
+
+async def test_jobs_and_timers_fire_once_and_outlive_their_replica(
+    start_bot, zoom, postgres_schema
+):
+    clock = ManualClock()
+    runs: list[str] = []
+    storage = {"url": f"{POSTGRES_URL}?search_path={postgres_schema}"}
+    first = await start_bot(extra={"r": Reminders(runs)}, clock=clock, storage=storage)
+    second = await start_bot(extra={"r": Reminders(runs)}, clock=clock, storage=storage)
+    assert first.runtime.leading
+    assert not second.runtime.leading
+
+    # Scheduled on the follower, fired by the leader, once.
+    await second.deliver(bot_notification("remind 30", to_jid=CHANNEL))
+    await _until(lambda: [m.text for m in zoom.sent()] == ["ok"])
+    await asyncio.sleep(0.2)  # the leader hears of the timer
+    await clock.advance(61)
+    await _until(lambda: sorted(runs) == ["job", "timer"])
+    await first.settle()
+    assert [m.text for m in zoom.sent()] == ["ok", "ring"]
+
+    # Scheduled on the leader, which then goes: the other replica fires it.
+    await first.deliver(bot_notification("remind 30", to_jid=CHANNEL, user_id="u-b"))
+    await first.stop()
+    await _until(lambda: second.runtime.leading, within=5)
+    runs.clear()
+    await clock.advance(61)
+    await _until(lambda: sorted(runs) == ["job", "timer"])
+    await second.settle()
+    assert [m.text for m in zoom.sent()] == ["ok", "ring", "ok", "ring"]
