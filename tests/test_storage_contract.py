@@ -218,3 +218,47 @@ async def test_a_postgres_lease_has_one_holder_and_passes_on_when_it_goes(postgr
     finally:
         await first.close()
         await second.close()
+
+
+async def test_replicas_starting_together_migrate_the_schema_once(postgres_schema):
+    import asyncpg
+
+    from chatopsbot.storage.postgres import SCHEMA_VERSION, PostgresBackend
+    from tests.conftest import POSTGRES_URL
+
+    backends = await asyncio.gather(
+        *(PostgresBackend.open(POSTGRES_URL, schema=postgres_schema) for _ in range(4))
+    )
+    for backend in backends:
+        await backend.close()
+    conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": postgres_schema})
+    try:
+        versions = await conn.fetch("SELECT version FROM chatopsbot_schema")
+    finally:
+        await conn.close()
+    assert [r["version"] for r in versions] == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_a_newer_schema_is_refused_with_its_version(postgres_schema, tmp_path):
+    import asyncpg
+
+    from chatopsbot.storage import StorageError, open_backend
+    from chatopsbot.storage.postgres import PostgresBackend
+    from tests.conftest import POSTGRES_URL
+
+    backend = await PostgresBackend.open(POSTGRES_URL, schema=postgres_schema)
+    await backend.close()
+    conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": postgres_schema})
+    await conn.execute("INSERT INTO chatopsbot_schema VALUES (99)")
+    await conn.close()
+    with pytest.raises(StorageError, match="schema version 99 is newer"):
+        await PostgresBackend.open(POSTGRES_URL, schema=postgres_schema)
+    # The same on SQLite.
+    path = tmp_path / "bot.db"
+    await (await open_backend(str(path))).close()  # creates it
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StorageError, match="schema version 99 is newer"):
+        await open_backend(str(path))
