@@ -18,7 +18,7 @@ from aiohttp import web
 
 from chatopsbot.clock import Clock, SystemClock
 from chatopsbot.config import Settings
-from chatopsbot.logthrottle import LogThrottle, suffix
+from chatopsbot.logthrottle import RepeatedLog
 from chatopsbot.metrics import Metrics
 from chatopsbot.plugins import Plugins, load_plugins
 from chatopsbot.routes import HookError, HookRequest, HookResponse, Route
@@ -50,13 +50,11 @@ class Gate:
     def __init__(self, limit: int = MAX_UNVERIFIED) -> None:
         self.limit = limit
         self.open = 0
-        self.throttle = LogThrottle()
+        self.repeated = RepeatedLog(log)
 
-    def warn(self, kind: str, message: str, *args: object) -> None:
-        """Log ``message`` unless the same kind of line was logged in the last 10 s."""
-        suppressed = self.throttle.admit(kind)
-        if suppressed is not None:
-            log.warning(message + suffix(suppressed, 10), *args)
+    def warn(self, kind: str, detail: str) -> None:
+        """Log ``kind`` (with ``detail`` the first time), then only counts, per 10 s."""
+        self.repeated.report(kind, detail)
 
 
 GATE = web.AppKey("chatopsbot.gate", Gate)
@@ -101,6 +99,8 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     runtime = await Runtime.start(settings, app[PLUGINS], clock=app[CLOCK], metrics=app[METRICS])
     app[RUNTIME] = runtime
+    # Counts of throttled lines are written even once a flood has stopped.
+    flusher = asyncio.get_running_loop().create_task(_flush(app[GATE]), name="log:flush")
     log.info(
         "serving webhooks at %s with %d commands; sending at most %g requests/s per account",
         settings.server.webhook_path,
@@ -110,7 +110,16 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+        app[GATE].repeated.flush(final=True)
         await runtime.stop()
+
+
+async def _flush(gate: Gate) -> None:
+    while True:
+        await asyncio.sleep(5)
+        gate.repeated.flush()
 
 
 async def _shutdown(app: web.Application) -> None:
@@ -148,9 +157,7 @@ async def webhook(request: web.Request) -> web.Response:
     if runtime.stopping:
         return _answer(app, "shutting_down", 503, headers={"Retry-After": "5"})
     if gate.open >= gate.limit:
-        gate.warn(
-            "busy", "webhook from %s refused: %d requests are being read already", peer, gate.open
-        )
+        gate.warn(f"webhook refused: {gate.limit} requests are being read already", f"from {peer}")
         return _answer(app, "busy", 503, headers={"Retry-After": "1", "Connection": "close"})
     gate.open += 1
     try:
@@ -165,7 +172,7 @@ async def webhook(request: web.Request) -> web.Response:
             app[CLOCK].timestamp(),
         )
     except SignatureError as exc:
-        gate.warn("signature", "webhook from %s refused: %s", peer, exc)
+        gate.warn("webhook refused: bad signature", f"from {peer}: {exc}")
         return _answer(app, "bad_signature", 401)
     finally:
         gate.open -= 1
@@ -189,7 +196,7 @@ async def webhook(request: web.Request) -> web.Response:
         accepted = await runtime.accept(event, event.dedupe_key, body)
     except StorageError as exc:
         # Not recorded: Zoom must hear an error so that it sends the event again.
-        gate.warn("storage", "webhook not recorded, answered 503: %s", exc)
+        gate.warn("webhook not recorded (storage failing), answered 503", str(exc))
         return _answer(app, "storage_error", 503, headers={"Retry-After": "5"})
     if not accepted:
         log.info(
@@ -209,10 +216,10 @@ async def _read(request: web.Request, gate: Gate, peer: str) -> bytes | web.Resp
         async with asyncio.timeout(limit):
             return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        gate.warn("large", "webhook from %s refused: body over %d bytes", peer, MAX_BODY)
+        gate.warn(f"webhook refused: body over {MAX_BODY} bytes", f"from {peer}")
         return _answer(app, "too_large", 413, headers={"Connection": "close"})
     except TimeoutError:
-        gate.warn("slow", "webhook from %s refused: body not received within %g s", peer, limit)
+        gate.warn(f"webhook refused: body not received within {limit:g} s", f"from {peer}")
         return _answer(app, "too_slow", 408, headers={"Connection": "close"})
 
 

@@ -14,13 +14,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from chatopsbot.app import create_app, freeze_startup_objects
+from attrs import evolve
+
+from chatopsbot import serve
+from chatopsbot.app import create_app, freeze_startup_objects, handler_options
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
 from chatopsbot.deadletters import outbox_command
 from chatopsbot.logs import configure_logging
 from chatopsbot.plugins import PluginError, load_plugins
 from chatopsbot.scaffold import ScaffoldError, write_plugin
-from chatopsbot.serve import run as serve
 from chatopsbot.storage import StorageError, open_backend
 
 log = logging.getLogger("chatopsbot.cli")
@@ -248,12 +250,18 @@ def _run(settings: Settings) -> int:
         server = settings.server
         log.info("starting on http://%s:%d", server.host, server.port)
         # Not web.run_app: serve() also closes slow and surplus connections (see serve.py).
-        serve(
+        # Its body limit is a backstop: later than the webhook's own, which answers 408 itself.
+        limits = evolve(
+            serve.ConnectionLimits.for_open_files(), body_timeout=server.body_timeout + 2
+        )
+        serve.run(
             app,
             host=server.host,
             port=server.port,
             # Our own drain is bounded by drain_timeout; give aiohttp's wait a little more.
             shutdown_timeout=settings.outbound.drain_timeout + 5,
+            limits=limits,
+            handler_options=handler_options(),
         )
         log.info("stopped")
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,8 +29,8 @@ class FixedClock:
 
 
 @pytest.fixture
-async def backend(any_backend: Backend) -> AsyncIterator[Backend]:
-    yield any_backend
+def backend(any_backend: Backend) -> Backend:
+    return any_backend
 
 
 async def test_get_set_delete_exists(backend):

@@ -35,7 +35,7 @@ import attrs
 from attrs import define, field, frozen
 
 from chatopsbot.clock import Clock
-from chatopsbot.logthrottle import LogThrottle, suffix
+from chatopsbot.logthrottle import RepeatedLog
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound.pacer import Pacer
 from chatopsbot.outbound.policy import Rejected, RetryLater, RetryPolicy, Throttled
@@ -146,7 +146,7 @@ class Outbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._oldest: float | None = None
-        self._throttle = LogThrottle()
+        self._repeated = RepeatedLog(log)
         self._rescanner: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
@@ -355,6 +355,7 @@ class Outbox:
         # Notifications can be missed (a dropped connection): look for results now and then.
         while True:
             await asyncio.sleep(2.0)
+            self._repeated.flush()
             if self._leading:
                 continue
             for message_id in list(self._waiters):
@@ -454,13 +455,9 @@ class Outbox:
             # Zoom had taken it, it goes out again: the at-least-once window.)
             first = True
             account.paused_until = max(account.paused_until, self._loop.time() + 1.0)
-            suppressed = self._throttle.admit("storage")
-            if suppressed is not None:
-                log.error(
-                    "outbox: storage failing (%s); sending waits for it%s",
-                    exc,
-                    suffix(suppressed, 10),
-                )
+            self._repeated.report(
+                "outbox: storage failing; sending waits for it", str(exc), logging.ERROR
+            )
         finally:
             account.busy.discard(lane)
             if again and not self._stopping:
@@ -482,13 +479,12 @@ class Outbox:
             await self._backend.notify(DONE_CHANNEL, str(message.id))
         if account.failing_since is not None:
             down = self._loop.time() - account.failing_since
-            missed = self._throttle.forget(f"fail:{account.name}")
+            self._repeated.forget(_failing(account))
             log.warning(
-                "Zoom requests for account %s work again after %.0f s of failures "
-                "(%d failed attempt(s) not logged one by one)",
+                "Zoom requests for account %s work again after %.0f s and %d failed attempt(s)",
                 account.name,
                 down,
-                missed,
+                account.failures,
                 extra={"account": account.name},
             )
         account.failures = 0
@@ -508,16 +504,14 @@ class Outbox:
         account.last_error = exc.detail
         delay = self._policy.delay(account.failures, self._rng)
         account.probe_at = now + delay
-        suppressed = self._throttle.admit(f"fail:{account.name}")
-        if suppressed is not None:
+        if self._repeated.admit(_failing(account)):
             log.warning(
                 "sending message %d failed (%s); account %s waits %.1f s, then tries one message "
-                "at a time until Zoom answers%s",
+                "at a time until Zoom answers",
                 message.id,
                 exc.detail,
                 account.name,
                 delay,
-                suffix(suppressed, 10),
                 extra=self._fields(message),
             )
         await self._backend.outbox_attempted(message.id, exc.detail)
@@ -538,13 +532,11 @@ class Outbox:
                 extra=self._fields(message),
             )
             return
-        suppressed = self._throttle.admit(f"429:{account.name}")
-        if suppressed is not None:
+        if self._repeated.admit(f"Zoom answered 429 for account {account.name}"):
             log.warning(
-                "Zoom answered 429 for account %s; pausing it for %.1f s%s",
+                "Zoom answered 429 for account %s; pausing it for %.1f s",
                 account.name,
                 exc.wait,
-                suffix(suppressed, 10),
                 extra=self._fields(message),
             )
 
@@ -611,10 +603,16 @@ class Outbox:
             try:
                 await self._rescan()
             except StorageError as exc:
-                if self._throttle.admit("storage") is not None:
-                    log.error("outbox: storage failing (%s); rescanning later", exc)
+                self._repeated.report(
+                    "outbox: storage failing; sending waits for it", str(exc), logging.ERROR
+                )
             except Exception:
                 log.exception("outbox: rescanning storage failed")
+
+
+def _failing(account: _Account) -> str:
+    """The kind of log line for an account's failed attempts (its summary line reads well)."""
+    return f"sending for account {account.name} failed again"
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
