@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -39,7 +40,14 @@ from chatopsbot.logthrottle import RepeatedLog
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound.pacer import Pacer
 from chatopsbot.outbound.policy import Rejected, RetryLater, RetryPolicy, Throttled
-from chatopsbot.storage import Backend, NewMessage, QueuedMessage, StorageError, Write
+from chatopsbot.storage import (
+    LAST_SENT,
+    Backend,
+    NewMessage,
+    QueuedMessage,
+    StorageError,
+    Write,
+)
 
 __all__ = ["Deliverer", "Delivery", "Outbox", "OutboxClosed", "SendFailed"]
 
@@ -48,6 +56,8 @@ log = logging.getLogger("chatopsbot.outbound")
 #: Notifications between processes sharing storage: a lane got messages; a waited-for
 #: message is finished.
 QUEUED_CHANNEL = "chatopsbot_outbox"
+#: Zoom's rate-limit window (seconds).
+_WINDOW = 1.0
 DONE_CHANNEL = "chatopsbot_sent"
 
 
@@ -138,6 +148,8 @@ class Outbox:
         self._rng = rng or random.Random()
         self._loop = asyncio.get_running_loop()
         self._accounts: dict[str, _Account] = {}
+        # Accounts another process sent for within the last second: not before this loop time.
+        self._hold: dict[str, float] = {}
         self._waiters: dict[int, asyncio.Future[Any]] = {}
         self._sends: set[asyncio.Task[None]] = set()
         self._writes = 0
@@ -180,6 +192,16 @@ class Outbox:
         if self._leading or self._stopping:
             return
         self._leading = True
+        # Zoom counts requests per second: if another process (or this one's previous run)
+        # sent within the last second, wait for that second to pass before sending here.
+        now = time.time()
+        for account, text in await self._backend.scan(LAST_SENT, "", self._clock.timestamp()):
+            try:
+                wait = float(text) + _WINDOW - now
+            except ValueError:
+                continue
+            if wait > 0:
+                self._hold[account] = self._loop.time() + min(wait, _WINDOW)
         await self._rescan()
         if self._depth:
             log.info(
@@ -367,6 +389,7 @@ class Outbox:
         account = self._accounts.get(name)
         if account is None:
             pacer = Pacer(self._rate, headroom=self._headroom, clock=self._loop.time)
+            pacer.push_back(self._hold.pop(name, 0.0))
             account = self._accounts[name] = _Account(name, pacer)
             account.task = self._loop.create_task(self._run(account), name=f"outbox:{name}")
         return account
@@ -426,7 +449,7 @@ class Outbox:
                 again = account.added.get(lane, 0) != generation
                 return
             if self._policy.expired(message.created_at, self._clock.timestamp()):
-                await self._dead(message, "expired", message.error or "never sent", retries=False)
+                await self._dead(message, "expired", message.error or "never sent", attempted=False)
                 return
             await account.pacer.wait()
             try:
@@ -472,8 +495,13 @@ class Outbox:
 
     async def _sent(self, account: _Account, message: QueuedMessage, delivery: Delivery) -> None:
         remote = message.waited and message.id not in self._waiters
+        # Written with the sending: whoever sends next for this account, after a restart or a
+        # failover, knows how recently this one did.
+        last = Write(
+            LAST_SENT, account.name, repr(time.time()), self._clock.timestamp() + 2 * _WINDOW
+        )
         await self._backend.outbox_sent(
-            message.id, delivery.writes, result=delivery.record if remote else None
+            message.id, (*delivery.writes, last), result=delivery.record if remote else None
         )
         if remote:
             await self._backend.notify(DONE_CHANNEL, str(message.id))
@@ -541,9 +569,11 @@ class Outbox:
             )
 
     async def _dead(
-        self, message: QueuedMessage, reason: str, error: str, *, retries: bool = True
+        self, message: QueuedMessage, reason: str, error: str, *, attempted: bool = True
     ) -> None:
-        await self._backend.outbox_dead(message.id, reason, error, self._clock.timestamp())
+        await self._backend.outbox_dead(
+            message.id, reason, error, self._clock.timestamp(), attempted=attempted
+        )
         if message.waited and message.id not in self._waiters:
             await self._backend.notify(DONE_CHANNEL, str(message.id))
         self._metrics.dead_letters.labels(reason).inc()
@@ -554,7 +584,7 @@ class Outbox:
             message.id,
             message.lane,
             reason,
-            message.attempts + (1 if retries else 0),
+            message.attempts + (1 if attempted else 0),
             age,
             error,
             extra=self._fields(message),

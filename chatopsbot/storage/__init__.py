@@ -19,6 +19,7 @@ from attrs import frozen
 
 __all__ = [
     "CARD_AUTHORS",
+    "LAST_SENT",
     "OUTBOX_COLUMNS",
     "PROPOSALS",
     "TIMERS",
@@ -41,6 +42,9 @@ CARD_AUTHORS = "chatopsbot:card-authors"
 PROPOSALS = "chatopsbot:proposals"
 #: Plugins' one-shot timers.
 TIMERS = "chatopsbot:timers"
+#: When each Zoom account was last sent to (wall-clock seconds), so a process that takes over
+#: right after another does not exceed the account's quota in the second they share.
+LAST_SENT = "chatopsbot:last-sent"
 
 
 class StorageError(Exception):
@@ -223,8 +227,11 @@ class Backend(Protocol):
         """Count a failed attempt on a message that stays queued."""
         ...
 
-    async def outbox_dead(self, message_id: int, reason: str, error: str, now: float) -> None:
-        """Move a message to the dead letters."""
+    async def outbox_dead(
+        self, message_id: int, reason: str, error: str, now: float, *, attempted: bool = True
+    ) -> None:
+        """Move a message to the dead letters; ``attempted``: after one more try (not when it
+        expired waiting)."""
         ...
 
     async def outbox_stats(self) -> tuple[int, float | None]:

@@ -83,7 +83,8 @@ _MIGRATIONS: tuple[str, ...] = (
         result TEXT,
         sent_at DOUBLE PRECISION
     );
-    CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (state, lane, id)
+    CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (state, lane, account, id);
+    CREATE INDEX IF NOT EXISTS outbox_queued ON outbox (created_at) WHERE state = 'queued'
     """,
 )
 
@@ -397,13 +398,15 @@ class PostgresBackend:
         sql = "UPDATE outbox SET attempts = attempts + 1, error = $1 WHERE id = $2"
         await self._run(lambda c: c.execute(sql, error, message_id))
 
-    async def outbox_dead(self, message_id: int, reason: str, error: str, now: float) -> None:
+    async def outbox_dead(
+        self, message_id: int, reason: str, error: str, now: float, *, attempted: bool = True
+    ) -> None:
         """Move the message to the dead letters."""
         sql = (
-            "UPDATE outbox SET state = 'dead', attempts = attempts + 1, reason = $1, error = $2, "
+            "UPDATE outbox SET state = 'dead', attempts = attempts + $5, reason = $1, error = $2, "
             "failed_at = $3 WHERE id = $4"
         )
-        await self._run(lambda c: c.execute(sql, reason, error, now, message_id))
+        await self._run(lambda c: c.execute(sql, reason, error, now, message_id, int(attempted)))
 
     async def outbox_stats(self) -> tuple[int, float | None]:
         """Queued count and the oldest decision time."""

@@ -1,10 +1,14 @@
-"""The embedded backend: SQLite in WAL mode, on a thread of its own, with group commit.
+"""The embedded backend: SQLite in WAL mode, a writer thread with group commit, a reader thread.
 
-Every operation is a small function run inside a transaction on the storage thread. Operations
-that arrive while a transaction is being written are gathered into the next one, each under a
+Every write is a small function run inside a transaction on the writer thread. Writes that
+arrive while a transaction is being written are gathered into the next one, each under a
 savepoint of its own (one failing does not undo the others): at a few thousand webhooks a second
 the inbox costs one commit per batch instead of one per webhook. ``synchronous=FULL`` makes a
 commit durable against power loss as well as a crash of the process, before the 200 goes out.
+
+Reads run on a second connection and thread (WAL lets readers and the writer work at once), so
+a slow read (counting a large backlog) never holds up the commit an acknowledgement waits for.
+Checkpoints (copying the WAL back into the database) run there too, not inside a commit.
 
 Why not aiosqlite: it runs one statement per thread hop and offers no way to run a whole
 transaction as one function on its thread, which group commit and "insert, then settle, in one
@@ -18,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from chatopsbot.storage import (
     OUTBOX_COLUMNS,
@@ -70,13 +74,16 @@ _MIGRATIONS: tuple[str, ...] = (
         result TEXT,
         sent_at REAL
     );
-    CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (state, lane, id);
+    CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (state, lane, account, id);
+    CREATE INDEX IF NOT EXISTS outbox_queued ON outbox (created_at) WHERE state = 'queued';
     """,
 )
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 #: How long the result of a message someone waited for is kept (seconds).
 _KEEP_SENT = 3600.0
+#: How often the WAL is checkpointed into the database file.
+_CHECKPOINT_SECONDS = 1.0
 _COLUMNS = OUTBOX_COLUMNS
 
 
@@ -85,6 +92,8 @@ def _connect(path: str) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
+        # The reader thread checkpoints; a commit never has to.
+        db.execute("PRAGMA wal_autocheckpoint=0")
         row = db.execute("PRAGMA quick_check").fetchone()
         if row is None or row[0] != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else '?'}")
@@ -118,12 +127,21 @@ def _migrate(db: sqlite3.Connection) -> None:
 class SqliteBackend:
     """SQLite on one thread; see the module docstring. Open with :meth:`open`."""
 
-    def __init__(self, executor: ThreadPoolExecutor, db: sqlite3.Connection, path: str) -> None:
+    def __init__(
+        self,
+        executor: ThreadPoolExecutor,
+        db: sqlite3.Connection,
+        path: str,
+        reader: tuple[ThreadPoolExecutor, sqlite3.Connection] | None = None,
+    ) -> None:
         self._executor = executor
-        # Used on the storage thread only.
+        # Each connection is used on its own thread only.
         self._db = db
+        # An in-memory database has one connection: it reads there too.
+        self._reader = reader or (executor, db)
         self._path = path
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._pending: list[_Op] = []
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
@@ -144,20 +162,56 @@ class SqliteBackend:
             executor.shutdown(wait=True)
             verb = "open" if isinstance(exc, OSError) or "unable to open" in str(exc) else "use"
             raise StorageError(f"{path}: cannot {verb} the storage file: {exc}") from exc
-        return cls(executor, db, path)
+        if path == ":memory:":
+            return cls(executor, db, path)
+        reads = ThreadPoolExecutor(1, thread_name_prefix="chatopsbot-storage-read")
+        try:
+            reader = await loop.run_in_executor(reads, _open_reader, path)
+        except (sqlite3.Error, OSError) as exc:
+            reads.shutdown(wait=True)
+            await loop.run_in_executor(executor, db.close)
+            executor.shutdown(wait=True)
+            raise StorageError(f"{path}: cannot open the storage file: {exc}") from exc
+        backend = cls(executor, db, path, (reads, reader))
+        backend._checkpointer = loop.create_task(backend._checkpoints(), name="storage:checkpoint")
+        return backend
 
     @property
     def path(self) -> str:
         """The file (or ``:memory:``)."""
         return self._path
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in the next transaction and return what it returns."""
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run the read-only ``work`` on the reader connection."""
+        if self._closed:
+            raise StorageError(f"{self._path}: storage is closed")
+        executor, db = self._reader
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, work, db)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self._path}: {exc}") from exc
+
+    async def _checkpoints(self) -> None:
+        """Copy the WAL back into the database now and then, off the commit path."""
+        executor, db = self._reader
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_CHECKPOINT_SECONDS)
+            try:
+                await loop.run_in_executor(executor, _checkpoint, db)
+            except sqlite3.Error:
+                continue  # busy now; the next round catches up
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, single: bool = False) -> T:
+        """Run ``work`` in the next transaction and return what it returns.
+
+        ``single``: ``work`` runs one statement, atomic by itself, so it needs no savepoint.
+        """
         if self._closed:
             raise StorageError(f"{self._path}: storage is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((work, future))
+        self._pending.append((work, future, single))
         if self._writer is None:
             self._writer = loop.create_task(self._write(), name="storage:commit")
         return await future
@@ -171,11 +225,11 @@ class SqliteBackend:
                     results = await loop.run_in_executor(self._executor, self._commit, batch)
                 except sqlite3.Error as exc:
                     error = StorageError(f"{self._path}: {exc}")
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(error)
                     continue
-                for (_, future), (ok, value) in zip(batch, results, strict=True):
+                for (_, future, _), (ok, value) in zip(batch, results, strict=True):
                     if future.done():
                         continue
                     if ok:
@@ -185,25 +239,26 @@ class SqliteBackend:
         finally:
             self._writer = None
 
-    def _commit(
-        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
-    ) -> list[tuple[bool, Any]]:
+    def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         db = self._db
         results: list[tuple[bool, Any]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            for work, _ in batch:
-                db.execute("SAVEPOINT op")
+            for work, _, single in batch:
+                if not single:
+                    db.execute("SAVEPOINT op")
                 try:
                     value = work(db)
                 except Exception as exc:
-                    db.execute("ROLLBACK TO op")
-                    db.execute("RELEASE op")
+                    if not single:
+                        db.execute("ROLLBACK TO op")
+                        db.execute("RELEASE op")
                     if isinstance(exc, sqlite3.Error):
                         exc = StorageError(f"{self._path}: {exc}")
                     results.append((False, exc))
                 else:
-                    db.execute("RELEASE op")
+                    if not single:
+                        db.execute("RELEASE op")
                     results.append((True, value))
         except BaseException:
             db.execute("ROLLBACK")
@@ -218,7 +273,15 @@ class SqliteBackend:
         while self._writer is not None:
             await asyncio.shield(self._writer)
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
         loop = asyncio.get_running_loop()
+        executor, reader = self._reader
+        if reader is not self._db:
+            await loop.run_in_executor(executor, _checkpoint, reader)
+            await loop.run_in_executor(executor, reader.close)
+            executor.shutdown(wait=True)
         await loop.run_in_executor(self._executor, self._db.close)
         self._executor.shutdown(wait=True)
 
@@ -232,11 +295,11 @@ class SqliteBackend:
             row = db.execute(sql, (namespace, key, now)).fetchone()
             return None if row is None else str(row[0])
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def put(self, namespace: str, key: str, value: str, expires_at: float | None) -> None:
         """Store ``value``."""
-        await self._run(lambda db: _put(db, Write(namespace, key, value, expires_at)))
+        await self._run(lambda db: _put(db, Write(namespace, key, value, expires_at)), single=True)
 
     async def delete(self, namespace: str, key: str) -> bool:
         """Remove the key."""
@@ -255,7 +318,7 @@ class SqliteBackend:
             f"AND substr(key, 1, ?) = ? AND {_LIVE} ORDER BY key"
         )
         args = (namespace, prefix, len(prefix), prefix, now)
-        return await self._run(
+        return await self._read(
             lambda db: [(str(k), str(v)) for k, v in db.execute(sql, args).fetchall()]
         )
 
@@ -314,18 +377,18 @@ class SqliteBackend:
             )
             return cursor.rowcount > 0
 
-        return await self._run(work)
+        return await self._run(work, single=True)
 
     async def inbox_pending(self) -> list[tuple[str, bytes]]:
         """Events not settled, oldest first."""
         sql = "SELECT key, body FROM inbox WHERE expires_at IS NULL ORDER BY seq"
-        return await self._run(
+        return await self._read(
             lambda db: [(str(k), bytes(b)) for k, b in db.execute(sql).fetchall()]
         )
 
     async def inbox_settle(self, key: str, expires_at: float) -> None:
         """Mark handled; drop the body (only its key is needed from now on)."""
-        await self._run(lambda db: _settle(db, key, expires_at))
+        await self._run(lambda db: _settle(db, key, expires_at), single=True)
 
     async def inbox_reclaim(self, before: float, now: float) -> list[tuple[str, bytes]]:
         """Take over events pending since before ``before``."""
@@ -381,7 +444,7 @@ class SqliteBackend:
             row = db.execute(sql, (lane,)).fetchone()
             return None if row is None else message_from_row(row)
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def outbox_lanes(self) -> list[tuple[str, str]]:
         """Lanes with queued messages, the one with the oldest message first."""
@@ -389,7 +452,7 @@ class SqliteBackend:
             "SELECT lane, account, MIN(id) AS first FROM outbox WHERE state = 'queued' "
             "GROUP BY lane, account ORDER BY first"
         )
-        return await self._run(
+        return await self._read(
             lambda db: [(str(lane), str(acct)) for lane, acct, _ in db.execute(sql).fetchall()]
         )
 
@@ -423,20 +486,23 @@ class SqliteBackend:
                 return None
             return ("sent", str(row[1])) if row[0] == "sent" else ("dead", str(row[2]))
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def outbox_attempted(self, message_id: int, error: str) -> None:
         """Count a failed attempt."""
         sql = "UPDATE outbox SET attempts = attempts + 1, error = ? WHERE id = ?"
-        await self._run(lambda db: db.execute(sql, (error, message_id)))
+        await self._run(lambda db: db.execute(sql, (error, message_id)), single=True)
 
-    async def outbox_dead(self, message_id: int, reason: str, error: str, now: float) -> None:
+    async def outbox_dead(
+        self, message_id: int, reason: str, error: str, now: float, *, attempted: bool = True
+    ) -> None:
         """Move the message to the dead letters."""
         sql = (
-            "UPDATE outbox SET state = 'dead', attempts = attempts + 1, reason = ?, error = ?, "
+            "UPDATE outbox SET state = 'dead', attempts = attempts + ?, reason = ?, error = ?, "
             "failed_at = ? WHERE id = ?"
         )
-        await self._run(lambda db: db.execute(sql, (reason, error, now, message_id)))
+        args = (int(attempted), reason, error, now, message_id)
+        await self._run(lambda db: db.execute(sql, args), single=True)
 
     async def outbox_stats(self) -> tuple[int, float | None]:
         """Queued count and the oldest decision time."""
@@ -446,12 +512,12 @@ class SqliteBackend:
             count, oldest = db.execute(sql).fetchone()
             return int(count), None if oldest is None else float(oldest)
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def outbox_list(self, state: str, limit: int = 1000) -> list[QueuedMessage]:
         """Messages in ``state``, oldest first."""
         sql = f"SELECT {_COLUMNS} FROM outbox WHERE state = ? ORDER BY id LIMIT ?"  # noqa: S608
-        return await self._run(
+        return await self._read(
             lambda db: [message_from_row(row) for row in db.execute(sql, (state, limit)).fetchall()]
         )
 
@@ -485,7 +551,7 @@ class SqliteBackend:
                 tuple(message_from_row(m) for m in messages),
             )
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def load(self, data: Export) -> None:
         """Add the data in one transaction."""
@@ -540,6 +606,21 @@ def _load_row(m: QueuedMessage) -> tuple[Any, ...]:
         m.error,
         m.failed_at,
     )
+
+
+#: A write waiting for the next commit: the work, its future, whether it is one statement.
+_Op: TypeAlias = "tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool]"
+
+
+def _open_reader(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=True)
+    db.execute("PRAGMA query_only=1")
+    return db
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    # PASSIVE: copies what it can without waiting for (or blocking) the writer.
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
 
 def _put(db: sqlite3.Connection, write: Write) -> None:

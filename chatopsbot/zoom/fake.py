@@ -2,7 +2,12 @@
 
 It checks what it receives the way Zoom would (Basic auth on the token endpoint, bearer tokens
 that expire, the send/edit/delete bodies), enforces a strict one-second sliding window per
-account (answering 429 like Zoom), records every request, and can be told to misbehave.
+account (answering 429 like Zoom), records every request, and can be told to misbehave: one
+answer at a time (:meth:`FakeZoom.inject`), or as an outage until told otherwise
+(:meth:`FakeZoom.outage` and :meth:`FakeZoom.restore` for error answers from the API or the token
+endpoint, :meth:`FakeZoom.stop_listening` and :meth:`FakeZoom.listen_again` for refused
+connections). It counts the requests it is answering at once (:attr:`FakeZoom.peak_in_flight`),
+so a test can check that a client backs off to one probe at a time.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -69,6 +74,10 @@ class Fault:
     delay: float = 0.0
 
 
+#: What an outage answers by default: Zoom's gateway when the service behind it is down.
+UNAVAILABLE = {"code": 503, "message": "Service Unavailable"}
+
+
 @define
 class FakeZoom:
     """Serve with ``async with FakeZoom() as zoom:``; point the bot at ``zoom.api_base_url``."""
@@ -89,6 +98,16 @@ class FakeZoom:
     _ids: itertools.count[int] = field(factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     url: str = ""
+    #: Awaited with each API request once it is recorded, before its answer is written: a test
+    #: can act at that exact moment (kill the client while its request is in flight, say).
+    on_request: Callable[[Request], Awaitable[None]] | None = None
+    #: API and token requests being answered now, and the most at once since
+    #: :meth:`reset_peak` (or the start).
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    _api_outage: Fault | None = None
+    _token_outage: Fault | None = None
+    _address: tuple[str, int] | None = None
 
     @property
     def api_base_url(self) -> str:
@@ -116,6 +135,7 @@ class FakeZoom:
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         sockets = self._runner.addresses
+        self._address = (sockets[0][0], sockets[0][1])
         self.url = f"http://{sockets[0][0]}:{sockets[0][1]}"
         return self.url
 
@@ -150,10 +170,81 @@ class FakeZoom:
         """Make every token issued so far invalid, as if Zoom had revoked them."""
         self._tokens.clear()
 
+    # Outages.
+
+    def outage(
+        self,
+        status: int = 503,
+        *,
+        api: bool = True,
+        token: bool = False,
+        delay: float = 0.0,
+        body: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Fail until :meth:`restore`: every API request (``api``) and every token request
+        (``token``) is answered ``status`` after ``delay`` seconds.
+
+        Status 0 drops the connection without an answer, as with :class:`Fault`. An API outage
+        answers before the token is checked and before the rate limit counts the request (a
+        gateway in front of Zoom fails first); the requests are recorded with that status.
+        Faults queued with :meth:`inject` wait until the outage ends.
+        """
+        fault = Fault(status, UNAVAILABLE if body is None else body, delay=delay)
+        if api:
+            self._api_outage = fault
+        if token:
+            self._token_outage = fault
+
+    def restore(self) -> None:
+        """End an :meth:`outage` of the API and of the token endpoint."""
+        self._api_outage = None
+        self._token_outage = None
+
+    async def stop_listening(self) -> None:
+        """Close the port and every connection to it: clients now get "connection refused".
+
+        Everything the fake holds (messages, requests, tokens) stays; :meth:`listen_again`
+        opens the same port again.
+        """
+        if self._address is None:
+            raise RuntimeError("the fake Zoom was never started")
+        await self.close()
+
+    async def listen_again(self) -> None:
+        """Listen again on the address :meth:`stop_listening` closed."""
+        if self._address is None:
+            raise RuntimeError("the fake Zoom was never started")
+        if self._runner is None:
+            await self.start(*self._address)
+
+    def reset_peak(self) -> None:
+        """Count :attr:`peak_in_flight` from now on."""
+        self.peak_in_flight = self.in_flight
+
+    def _enter(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
     # Handlers.
 
     async def _token(self, request: web.Request) -> web.Response:
+        self._enter()
+        try:
+            return await self._token_answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _token_answer(self, request: web.Request) -> web.Response:
         self.token_requests += 1
+        outage = self._token_outage
+        if outage is not None:
+            if outage.delay:
+                await asyncio.sleep(outage.delay)
+            if outage.status == 0:
+                if request.transport is not None:
+                    request.transport.close()
+                return web.Response(status=204)
+            return web.json_response(dict(outage.body), status=outage.status)
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {expected}":
             return web.json_response(
@@ -187,6 +278,20 @@ class FakeZoom:
         request: web.Request,
         action: Callable[[web.Request, dict[str, Any]], tuple[int, dict[str, Any]]],
     ) -> web.StreamResponse:
+        self._enter()
+        try:
+            response = await self._api_answer(request, action)
+            if self.on_request is not None:
+                await self.on_request(self.requests[-1])
+            return response
+        finally:
+            self.in_flight -= 1
+
+    async def _api_answer(
+        self,
+        request: web.Request,
+        action: Callable[[web.Request, dict[str, Any]], tuple[int, dict[str, Any]]],
+    ) -> web.StreamResponse:
         now = self.clock()
         body: dict[str, Any] = {}
         if request.method != "DELETE":
@@ -201,6 +306,9 @@ class FakeZoom:
                     request, None, 400, {"code": 7001, "message": "Invalid request body format."}
                 )
             body = loaded
+        outage = self._api_outage
+        if outage is not None:
+            return await self._fail(request, body, outage)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ")
         if not auth.startswith("Bearer ") or self._tokens.get(token, 0) <= now:
@@ -208,15 +316,7 @@ class FakeZoom:
                 request, body, 401, {"code": 124, "message": "Invalid access token."}
             )
         if self._faults:
-            fault = self._faults.popleft()
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault.status == 0:
-                # The client sees the server disconnect before any answer.
-                if request.transport is not None:
-                    request.transport.close()
-                return self._record(request, body, 0, {})
-            return self._record(request, body, fault.status, dict(fault.body), dict(fault.headers))
+            return await self._fail(request, body, self._faults.popleft())
         account = body.get("account_id") or request.query.get("account_id", "")
         if self.rate_limit is not None:
             window = self._windows.setdefault(account, deque())
@@ -234,6 +334,16 @@ class FakeZoom:
             window.append(now)
         status, answer = action(request, body)
         return self._record(request, body, status, answer)
+
+    async def _fail(self, request: web.Request, body: dict[str, Any], fault: Fault) -> web.Response:
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.status == 0:
+            # The client sees the server disconnect before any answer.
+            if request.transport is not None:
+                request.transport.close()
+            return self._record(request, body, 0, {})
+        return self._record(request, body, fault.status, dict(fault.body), dict(fault.headers))
 
     def _do_send(self, request: web.Request, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         problem = _missing(body, ("robot_jid", "to_jid", "account_id", "content"))
