@@ -58,6 +58,8 @@ log = logging.getLogger("chatopsbot.outbound")
 QUEUED_CHANNEL = "chatopsbot_outbox"
 #: Zoom's rate-limit window (seconds).
 _WINDOW = 1.0
+#: How far ahead the last-sent record is written (so it is written at most this often).
+_STAMP = 0.25
 DONE_CHANNEL = "chatopsbot_sent"
 
 
@@ -106,8 +108,12 @@ class _Account:
     lanes: set[str] = field(factory=set)
     ready: deque[str] = field(factory=deque)
     busy: set[str] = field(factory=set)
-    # Bumped when a lane gets a message while it is busy (see _lane_done).
+    # Bumped when a lane gets a message while it is busy (see _send).
     added: dict[str, int] = field(factory=dict)
+    # The next message of a lane, read in the transaction that recorded the previous one.
+    heads: dict[str, QueuedMessage] = field(factory=dict)
+    # Until when (wall clock) the account's last-sent record covers this process's sends.
+    stamped: float = 0.0
     paused_until: float = 0.0
     failures: int = 0
     failing_since: float | None = None
@@ -444,7 +450,7 @@ class Outbox:
         first = False
         try:
             generation = account.added.get(lane, 0)
-            message = await self._backend.outbox_head(lane)
+            message = account.heads.pop(lane, None) or await self._backend.outbox_head(lane)
             if message is None:
                 again = account.added.get(lane, 0) != generation
                 return
@@ -491,18 +497,28 @@ class Outbox:
             else:
                 account.lanes.discard(lane)
                 account.added.pop(lane, None)
+                account.heads.pop(lane, None)
             account.wake.set()
 
     async def _sent(self, account: _Account, message: QueuedMessage, delivery: Delivery) -> None:
         remote = message.waited and message.id not in self._waiters
-        # Written with the sending: whoever sends next for this account, after a restart or a
-        # failover, knows how recently this one did.
-        last = Write(
-            LAST_SENT, account.name, repr(time.time()), self._clock.timestamp() + 2 * _WINDOW
+        # Whoever sends next for this account, after a restart or a failover, must know how
+        # recently this process did. Recorded at most every _STAMP seconds, as a time _STAMP
+        # ahead: the record is never earlier than the last send it stands for.
+        writes = delivery.writes
+        now = time.time()
+        if now >= account.stamped:
+            account.stamped = now + _STAMP
+            expires = self._clock.timestamp() + 2 * _WINDOW + _STAMP
+            writes = (*writes, Write(LAST_SENT, account.name, repr(account.stamped), expires))
+        following = await self._backend.outbox_sent(
+            message.id,
+            writes,
+            result=delivery.record if remote else None,
+            lane=message.lane,
         )
-        await self._backend.outbox_sent(
-            message.id, (*delivery.writes, last), result=delivery.record if remote else None
-        )
+        if following is not None:
+            account.heads[message.lane] = following
         if remote:
             await self._backend.notify(DONE_CHANNEL, str(message.id))
         if account.failing_since is not None:

@@ -209,9 +209,15 @@ class Backend(Protocol):
         ...
 
     async def outbox_sent(
-        self, message_id: int, writes: Sequence[Write] = (), *, result: str | None = None
-    ) -> None:
-        """Forget a sent message and store ``writes`` in the same transaction.
+        self,
+        message_id: int,
+        writes: Sequence[Write] = (),
+        *,
+        result: str | None = None,
+        lane: str | None = None,
+    ) -> QueuedMessage | None:
+        """Forget a sent message and store ``writes`` in the same transaction; return the
+        next queued message of ``lane`` (when given), saving the sender a read.
 
         With ``result`` (for a message someone waits for) the row is kept, marked sent, until
         :meth:`purge` runs an hour later.

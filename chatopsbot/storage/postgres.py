@@ -90,6 +90,10 @@ _MIGRATIONS: tuple[str, ...] = (
 
 _LIVE = "(expires_at IS NULL OR expires_at > $3)"
 _COLUMNS = OUTBOX_COLUMNS
+_HEAD = (
+    f"SELECT {_COLUMNS} FROM outbox "  # noqa: S608
+    "WHERE state = 'queued' AND lane = $1 ORDER BY id LIMIT 1"
+)
 #: How long the result of a message someone waited for is kept (seconds).
 _KEEP_SENT = 3600.0
 #: What "the server cannot be reached or answered an error" looks like from asyncpg.
@@ -346,11 +350,7 @@ class PostgresBackend:
 
     async def outbox_head(self, lane: str) -> QueuedMessage | None:
         """The oldest queued message of ``lane``."""
-        sql = (
-            f"SELECT {_COLUMNS} FROM outbox "  # noqa: S608
-            "WHERE state = 'queued' AND lane = $1 ORDER BY id LIMIT 1"
-        )
-        row = await self._run(lambda c: c.fetchrow(sql, lane))
+        row = await self._run(lambda c: c.fetchrow(_HEAD, lane))
         return None if row is None else message_from_row(tuple(row.values()))
 
     async def outbox_lanes(self) -> list[tuple[str, str]]:
@@ -363,11 +363,16 @@ class PostgresBackend:
         return [(str(r["lane"]), str(r["account"])) for r in rows]
 
     async def outbox_sent(
-        self, message_id: int, writes: Sequence[Write] = (), *, result: str | None = None
-    ) -> None:
+        self,
+        message_id: int,
+        writes: Sequence[Write] = (),
+        *,
+        result: str | None = None,
+        lane: str | None = None,
+    ) -> QueuedMessage | None:
         """Forget the message (or keep its ``result`` for a while); store ``writes`` with it."""
 
-        async def work(conn: Conn) -> None:
+        async def work(conn: Conn) -> QueuedMessage | None:
             async with conn.transaction():
                 if result is None:
                     await conn.execute("DELETE FROM outbox WHERE id = $1", message_id)
@@ -380,8 +385,12 @@ class PostgresBackend:
                     )
                 for write in writes:
                     await _put(conn, write)
+                if lane is None:
+                    return None
+                row = await conn.fetchrow(_HEAD, lane)
+                return None if row is None else message_from_row(tuple(row.values()))
 
-        await self._run(work)
+        return await self._run(work)
 
     async def outbox_result(self, message_id: int) -> tuple[str, str] | None:
         """The outcome of a finished message that was waited for."""

@@ -85,6 +85,10 @@ _KEEP_SENT = 3600.0
 #: How often the WAL is checkpointed into the database file.
 _CHECKPOINT_SECONDS = 1.0
 _COLUMNS = OUTBOX_COLUMNS
+_HEAD = (
+    f"SELECT {_COLUMNS} FROM outbox "  # noqa: S608
+    "WHERE state = 'queued' AND lane = ? ORDER BY id LIMIT 1"
+)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -435,13 +439,9 @@ class SqliteBackend:
 
     async def outbox_head(self, lane: str) -> QueuedMessage | None:
         """The oldest queued message of ``lane``."""
-        sql = (
-            f"SELECT {_COLUMNS} FROM outbox "  # noqa: S608
-            "WHERE state = 'queued' AND lane = ? ORDER BY id LIMIT 1"
-        )
 
         def work(db: sqlite3.Connection) -> QueuedMessage | None:
-            row = db.execute(sql, (lane,)).fetchone()
+            row = db.execute(_HEAD, (lane,)).fetchone()
             return None if row is None else message_from_row(row)
 
         return await self._read(work)
@@ -457,11 +457,16 @@ class SqliteBackend:
         )
 
     async def outbox_sent(
-        self, message_id: int, writes: Sequence[Write] = (), *, result: str | None = None
-    ) -> None:
+        self,
+        message_id: int,
+        writes: Sequence[Write] = (),
+        *,
+        result: str | None = None,
+        lane: str | None = None,
+    ) -> QueuedMessage | None:
         """Forget the message (or keep its ``result`` for a while); store ``writes`` with it."""
 
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: sqlite3.Connection) -> QueuedMessage | None:
             if result is None:
                 db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
             else:
@@ -471,8 +476,12 @@ class SqliteBackend:
                 )
             for write in writes:
                 _put(db, write)
+            if lane is None:
+                return None
+            row = db.execute(_HEAD, (lane,)).fetchone()
+            return None if row is None else message_from_row(row)
 
-        await self._run(work)
+        return await self._run(work)
 
     async def outbox_result(self, message_id: int) -> tuple[str, str] | None:
         """The outcome of a finished message that was waited for."""
