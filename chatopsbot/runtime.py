@@ -11,6 +11,7 @@ closed. What is still queued then stays in storage for the next start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
@@ -48,6 +49,8 @@ LEADER = "chatopsbot:leader"
 LEASE_SECONDS = 0.5
 #: How often the holder looks for events whose process died while handling them.
 RECLAIM_SECONDS = 10.0
+#: Notification from a stopping replica that left an event unfinished.
+ORPHANS_CHANNEL = "chatopsbot_orphans"
 
 
 @define(eq=False)
@@ -71,6 +74,9 @@ class Runtime:
     leading: bool = False
     storage_error: str = ""
     _leadership: asyncio.Task[None] | None = None
+    # Webhooks being recorded: storage stays open until they are (see stop()).
+    _accepting: int = 0
+    _accepted: asyncio.Event = field(factory=asyncio.Event)
 
     @classmethod
     async def start(
@@ -149,6 +155,7 @@ class Runtime:
         try:
             await outbox.start()
             await scheduler.listen()
+            await backend.listen(ORPHANS_CHANNEL, runtime._heard_orphan)
             if not backend.shared:
                 # One process: whatever is pending was left by its own previous run.
                 await runtime._replay(await runtime.inbox.pending())
@@ -202,6 +209,10 @@ class Runtime:
             except Exception:
                 log.exception("leadership: unexpected failure; trying again")
 
+    def _heard_orphan(self, key: str) -> None:
+        if self.leading and not self.stopping:
+            self.spawn(self._reclaim(), name="reclaim")
+
     async def _reclaim(self) -> None:
         # An event pending for longer than any handler may run was left by a process that
         # died while handling it (a live one would have settled it or hit its time limit).
@@ -233,10 +244,7 @@ class Runtime:
                 await self.inbox.settle(key)
                 continue
             self.metrics.inbox.inc()
-            self.spawn(
-                self.dispatcher.dispatch(event, self.inbox.settlement(key)),
-                name=f"replay:{type(event).__name__}",
-            )
+            self.spawn(self._handle(event, key), name=f"replay:{type(event).__name__}")
 
     async def accept(self, event: Event, dedupe_key: str, body: bytes) -> bool:
         """Record ``event`` durably and handle it in the background; False for a duplicate.
@@ -244,15 +252,38 @@ class Runtime:
         Raises :class:`~chatopsbot.storage.StorageError` when it cannot be recorded (then Zoom
         must hear an error, so that it sends the event again).
         """
-        key = await self.inbox.accept(dedupe_key, body)
+        self._accepting += 1
+        try:
+            key = await self.inbox.accept(dedupe_key, body)
+        finally:
+            self._accepting -= 1
+            if not self._accepting:
+                self._accepted.set()
         if key is None:
             return False
-        # Shutdown may have begun meanwhile: the event is recorded, the next start handles it.
-        self.spawn(
-            self.dispatcher.dispatch(event, self.inbox.settlement(key)),
-            name=f"dispatch:{type(event).__name__}",
-        )
+        if not self.spawn(self._handle(event, key), name=f"dispatch:{type(event).__name__}"):
+            # Shutdown began while the event was being recorded: it is acknowledged, and
+            # handled by the next start or, at once, by another replica.
+            await self._hand_over(key)
         return True
+
+    async def _handle(self, event: Event, key: str) -> None:
+        try:
+            await self.dispatcher.dispatch(event, self.inbox.settlement(key))
+        except asyncio.CancelledError:
+            # Stopped at the drain deadline before the handler finished.
+            await asyncio.shield(self._hand_over(key))
+            raise
+
+    async def _hand_over(self, key: str) -> None:
+        """Leave an unfinished event to whoever handles orphans next, and tell them now."""
+        if not self.backend.shared:
+            return  # the next start of this one process handles everything pending
+        try:
+            await self.backend.inbox_release(key)
+            await self.backend.notify(ORPHANS_CHANNEL, key)
+        except StorageError as exc:
+            log.warning("could not hand an unfinished event over (%s); it is taken later", exc)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> bool:
         """Run ``coro`` in a task that stop waits for; False (and not run) once stopping."""
@@ -310,12 +341,22 @@ class Runtime:
             return
         self.stopping = True
         self.stopped = True
+        log.info(
+            "stopping: new webhooks get 503; finishing what runs (at most %g s)",
+            self.settings.outbound.drain_timeout,
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.outbound.drain_timeout
         try:
             if self._leadership is not None:
                 self._leadership.cancel()
                 await asyncio.gather(self._leadership, return_exceptions=True)
+            if self._accepting:
+                # Webhooks still being recorded get their answer, and their events a handler.
+                self._accepted.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                        await self._accepted.wait()
             await self.scheduler.stop(max(0.0, deadline - loop.time()))
             if self.tasks:
                 log.info("shutdown: waiting for %d running handler(s)", len(self.tasks))

@@ -182,6 +182,11 @@ class Backend(Protocol):
         """Mark the event handled; its key is remembered until ``expires_at``."""
         ...
 
+    async def inbox_release(self, key: str) -> None:
+        """Give a pending event up (this process stops before handling it): the next
+        :meth:`inbox_reclaim` takes it whatever its age."""
+        ...
+
     async def inbox_reclaim(self, before: float, now: float) -> list[tuple[str, bytes]]:
         """Take over events pending since before ``before`` (their handler's process is gone):
         they count as received ``now``, so no other process takes them too."""

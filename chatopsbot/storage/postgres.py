@@ -126,6 +126,9 @@ class PostgresBackend:
         self._session_lock = asyncio.Lock()
         self._held: set[str] = set()
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
+        # Leases and channels belong to one bot's tables: a database may hold several bots,
+        # each in a schema of its own.
+        self._scope = ""
 
     @classmethod
     async def open(
@@ -142,12 +145,17 @@ class PostgresBackend:
         if schema is not None:
             connect["server_settings"] = {"search_path": schema}
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=10, **connect)
+            # min_size=0: no floor of idle connections to restore (and log about) while the
+            # server is away; connections are opened as work needs them.
+            pool = await asyncpg.create_pool(url, min_size=0, max_size=10, **connect)
         except (*_FAILURES, ValueError) as exc:
             raise StorageError(f"{redact(url)}: cannot connect: {_describe(exc)}") from exc
         backend = cls(pool, url, connect)
         try:
             await backend._migrate(schema)
+            backend._scope = await backend._run(
+                lambda c: c.fetchval("SELECT current_database() || '.' || current_schema()")
+            )
         except BaseException:
             await pool.close()
             raise
@@ -246,7 +254,7 @@ class PostgresBackend:
             async with conn.transaction():
                 # A row lock cannot cover a key that does not exist yet; this lock can.
                 await conn.execute(
-                    "SELECT pg_advisory_xact_lock($1)", _lock_key(f"kv\0{namespace}\0{key}")
+                    "SELECT pg_advisory_xact_lock($1)", self._key(f"kv\0{namespace}\0{key}")
                 )
                 old = await conn.fetchval(sql, namespace, key, now)
                 new = change(None if old is None else str(old))
@@ -305,6 +313,11 @@ class PostgresBackend:
     async def inbox_settle(self, key: str, expires_at: float) -> None:
         """Mark handled; drop the body."""
         await self._run(lambda c: _settle(c, key, expires_at))
+
+    async def inbox_release(self, key: str) -> None:
+        """Make a pending event the oldest there is."""
+        sql = "UPDATE inbox SET received_at = 0 WHERE key = $1 AND expires_at IS NULL"
+        await self._run(lambda c: c.execute(sql, key))
 
     async def inbox_reclaim(self, before: float, now: float) -> list[tuple[str, bytes]]:
         """Take over events pending since before ``before``; two replicas never take one."""
@@ -549,7 +562,7 @@ class PostgresBackend:
                 # The lock lives as long as the connection; a round trip proves it does.
                 await conn.fetchval("SELECT 1")
                 return name in self._held
-            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _lock_key(name)):
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key(name)):
                 self._held.add(name)
                 return True
             return False
@@ -564,7 +577,7 @@ class PostgresBackend:
             return
         self._held.discard(name)
         try:
-            await self._session.fetchval("SELECT pg_advisory_unlock($1)", _lock_key(name))
+            await self._session.fetchval("SELECT pg_advisory_unlock($1)", self._key(name))
         except _FAILURES:
             await self._drop_session()
 
@@ -574,12 +587,21 @@ class PostgresBackend:
         if conn is not None and not conn.is_closed():
             conn.terminate()
 
+    def _key(self, name: str) -> int:
+        return _lock_key(f"{self._scope}\0{name}")
+
+    def _channel(self, channel: str) -> str:
+        # Channels are database-wide; the scope's digest keeps each bot's to itself.
+        return f"{channel}_{hashlib.sha256(self._scope.encode()).hexdigest()[:12]}"
+
     async def notify(self, channel: str, payload: str) -> None:
         """``NOTIFY`` every replica (this one too)."""
-        await self._run(lambda c: c.execute("SELECT pg_notify($1, $2)", channel, payload))
+        name = self._channel(channel)
+        await self._run(lambda c: c.execute("SELECT pg_notify($1, $2)", name, payload))
 
     async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
         """``LISTEN`` on the session connection (again after it is replaced)."""
+        channel = self._channel(channel)
         self._listeners.setdefault(channel, []).append(callback)
         conn = self._session
         if conn is not None and not conn.is_closed():

@@ -394,6 +394,11 @@ class SqliteBackend:
         """Mark handled; drop the body (only its key is needed from now on)."""
         await self._run(lambda db: _settle(db, key, expires_at), single=True)
 
+    async def inbox_release(self, key: str) -> None:
+        """Make a pending event the oldest there is."""
+        sql = "UPDATE inbox SET received_at = 0 WHERE key = ? AND expires_at IS NULL"
+        await self._run(lambda db: db.execute(sql, (key,)), single=True)
+
     async def inbox_reclaim(self, before: float, now: float) -> list[tuple[str, bytes]]:
         """Take over events pending since before ``before``."""
 
