@@ -156,6 +156,13 @@ class PostgresBackend:
             backend._scope = await backend._run(
                 lambda c: c.fetchval("SELECT current_database() || '.' || current_schema()")
             )
+        except StorageError as exc:
+            await pool.close()
+            cause = exc.__cause__
+            # The pool connects lazily: the first query is where an unreachable server shows.
+            if isinstance(cause, OSError | TimeoutError | asyncpg.PostgresConnectionError):
+                raise StorageError(f"{redact(url)}: cannot connect: {_describe(cause)}") from exc
+            raise
         except BaseException:
             await pool.close()
             raise
