@@ -442,8 +442,6 @@ class Outbox:
             task = self._loop.create_task(self._send(account, lane), name=f"outbox:{lane}")
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
-            # Let the send reserve its slot before the next lane is considered.
-            await asyncio.sleep(0)
 
     async def _send(self, account: _Account, lane: str) -> None:
         again = True
