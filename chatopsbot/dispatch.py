@@ -45,7 +45,7 @@ from chatopsbot.responses import (
     as_responses,
 )
 from chatopsbot.scheduler import Scheduler
-from chatopsbot.storage import PROPOSALS
+from chatopsbot.storage import PROPOSALS, StorageError
 from chatopsbot.store import Backend, Store
 from chatopsbot.zoom.events import (
     AppDeauthorized,
@@ -68,6 +68,10 @@ CORE = "chatopsbot"
 CONFIRM_SECONDS = 300
 #: Longer commands are refused before parsing: nobody types more, and parsing is not free.
 MAX_COMMAND = 4000
+#: How long a handled event's replies wait for storage to come back before the event is left
+#: to be handled anew. The handler took at most its time limit; the leader takes unfinished
+#: events over 30 s after that, so the two never overlap.
+RECORD_GRACE = 20.0
 STALE_BUTTON = "Sorry, this button no longer works. Run the command again for a fresh one."
 UNKNOWN = "(unknown)"
 
@@ -163,14 +167,45 @@ class Dispatcher:
                     log.debug("nothing to do for %r", event)
         except Exception:
             log.exception("dispatching %s failed", type(event).__name__)
-        try:
-            await self._messenger.commit(decisions, settle=settle)
-        except Exception:
-            # The event stays pending in the inbox: it is handled again after a restart.
-            log.exception(
-                "could not record what %s decided; it is handled again at the next start",
-                type(event).__name__,
-            )
+        await self._record(event, decisions, settle)
+
+    async def _record(
+        self, event: Event, decisions: Decisions, settle: tuple[str, float] | None
+    ) -> None:
+        """Write what the event decided; while storage is away, keep trying for a while.
+
+        Trying again (rather than leaving the event to be handled anew) keeps its replies in
+        their place: they are written as soon as storage is back, before newer ones.
+        """
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + RECORD_GRACE
+        delay = 0.25
+        pending = decisions.take()
+        while True:
+            kept = Decisions()
+            for message in pending:
+                kept.add(message)
+            try:
+                await self._messenger.commit(kept, settle=settle)
+                return
+            except StorageError as exc:
+                if loop.time() + delay > give_up:
+                    # The event stays pending in the inbox: it is handled anew later (after a
+                    # restart, or by the replica that takes over orphaned events).
+                    log.error(
+                        "could not record what %s decided (%s); it is handled again later",
+                        type(event).__name__,
+                        exc,
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                log.exception(
+                    "could not record what %s decided; it is handled again later",
+                    type(event).__name__,
+                )
+                return
 
     async def _command(self, event: BotNotification, out: Messenger) -> None:
         caller = User(event.user_id, event.user_jid, event.user_name)

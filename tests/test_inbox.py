@@ -120,3 +120,41 @@ async def test_an_event_that_cannot_be_recorded_gets_503_so_zoom_sends_it_again(
     assert (await resp.json())["status"] == "accepted"
     await bot.settle()
     assert [m.text for m in zoom.sent()] == ["pong"]
+
+
+class Locker:
+    """``lock``: takes the database away (an exclusive lock from another connection) for a
+    while, so that writing this command's reply fails until storage is back."""
+
+    def __init__(self, path: str, seconds: float) -> None:
+        self.path = path
+        self.seconds = seconds
+
+    @hookimpl
+    def chatops_commands(self) -> list[object]:
+        @command("lock", help="Locks the database for a while")
+        async def lock(ctx: Context) -> Text:
+            holder = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            holder.execute("BEGIN EXCLUSIVE")
+            asyncio.get_running_loop().call_later(self.seconds, holder.close)
+            return Text("after the lock")
+
+        return [lock]
+
+
+@pytest.mark.timeout(40)
+async def test_replies_wait_for_storage_to_come_back_and_keep_their_place(
+    start_bot, zoom, tmp_path, caplog
+):
+    db = str(tmp_path / "bot.db")
+    # Longer than SQLite's 5-s busy wait: the first tries to write the reply fail.
+    bot = await start_bot(extra={"locker": Locker(db, 6.5)}, storage={"path": db})
+    assert (await bot.post(bot_notification("lock", to_jid=CHANNEL))).status == 200
+    await bot.settle(within=30)
+    assert [m.text for m in zoom.sent()] == ["after the lock"]
+    backend = await open_backend(db)
+    try:
+        assert await backend.inbox_pending() == []  # recorded, not left to be handled anew
+    finally:
+        await backend.close()
+    assert "handled again later" not in caplog.text
