@@ -60,6 +60,8 @@ QUEUED_CHANNEL = "chatopsbot_outbox"
 _WINDOW = 1.0
 #: How far ahead the last-sent record is written (so it is written at most this often).
 _STAMP = 0.25
+#: How many lanes' next messages an account keeps read ahead.
+_MAX_HEADS = 1000
 DONE_CHANNEL = "chatopsbot_sent"
 
 
@@ -515,7 +517,8 @@ class Outbox:
             result=delivery.record if remote else None,
             lane=message.lane,
         )
-        if following is not None:
+        # Bounded: with many busy conversations, messages wait in storage, not in memory.
+        if following is not None and len(account.heads) < _MAX_HEADS:
             account.heads[message.lane] = following
         if remote:
             await self._backend.notify(DONE_CHANNEL, str(message.id))
