@@ -346,3 +346,54 @@ async def test_repeated_failures_are_logged_in_bounded_lines(backend, caplog):
     assert len(lines) <= 3, [r.message for r in lines]
     assert "work again after" in lines[-1].message
     assert "and 40 failed attempt(s)" in lines[-1].message
+
+
+async def test_a_new_sender_waits_out_the_second_of_the_last_send_even_if_a_reply_races_it(
+    backend,
+):
+    import time
+
+    from chatopsbot.storage import LAST_SENT
+
+    api = Script()
+    bench = Bench(backend, api)
+    await backend.put(LAST_SENT, "a1", repr(time.time()), None)
+    sent_at = asyncio.get_running_loop().time()
+    await bench.outbox.start()
+    # A reply written while the outbox is taking up the lead.
+    adding = asyncio.ensure_future(bench.outbox.add([message(1)], wait=True))
+    await bench.outbox.lead()
+    [future] = await adding
+    await future
+    assert api.calls[0][0] - sent_at >= 0.95
+    await bench.outbox.stop(0)
+
+
+class SharedFailingNotify:
+    """A backend that claims to be shared, whose notifications fail once."""
+
+    def __init__(self, inner: Backend) -> None:
+        self._inner = inner
+        self.failures = 1
+        self.shared = True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def notify(self, channel: str, payload: str) -> None:
+        from chatopsbot.storage import StorageError
+
+        if self.failures:
+            self.failures -= 1
+            raise StorageError("connection lost")
+        await self._inner.notify(channel, payload)
+
+
+async def test_a_follower_whose_notification_fails_writes_its_messages_once(backend, caplog):
+    shared = SharedFailingNotify(backend)
+    bench = Bench(shared, Script())  # type: ignore[arg-type]
+    await bench.outbox.start()  # a follower: it does not lead
+    await bench.outbox.add([message(1), message(2, lane="c2")])
+    assert (await backend.outbox_stats())[0] == 2
+    assert "could not notify the sender" in caplog.text
+    await bench.outbox.stop(0)

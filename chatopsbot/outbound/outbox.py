@@ -199,9 +199,9 @@ class Outbox:
         """Start sending: pick up what is queued (by an earlier run or another process)."""
         if self._leading or self._stopping:
             return
-        self._leading = True
         # Zoom counts requests per second: if another process (or this one's previous run)
         # sent within the last second, wait for that second to pass before sending here.
+        # Known before sending starts: a message written meanwhile is found by the rescan.
         now = time.time()
         for account, text in await self._backend.scan(LAST_SENT, "", self._clock.timestamp()):
             try:
@@ -209,7 +209,8 @@ class Outbox:
             except ValueError:
                 continue
             if wait > 0:
-                self._hold[account] = self._loop.time() + min(wait, _WINDOW)
+                self._hold[account] = self._loop.time() + min(wait, _WINDOW + _STAMP)
+        self._leading = True
         await self._rescan()
         if self._depth:
             log.info(
@@ -262,10 +263,15 @@ class Outbox:
                 self._queued(message.account, message.lane)
             self._set_depth(self._depth + len(ids))
         elif messages and self._backend.shared:
-            # The sender is another process: tell it where to look.
+            # The sender is another process: tell it where to look. The messages are written
+            # already, so a failed notification must not fail the add (a retry would write them
+            # twice); the sender's rescan finds them within seconds.
             lanes = dict.fromkeys((m.account, m.lane) for m in messages)
-            for account, lane in lanes:
-                await self._backend.notify(QUEUED_CHANNEL, json.dumps([account, lane]))
+            try:
+                for account, lane in lanes:
+                    await self._backend.notify(QUEUED_CHANNEL, json.dumps([account, lane]))
+            except StorageError as exc:
+                self._repeated.report("outbox: could not notify the sender", str(exc))
         return futures
 
     def failing_for(self) -> tuple[float, str, str]:
@@ -458,6 +464,7 @@ class Outbox:
                 await self._dead(message, "expired", message.error or "never sent", attempted=False)
                 return
             await account.pacer.wait()
+            await self._stamp(account)
             try:
                 delivery = await self._deliverer.deliver(message)
             except Throttled as exc:
@@ -500,20 +507,25 @@ class Outbox:
                 account.heads.pop(lane, None)
             account.wake.set()
 
+    async def _stamp(self, account: _Account) -> None:
+        """Record, before a send, that this process sends for the account until a moment ahead.
+
+        Whoever sends next for the account, after a restart or a failover, waits until a second
+        after that: the record is never earlier than a send it stands for, even if the process
+        dies between the send and its bookkeeping. Written at most every ``_STAMP`` seconds.
+        """
+        now = time.time()
+        if now < account.stamped:
+            return
+        account.stamped = now + _STAMP
+        expires = self._clock.timestamp() + 2 * _WINDOW + _STAMP
+        await self._backend.put(LAST_SENT, account.name, repr(account.stamped), expires)
+
     async def _sent(self, account: _Account, message: QueuedMessage, delivery: Delivery) -> None:
         remote = message.waited and message.id not in self._waiters
-        # Whoever sends next for this account, after a restart or a failover, must know how
-        # recently this process did. Recorded at most every _STAMP seconds, as a time _STAMP
-        # ahead: the record is never earlier than the last send it stands for.
-        writes = delivery.writes
-        now = time.time()
-        if now >= account.stamped:
-            account.stamped = now + _STAMP
-            expires = self._clock.timestamp() + 2 * _WINDOW + _STAMP
-            writes = (*writes, Write(LAST_SENT, account.name, repr(account.stamped), expires))
         following = await self._backend.outbox_sent(
             message.id,
-            writes,
+            delivery.writes,
             result=delivery.record if remote else None,
             lane=message.lane,
         )
