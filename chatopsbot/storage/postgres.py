@@ -147,7 +147,9 @@ class PostgresBackend:
         try:
             # min_size=0: no floor of idle connections to restore (and log about) while the
             # server is away; connections are opened as work needs them.
-            pool = await asyncpg.create_pool(url, min_size=0, max_size=10, **connect)
+            pool = await asyncpg.create_pool(
+                url, min_size=0, max_size=10, reset=_keep_session, **connect
+            )
         except (*_FAILURES, ValueError) as exc:
             raise StorageError(f"{redact(url)}: cannot connect: {_describe(exc)}") from exc
         backend = cls(pool, url, connect)
@@ -615,6 +617,14 @@ class PostgresBackend:
             await conn.add_listener(channel, _relay(callback))
         else:
             await self._session_connection()
+
+
+async def _keep_session(conn: object) -> None:
+    """No reset when a connection goes back to the pool: a round trip saved per operation.
+
+    The default reset undoes session state; these connections keep none (every transaction
+    ends in its ``async with``, locks are transaction-scoped, nobody listens on them).
+    """
 
 
 def _relay(callback: Callable[[str], None]) -> Callable[..., None]:
