@@ -179,12 +179,18 @@ class Runtime:
                 log.error("storage failing: %s; not sending until it is back", exc)
             self.storage_error = str(exc)
         if held and not self.leading and not self.stopping:
+            try:
+                await self.outbox.lead()
+                await self.scheduler.start(self.dispatcher.context_for)
+            except BaseException:
+                # Half a leader would hold the lease and send nothing: undo, try next round.
+                await self.scheduler.stop(0)
+                await self.outbox.follow(0)
+                raise
             self.leading = True
             self.metrics.leader.set(1)
             if self.backend.shared:
                 log.info("took the leader lease: sending, running jobs and timers here")
-            await self.outbox.lead()
-            await self.scheduler.start(self.dispatcher.context_for)
         elif not held and self.leading:
             self.leading = False
             self.metrics.leader.set(0)

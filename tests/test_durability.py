@@ -669,7 +669,8 @@ async def test_messages_retried_past_give_up_after_are_dead_letters(tmp_path: Pa
     assert "Zoom answered 503" in dead[0].error
     assert dead[1].error == "never sent"
     assert dead[2].error == "never sent" or "Zoom answered 503" in dead[2].error
-    assert dead[0].attempts >= 5
+    # The probes went to one of the two conversations tried first, whichever failed last.
+    assert dead[0].attempts + dead[2].attempts >= 5
     assert reply.text == "new"
     assert health["status"] == "ok"
 

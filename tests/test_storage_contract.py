@@ -262,3 +262,14 @@ async def test_a_newer_schema_is_refused_with_its_version(postgres_schema, tmp_p
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(StorageError, match="schema version 99 is newer"):
         await open_backend(str(path))
+
+
+async def test_writing_an_events_replies_twice_writes_them_once(any_backend):
+    # The first try committed but its answer was lost; the retry must not add them again.
+    b = any_backend
+    await b.inbox_accept("ev", b"body", 100.0)
+    first = await b.outbox_add([msg("c1", 1)], 100.0, settle=("ev", 4000.0))
+    again = await b.outbox_add([msg("c1", 1)], 101.0, settle=("ev", 4000.0))
+    assert len(first) == 1
+    assert again == []
+    assert await b.outbox_stats() == (1, 100.0)

@@ -24,6 +24,7 @@ A replica waiting for a message's result (``ctx.send``) hears from the sender th
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -169,6 +170,7 @@ class Outbox:
         self._repeated = RepeatedLog(log)
         self._rescanner: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._collects: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._leading = False
 
@@ -222,6 +224,7 @@ class Outbox:
 
     async def follow(self, within: float) -> None:
         """Stop sending (another process took the lease): requests in flight may finish."""
+        self._hold.clear()
         if not self._leading:
             return
         self._leading = False
@@ -258,7 +261,7 @@ class Outbox:
             else:
                 self._waiters[message_id] = future
             futures.append(future)
-        if self._leading:
+        if self._leading and not self._stopping:
             for message in messages:
                 self._queued(message.account, message.lane)
             self._set_depth(self._depth + len(ids))
@@ -309,9 +312,10 @@ class Outbox:
                 pass
         self._stopping = True
         await self._halt(self._request_grace)
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        background = [*self._collects, *([self._sweeper] if self._sweeper else [])]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         left = self._depth
         for future in self._waiters.values():
             if not future.done():
@@ -367,7 +371,9 @@ class Outbox:
         except ValueError:
             return
         if message_id in self._waiters:
-            self._loop.create_task(self._collect(message_id), name="outbox:collect")
+            task = self._loop.create_task(self._collect(message_id), name="outbox:collect")
+            self._collects.add(task)
+            task.add_done_callback(self._collects.discard)
 
     async def _collect(self, message_id: int) -> None:
         """Resolve a local waiter from the result another process stored."""
@@ -382,18 +388,21 @@ class Outbox:
         if future.done():
             return
         state, text = outcome
-        if state == "sent":
-            future.set_result(self._deliverer.restore(text))
-        else:
+        if state != "sent":
             future.set_exception(SendFailed(text))
+            return
+        try:
+            future.set_result(self._deliverer.restore(text))
+        except Exception as exc:
+            log.exception("outbox: the result of message %d cannot be read", message_id)
+            future.set_exception(SendFailed(f"unreadable result: {exc}"))
 
     async def _sweep_loop(self) -> None:
         # Notifications can be missed (a dropped connection): look for results now and then.
         while True:
             await asyncio.sleep(2.0)
             self._repeated.flush()
-            if self._leading:
-                continue
+            # Also while leading: a result another process stored before this one took over.
             for message_id in list(self._waiters):
                 await self._collect(message_id)
 
@@ -463,8 +472,12 @@ class Outbox:
             if self._policy.expired(message.created_at, self._clock.timestamp()):
                 await self._dead(message, "expired", message.error or "never sent", attempted=False)
                 return
-            await account.pacer.wait()
-            await self._stamp(account)
+            await account.pacer.wait(before=functools.partial(self._stamp, account))
+            if self._loop.time() < account.paused_until:
+                # A 429 came while this one waited its turn: keep its place until the pause ends.
+                account.heads[lane] = message
+                first = True
+                return
             try:
                 delivery = await self._deliverer.deliver(message)
             except Throttled as exc:
@@ -486,6 +499,8 @@ class Outbox:
                 await self._dead(message, "error", f"{type(exc).__name__}: {exc}")
             else:
                 await self._sent(account, message, delivery)
+        except asyncio.CancelledError:
+            raise
         except StorageError as exc:
             # The message stays where it is in storage; try the lane again in a moment. (If
             # Zoom had taken it, it goes out again: the at-least-once window.)
@@ -494,6 +509,11 @@ class Outbox:
             self._repeated.report(
                 "outbox: storage failing; sending waits for it", str(exc), logging.ERROR
             )
+        except Exception:
+            # A bug in the bookkeeping: logged, and the lane tried again in a moment.
+            first = True
+            account.paused_until = max(account.paused_until, self._loop.time() + 1.0)
+            log.exception("outbox: sending on %s failed unexpectedly", lane)
         finally:
             account.busy.discard(lane)
             if again and not self._stopping:
@@ -506,6 +526,13 @@ class Outbox:
                 account.added.pop(lane, None)
                 account.heads.pop(lane, None)
             account.wake.set()
+
+    async def _tell_done(self, message_id: int) -> None:
+        # Recorded already: a lost notification only delays the waiter until its sweep.
+        try:
+            await self._backend.notify(DONE_CHANNEL, str(message_id))
+        except StorageError as exc:
+            self._repeated.report("outbox: could not notify a waiter", str(exc))
 
     async def _stamp(self, account: _Account) -> None:
         """Record, before a send, that this process sends for the account until a moment ahead.
@@ -533,7 +560,7 @@ class Outbox:
         if following is not None and len(account.heads) < _MAX_HEADS:
             account.heads[message.lane] = following
         if remote:
-            await self._backend.notify(DONE_CHANNEL, str(message.id))
+            await self._tell_done(message.id)
         if account.failing_since is not None:
             down = self._loop.time() - account.failing_since
             self._repeated.forget(_failing(account))
@@ -604,7 +631,7 @@ class Outbox:
             message.id, reason, error, self._clock.timestamp(), attempted=attempted
         )
         if message.waited and message.id not in self._waiters:
-            await self._backend.notify(DONE_CHANNEL, str(message.id))
+            await self._tell_done(message.id)
         self._metrics.dead_letters.labels(reason).inc()
         age = self._clock.timestamp() - message.created_at
         log.error(

@@ -14,7 +14,7 @@ yields to the loop for the last stretch. Waiters go in the order they came (a fa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 __all__ = ["Pacer"]
 
@@ -41,9 +41,15 @@ class Pacer:
         """No request before ``until`` (after a 429, say)."""
         self._next = max(self._next, until)
 
-    async def wait(self) -> None:
-        """Return when a request may go; the next one may go ``interval`` later."""
+    async def wait(self, before: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Return when a request may go; the next one may go ``interval`` later.
+
+        ``before`` runs once the time has come, still in this request's turn: the interval
+        counts from when it is done, so bookkeeping before a send cannot shorten the spacing.
+        """
         async with self._turn:
             while (left := self._next - self._clock()) > 0:  # noqa: ASYNC110 - a deadline
                 await asyncio.sleep(left - _SPIN if left > 2 * _SPIN else 0)
+            if before is not None:
+                await before()
             self._next = self._clock() + self.interval

@@ -202,7 +202,11 @@ class Backend(Protocol):
         settle: tuple[str, float] | None = None,
     ) -> list[int]:
         """Queue ``messages`` (ids ascend in the order given) and, in the same transaction,
-        settle the inbox key ``settle[0]`` (remembered until ``settle[1]``)."""
+        settle the inbox key ``settle[0]`` (remembered until ``settle[1]``).
+
+        If that event is not pending (it was settled already: an earlier try committed and
+        its answer was lost), nothing is written and no ids are returned.
+        """
         ...
 
     async def outbox_head(self, lane: str) -> QueuedMessage | None:

@@ -356,6 +356,10 @@ class PostgresBackend:
 
         async def work(conn: Conn) -> list[int]:
             async with conn.transaction():
+                # Settled already (an earlier try committed, its answer was lost): write
+                # nothing twice.
+                if settle is not None and not await _settle(conn, *settle):
+                    return []
                 ids = [
                     int(
                         await conn.fetchval(
@@ -364,8 +368,6 @@ class PostgresBackend:
                     )
                     for m in messages
                 ]
-                if settle is not None:
-                    await _settle(conn, *settle)
                 return ids
 
         return await self._run(work)
@@ -646,10 +648,14 @@ async def _put(conn: Conn, write: Write) -> None:
     )
 
 
-async def _settle(conn: Conn, key: str, expires_at: float) -> None:
-    await conn.execute(
-        "UPDATE inbox SET body = NULL, expires_at = $1 WHERE key = $2", expires_at, key
+async def _settle(conn: Conn, key: str, expires_at: float) -> bool:
+    """Mark the event handled; False if it was not pending (handled already)."""
+    status = await conn.execute(
+        "UPDATE inbox SET body = NULL, expires_at = $1 WHERE key = $2 AND expires_at IS NULL",
+        expires_at,
+        key,
     )
+    return _count(status) > 0
 
 
 def _count(status: str) -> int:

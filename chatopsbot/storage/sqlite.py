@@ -264,10 +264,13 @@ class SqliteBackend:
                     if not single:
                         db.execute("RELEASE op")
                     results.append((True, value))
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # A failed COMMIT (busy) leaves the transaction open: close it, or every later
+            # BEGIN fails.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
         return results
 
     async def close(self) -> None:
@@ -427,6 +430,10 @@ class SqliteBackend:
         """Queue the messages and settle the inbox key, atomically."""
 
         def work(db: sqlite3.Connection) -> list[int]:
+            # Settled already (an earlier try committed, its answer was lost): write nothing
+            # twice.
+            if settle is not None and not _settle(db, *settle):
+                return []
             ids = []
             for m in messages:
                 cursor = db.execute(
@@ -436,8 +443,6 @@ class SqliteBackend:
                 )
                 assert cursor.lastrowid is not None  # noqa: S101 - an INSERT always has one
                 ids.append(cursor.lastrowid)
-            if settle is not None:
-                _settle(db, *settle)
             return ids
 
         return await self._run(work)
@@ -644,8 +649,13 @@ def _put(db: sqlite3.Connection, write: Write) -> None:
     )
 
 
-def _settle(db: sqlite3.Connection, key: str, expires_at: float) -> None:
-    db.execute("UPDATE inbox SET body = NULL, expires_at = ? WHERE key = ?", (expires_at, key))
+def _settle(db: sqlite3.Connection, key: str, expires_at: float) -> bool:
+    """Mark the event handled; False if it was not pending (handled already)."""
+    cursor = db.execute(
+        "UPDATE inbox SET body = NULL, expires_at = ? WHERE key = ? AND expires_at IS NULL",
+        (expires_at, key),
+    )
+    return cursor.rowcount > 0
 
 
 def _by_ids(
