@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
@@ -109,6 +110,7 @@ class Runtime:
             metrics=metrics,
             # A request in flight at shutdown ends within its timeout; then it is cut off.
             request_grace=outbound.request_timeout + 1.0,
+            lease=functools.partial(backend.holds, LEADER),
         )
         messenger = Messenger(outbox, zoom.bot_jid, backend, clock)
 

@@ -398,3 +398,16 @@ async def test_a_follower_whose_notification_fails_writes_its_messages_once(back
     assert (await backend.outbox_stats())[0] == 2
     assert "could not notify the sender" in caplog.text
     await bench.outbox.stop(0)
+
+
+async def test_a_sender_that_loses_its_lease_sends_nothing_more(backend):
+    api = Script()
+    held = [True]
+    async with Bench(backend, api, lease=lambda: held[0], rate_limit=20.0) as outbox:
+        [first] = await outbox.add([message(1)], wait=True)
+        await first
+        held[0] = False  # the connection holding the lease is gone
+        await outbox.add([message(2), message(3, lane="c2")])
+        await asyncio.sleep(0.3)
+    assert api.sent() == [1]
+    assert (await backend.outbox_stats())[0] == 2  # left for the next sender

@@ -183,6 +183,7 @@ async def test_sqlite_holds_every_lease(tmp_path):
     try:
         assert b.shared is False
         assert await b.hold_lease("chatopsbot:leader") is True
+        assert b.holds("chatopsbot:leader")
     finally:
         await b.close()
 
@@ -204,9 +205,13 @@ async def test_a_postgres_lease_has_one_holder_and_passes_on_when_it_goes(postgr
         assert await first.hold_lease("leader") is False
         # The holder's connection dies (its process was killed): the server frees the lock.
         assert second._session is not None
+        assert second.holds("leader")
         second._session.terminate()
         await asyncio.sleep(0.2)
+        # Known lost at once, without a round trip: its sender stops before the next send.
+        assert not second.holds("leader")
         assert await first.hold_lease("leader") is True
+        assert first.holds("leader")
         # Notifications cross between replicas.
         got: asyncio.Queue[str] = asyncio.Queue()
         await first.listen("chatopsbot_x", got.put_nowait)

@@ -30,7 +30,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -140,6 +140,7 @@ class Outbox:
         max_in_flight: int = 16,
         rescan_every: float | None = None,
         request_grace: float = 15.0,
+        lease: Callable[[], bool] | None = None,
         headroom: float = 0.98,
         rng: random.Random | None = None,
     ) -> None:
@@ -153,6 +154,9 @@ class Outbox:
         # Another process may queue messages at any time when storage is shared.
         self._rescan_every = rescan_every or (5.0 if backend.shared else 30.0)
         self._request_grace = request_grace
+        # Checked right before each send: a lost lease stops sending at once, not at the next
+        # lease round.
+        self._lease = lease or (lambda: True)
         self._headroom = headroom
         self._rng = rng or random.Random()
         self._loop = asyncio.get_running_loop()
@@ -473,8 +477,9 @@ class Outbox:
                 await self._dead(message, "expired", message.error or "never sent", attempted=False)
                 return
             await account.pacer.wait(before=functools.partial(self._stamp, account))
-            if self._loop.time() < account.paused_until:
-                # A 429 came while this one waited its turn: keep its place until the pause ends.
+            if self._loop.time() < account.paused_until or not self._lease():
+                # A 429 came while this one waited its turn (keep its place until the pause
+                # ends), or the sender lease was just lost (another process sends from now on).
                 account.heads[lane] = message
                 first = True
                 return

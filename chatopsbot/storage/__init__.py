@@ -288,6 +288,11 @@ class Backend(Protocol):
         """Give the lease up (on shutdown), so another process takes it at once."""
         ...
 
+    def holds(self, name: str) -> bool:
+        """Whether this process still holds the lease, as far as it knows right now (no I/O):
+        False as soon as the connection that held it is known to be gone."""
+        ...
+
     async def notify(self, channel: str, payload: str) -> None:
         """Tell every process listening on ``channel`` (this one too)."""
         ...

@@ -582,6 +582,10 @@ class PostgresBackend:
             await self._drop_session()
             raise StorageError(f"{self.path}: {_describe(exc)}") from exc
 
+    def holds(self, name: str) -> bool:
+        """Held, unless the connection holding it has been lost since it was last confirmed."""
+        return name in self._held
+
     async def release_lease(self, name: str) -> None:
         """Unlock, so another replica takes the lease at its next try."""
         if name not in self._held or self._session is None:

@@ -601,6 +601,10 @@ class SqliteBackend:
     async def release_lease(self, name: str) -> None:
         """Nothing to release."""
 
+    def holds(self, name: str) -> bool:
+        """Always held."""
+        return True
+
     async def notify(self, channel: str, payload: str) -> None:
         """Call this process's listeners on ``channel``."""
         loop = asyncio.get_running_loop()
