@@ -89,19 +89,21 @@ Figures = dict[str, float]
 
 @frozen
 class Endpoints:
-    """Where a bot process finds a fake Zoom that runs in another process (this one)."""
+    """Where a bot process finds a fake Zoom that runs in another process (this one): its
+    ``[zoom]`` table, which (unlike the fake) can be sent to a spawned process."""
 
-    client_id: str
-    client_secret: str
-    robot_jid: str
-    api_base_url: str
-    oauth_url: str
+    table: dict[str, str]
 
     @classmethod
     def of(cls, zoom: FakeZoom) -> Endpoints:
-        return cls(
-            zoom.client_id, zoom.client_secret, zoom.robot_jid, zoom.api_base_url, zoom.oauth_url
-        )
+        return cls(zoom.zoom_table(SECRET))
+
+    @property
+    def robot_jid(self) -> str:
+        return self.table["bot_jid"]
+
+    def zoom_table(self, secret_token: str) -> dict[str, str]:
+        return {**self.table, "secret_token": secret_token}
 
 
 def settings_for(
@@ -116,14 +118,7 @@ def settings_for(
 ) -> Settings:
     return parse_settings(
         {
-            "zoom": {
-                "client_id": zoom.client_id,
-                "client_secret": zoom.client_secret,
-                "bot_jid": zoom.robot_jid,
-                "secret_token": SECRET,
-                "api_base_url": zoom.api_base_url,
-                "oauth_url": zoom.oauth_url,
-            },
+            "zoom": zoom.zoom_table(SECRET),
             "server": {"host": "127.0.0.1", "port": port},
             # A PostgreSQL url (replicas) or a SQLite file.
             "storage": {"url": url} if url else {"path": storage},

@@ -39,14 +39,7 @@ async def _demo(commands: Sequence[str], stream: TextIO, secret: str, workdir: s
     async with FakeZoom(rate_limit=20) as zoom:
         settings = parse_settings(
             {
-                "zoom": {
-                    "client_id": zoom.client_id,
-                    "client_secret": zoom.client_secret,
-                    "bot_jid": zoom.robot_jid,
-                    "secret_token": secret,
-                    "api_base_url": zoom.api_base_url,
-                    "oauth_url": zoom.oauth_url,
-                },
+                "zoom": zoom.zoom_table(secret),
                 "server": {"host": "127.0.0.1", "port": 0},
                 "storage": {"path": os.path.join(workdir, "demo.db")},
             },

@@ -159,14 +159,7 @@ class BotHarness:
         data: dict[str, Any] = {
             "storage": {"path": ":memory:"},
             "outbound": {"rate_limit": 1000, "drain_timeout": 5},
-            "zoom": {
-                "client_id": self.zoom.client_id,
-                "client_secret": self.zoom.client_secret,
-                "bot_jid": self.zoom.robot_jid,
-                "secret_token": SECRET,
-                "api_base_url": self.zoom.api_base_url,
-                "oauth_url": self.zoom.oauth_url,
-            },
+            "zoom": self.zoom.zoom_table(SECRET),
         }
         for name, values in self._config.items():
             data[name] = {**data.get(name, {}), **values}

@@ -20,13 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,48 +34,19 @@ from chatopsbot.testing import BotHarness
 from chatopsbot.zoom.fake import FakeZoom, Fault, Request
 from chatopsbot.zoom.payloads import bot_notification
 from chatopsbot.zoom.signature import sign
+from tests.bot_process import (
+    ACCOUNT,
+    BotProcess,
+    command_body,
+    texts_in,
+    wait_until,
+)
 from tests.durability_bot import DurabilityPlugin
 
-RUNNER = Path(__file__).with_name("durability_bot.py")
 SECRET = "durability-secret-token"
-ACCOUNT = "acct-1"
 #: A permanent rejection of one message, shaped like Zoom's answer to a send to a JID the bot
 #: cannot post to (the bot treats every 4xx but a token 401 and 429 as final, whatever the code).
 INVALID_JID = Fault(400, {"code": 7001, "message": "Invalid to_jid."})
-
-
-def room(n: int) -> str:
-    """The JID of test channel ``n``."""
-    return f"room{n}@conference.xmpp.zoom.us"
-
-
-def command_body(text: str, channel: int) -> bytes:
-    """The raw body of a slash command typed in channel ``channel`` (kept for redelivery)."""
-    event = bot_notification(
-        text, account_id=ACCOUNT, to_jid=room(channel), channel_name=f"room{channel}"
-    )
-    return json.dumps(event).encode()
-
-
-async def wait_until(
-    condition: Callable[[], bool], *, within: float, what: str, every: float = 0.05
-) -> float:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``within`` seconds.
-
-    Returns how long it took.
-    """
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    while not condition():
-        if loop.time() - started > within:
-            raise AssertionError(f"timed out after {within:g} s waiting until {what}")
-        await asyncio.sleep(every)
-    return loop.time() - started
-
-
-def texts_in(zoom: FakeZoom, channel: int) -> list[str]:
-    """What the fake Zoom received for channel ``channel``, in arrival order (repeats kept)."""
-    return [m.text for m in zoom.sent() if m.to_jid == room(channel)]
 
 
 def collapse(texts: list[str]) -> tuple[list[str], int]:
@@ -104,99 +71,17 @@ def parse_metrics(text: str) -> dict[str, float]:
     return samples
 
 
-class BotProcess:
-    """``tests/durability_bot.py`` in a child process: started, killed and started again.
+class Bot(BotProcess):
+    """The bot process, with checks on how it answers: every answer here must be a 200."""
 
-    Each start appends to one log file and reads the port from ``<control>/port``.
-    """
-
-    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.control = Path(config["plugins"]["durability"]["control"])
-        self.control.mkdir(exist_ok=True)
-        self.config_file = workdir / "config.json"
-        self.config_file.write_text(json.dumps(config), encoding="utf-8")
-        self.log_path = workdir / "bot.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
+    async def stop(self) -> None:
+        """SIGTERM (the bot drains and stops); SIGKILL if it takes more than 20 s."""
+        if self.alive:
+            await self.terminate(20.0)
 
     @property
     def webhook_url(self) -> str:
         return self.url + "/zoom/webhook"
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    async def start(self, within: float = 30.0) -> float:
-        """Start the bot and wait until it listens; return how long that took."""
-        assert not self.alive, "the bot is running already"
-        port_file = self.control / "port"
-        port_file.unlink(missing_ok=True)
-        proc = self.proc = self._spawn()
-        address: list[str] = []
-
-        def listening() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"the bot exited with status {proc.returncode} while starting:\n{self.log()}"
-                )
-            try:
-                address[:] = port_file.read_text(encoding="utf-8").split()
-            except FileNotFoundError:
-                return False
-            return len(address) == 2 and int(address[0]) == proc.pid
-
-        took = await wait_until(listening, within=within, what="the bot listens", every=0.01)
-        self.url = f"http://127.0.0.1:{address[1]}"
-        return took
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        # Forking takes a few milliseconds: no need to hand it to a thread.
-        with self.log_path.open("ab") as log:
-            # A fixed command: this interpreter, the runner script, the config file.
-            return subprocess.Popen(  # noqa: S603
-                [sys.executable, str(RUNNER), str(self.config_file)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def kill(self) -> None:
-        """SIGKILL the bot and wait until it is gone."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        await self.wait_exit(10.0)
-
-    async def wait_exit(self, within: float) -> int:
-        proc = self.proc
-        assert proc is not None
-        await wait_until(lambda: proc.poll() is not None, within=within, what="the bot exits")
-        return proc.returncode
-
-    async def stop(self) -> None:
-        """SIGTERM (the bot drains and stops); SIGKILL if it takes more than 20 s."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            await self.wait_exit(20.0)
-        except AssertionError:
-            await self.kill()
-            raise
-
-    def reap(self) -> None:
-        """Last resort for a test that failed half-way: kill without waiting on the loop."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
 
     # Talking to it.
 
@@ -231,9 +116,9 @@ class BotProcess:
 
 
 @pytest.fixture
-def processes() -> Iterator[list[BotProcess]]:
+def processes() -> Iterator[list[Bot]]:
     """Bots started by a test; any still running at the end (a failed test) are killed."""
-    started: list[BotProcess] = []
+    started: list[Bot] = []
     yield started
     for bot in started:
         bot.reap()
@@ -242,14 +127,7 @@ def processes() -> Iterator[list[BotProcess]]:
 def bot_config(zoom: FakeZoom, workdir: Path, **outbound: float) -> dict[str, Any]:
     """The config for a bot in ``workdir`` talking to ``zoom``, with ``[outbound]`` overrides."""
     return {
-        "zoom": {
-            "client_id": zoom.client_id,
-            "client_secret": zoom.client_secret,
-            "bot_jid": zoom.robot_jid,
-            "secret_token": SECRET,
-            "api_base_url": zoom.api_base_url,
-            "oauth_url": zoom.oauth_url,
-        },
+        "zoom": zoom.zoom_table(SECRET),
         "server": {"host": "127.0.0.1", "port": 0},
         "storage": {"path": str(workdir / "bot.db")},
         "outbound": {"drain_timeout": 5, **outbound},
@@ -267,10 +145,10 @@ PER_CHANNEL = 30
 
 @pytest.mark.timeout(240)
 async def test_sigkill_mid_queue_loses_no_reply_and_repeats_at_most_one_per_channel(
-    tmp_path: Path, processes: list[BotProcess]
+    tmp_path: Path, processes: list[Bot]
 ) -> None:
     async with FakeZoom(rate_limit=2) as zoom, aiohttp.ClientSession() as session:
-        bot = BotProcess(tmp_path, bot_config(zoom, tmp_path, rate_limit=2))
+        bot = Bot(tmp_path, bot_config(zoom, tmp_path, rate_limit=2))
         processes.append(bot)
         await bot.start()
         expected: dict[int, list[str]] = {c: [] for c in range(CHANNELS)}
@@ -368,10 +246,10 @@ def timeline(zoom: FakeZoom, kills: list[float]) -> str:
 
 @pytest.mark.timeout(120)
 async def test_an_event_acknowledged_but_unhandled_at_a_crash_is_handled_once_after_it(
-    tmp_path: Path, processes: list[BotProcess]
+    tmp_path: Path, processes: list[Bot]
 ) -> None:
     async with FakeZoom() as zoom, aiohttp.ClientSession() as session:
-        bot = BotProcess(tmp_path, bot_config(zoom, tmp_path, rate_limit=20))
+        bot = Bot(tmp_path, bot_config(zoom, tmp_path, rate_limit=20))
         processes.append(bot)
         runs = bot.control / "runs"
         await bot.start()
@@ -421,12 +299,12 @@ FAILURE_LINE = re.compile(r"sending message \d+ failed")
 
 
 async def outage_scenario(
-    kind: str, workdir: Path, session: aiohttp.ClientSession, processes: list[BotProcess]
+    kind: str, workdir: Path, session: aiohttp.ClientSession, processes: list[Bot]
 ) -> str:
     """A 60 s outage of ``kind`` with commands in 5 channels arriving during it; a summary."""
     zoom = FakeZoom(rate_limit=OUTAGE_RATE)
     await zoom.start()
-    bot = BotProcess(
+    bot = Bot(
         workdir,
         bot_config(
             zoom,
@@ -448,9 +326,7 @@ async def outage_scenario(
             await zoom.close()
 
 
-async def _outage(
-    kind: str, zoom: FakeZoom, bot: BotProcess, session: aiohttp.ClientSession
-) -> str:
+async def _outage(kind: str, zoom: FakeZoom, bot: Bot, session: aiohttp.ClientSession) -> str:
     loop = asyncio.get_running_loop()
     await bot.start()
     # A token and a connection first, so that the outage is what fails.
@@ -580,7 +456,7 @@ async def _outage(
 
 @pytest.mark.timeout(300)
 async def test_outages_are_waited_out_one_probe_at_a_time(
-    tmp_path: Path, processes: list[BotProcess]
+    tmp_path: Path, processes: list[Bot]
 ) -> None:
     # Three bots and three fake Zooms at once: a minute of outage each, not three.
     async with aiohttp.ClientSession() as session, asyncio.TaskGroup() as group:

@@ -37,11 +37,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -54,12 +50,11 @@ import pytest
 
 from chatopsbot.storage import TIMERS
 from chatopsbot.zoom.fake import FakeZoom, Request
-from chatopsbot.zoom.payloads import bot_notification, signed
+from chatopsbot.zoom.payloads import signed
+from tests.bot_process import BotProcess, command_body, texts_in, wait_until
 from tests.conftest import POSTGRES_URL, _drop_schema, _fresh_schema
 
-RUNNER = Path(__file__).with_name("durability_bot.py")
 SECRET = "failover-secret-token"
-ACCOUNT = "acct-1"
 CHANNELS = 4
 #: Zoom's per-second limit, on the fake and in ``[outbound] rate_limit``.
 RATE = 10
@@ -72,37 +67,6 @@ COMMAND_TIMEOUT = 2.0
 TAKEOVER = COMMAND_TIMEOUT + 30.0 + 10.0
 #: What a webhook to a replica that is gone (or going) can fail with.
 UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError)
-
-
-def room(channel: int) -> str:
-    """The JID of test channel ``channel``."""
-    return f"room{channel}@conference.xmpp.zoom.us"
-
-
-def command_body(text: str, channel: int) -> bytes:
-    """The raw body of a slash command typed in ``channel`` (kept as is for redelivery)."""
-    event = bot_notification(
-        text, account_id=ACCOUNT, to_jid=room(channel), channel_name=f"room{channel}"
-    )
-    return json.dumps(event).encode()
-
-
-def texts_in(zoom: FakeZoom, channel: int) -> list[str]:
-    """What the fake Zoom took for ``channel``, in arrival order (repeats kept)."""
-    return [m.text for m in zoom.sent() if m.to_jid == room(channel)]
-
-
-async def wait_until(
-    condition: Callable[[], bool], *, within: float, what: str, every: float = 0.05
-) -> float:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``within`` s. The wait."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    while not condition():
-        if loop.time() - started > within:
-            raise AssertionError(f"timed out after {within:g} s waiting until {what}")
-        await asyncio.sleep(every)
-    return loop.time() - started
 
 
 async def wait_for(
@@ -153,95 +117,18 @@ def storage_url(schema: str, port: int | None = None) -> str:
 # The bot processes.
 
 
-class Replica:
-    """``tests/durability_bot.py`` in a child process of its own; started again on a new port."""
+class Replica(BotProcess):
+    """One replica: ``tests/durability_bot.py`` in a child process of its own."""
 
     def __init__(self, name: str, workdir: Path, config: dict[str, Any]) -> None:
-        self.name = name
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.control = Path(config["plugins"]["durability"]["control"])
-        self.control.mkdir(exist_ok=True)
-        self.config_file = workdir / "config.json"
-        self.config_file.write_text(json.dumps(config), encoding="utf-8")
-        self.log_path = workdir / "bot.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
+        super().__init__(workdir, config, name)
 
     def __repr__(self) -> str:
         return f"<replica {self.name} {self.url}>"
 
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    async def start(self, within: float = 60.0) -> float:
+    async def start(self, within: float = 60.0, *, every: float = 0.02) -> float:
         """Start the process and wait until it listens; how long that took."""
-        assert not self.alive, f"{self.name} is running already"
-        port_file = self.control / "port"
-        port_file.unlink(missing_ok=True)
-        proc = self.proc = self._spawn()
-        address: list[str] = []
-
-        def listening() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"{self.name} exited with {proc.returncode} while starting:\n{self.log()}"
-                )
-            try:
-                address[:] = port_file.read_text(encoding="utf-8").split()
-            except FileNotFoundError:
-                return False
-            return len(address) == 2 and int(address[0]) == proc.pid
-
-        took = await wait_until(listening, within=within, what=f"{self.name} listens", every=0.02)
-        self.url = f"http://127.0.0.1:{address[1]}"
-        return took
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        # Forking takes a few milliseconds: no need to hand it to a thread.
-        with self.log_path.open("ab") as log:
-            # A fixed command: this interpreter, the runner script, the config file.
-            return subprocess.Popen(  # noqa: S603
-                [sys.executable, str(RUNNER), str(self.config_file)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def kill(self) -> None:
-        """SIGKILL, and wait until the process is gone."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        await self._exited(10.0)
-
-    async def terminate(self, within: float = 30.0) -> int:
-        """SIGTERM (the bot drains and stops); its exit status. SIGKILL if it takes too long."""
-        assert self.proc is not None
-        self.proc.terminate()
-        try:
-            return await self._exited(within)
-        except AssertionError:
-            await self.kill()
-            raise
-
-    async def _exited(self, within: float) -> int:
-        proc = self.proc
-        assert proc is not None
-        await wait_until(lambda: proc.poll() is not None, within=within, what=f"{self.name} exits")
-        return proc.returncode
-
-    def reap(self) -> None:
-        """For a test that failed half-way: kill, and wait here (not on the loop)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return await super().start(within, every=every)
 
     async def health(self, session: aiohttp.ClientSession) -> tuple[int, dict[str, Any]]:
         """``/healthz``: the HTTP status and the body."""
@@ -289,14 +176,7 @@ def replica_config(
 ) -> dict[str, Any]:
     """One replica's config: ``zoom``'s endpoints, the database at ``url``, ``[outbound]``."""
     return {
-        "zoom": {
-            "client_id": zoom.client_id,
-            "client_secret": zoom.client_secret,
-            "bot_jid": zoom.robot_jid,
-            "secret_token": SECRET,
-            "api_base_url": zoom.api_base_url,
-            "oauth_url": zoom.oauth_url,
-        },
+        "zoom": zoom.zoom_table(SECRET),
         "server": {"host": "127.0.0.1", "port": 0},
         "storage": {"url": url},
         "outbound": {

@@ -119,6 +119,18 @@ class FakeZoom:
         """What ``[zoom] oauth_url`` should be."""
         return self.url + OAUTH_PATH
 
+    def zoom_table(self, secret_token: str) -> dict[str, str]:
+        """The ``[zoom]`` table of a bot that talks to this fake and whose webhooks are signed
+        with ``secret_token``."""
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "bot_jid": self.robot_jid,
+            "secret_token": secret_token,
+            "api_base_url": self.api_base_url,
+            "oauth_url": self.oauth_url,
+        }
+
     def app(self) -> web.Application:
         """The aiohttp application (for callers that run it themselves)."""
         app = web.Application()
