@@ -182,11 +182,8 @@ class Dispatcher:
         delay = 0.25
         pending = decisions.take()
         while True:
-            kept = Decisions()
-            for message in pending:
-                kept.add(message)
             try:
-                await self._messenger.commit(kept, settle=settle)
+                await self._messenger.commit(pending, settle=settle)
                 return
             except StorageError as exc:
                 if loop.time() + delay > give_up:

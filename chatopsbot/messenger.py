@@ -11,7 +11,7 @@ in order, and waits for Zoom's answer.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chatopsbot.clock import Clock
@@ -153,10 +153,9 @@ class Messenger:
         )
 
     async def commit(
-        self, decisions: Decisions, *, settle: tuple[str, float] | None = None
+        self, messages: Sequence[NewMessage], *, settle: tuple[str, float] | None = None
     ) -> None:
-        """Write what ``decisions`` holds, settling the inbox key ``settle`` with it."""
-        messages = decisions.take()
+        """Write ``messages`` (a unit's decisions), settling the inbox key ``settle`` with them."""
         if messages or settle is not None:
             await self.outbox.add(messages, settle=settle)
 
