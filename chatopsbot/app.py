@@ -221,6 +221,11 @@ async def _read(request: web.Request, gate: Gate, peer: str) -> bytes | web.Resp
     except TimeoutError:
         gate.warn(f"webhook refused: body not received within {limit:g} s", f"from {peer}")
         return _answer(app, "too_slow", 408, headers={"Connection": "close"})
+    except ConnectionResetError:
+        # The client went away mid-body (or the connection guard closed it to make room):
+        # nothing to answer, nothing lost (Zoom sends an unanswered event again).
+        gate.warn("webhook dropped: connection closed before the body arrived", f"from {peer}")
+        return _answer(app, "closed", 400, headers={"Connection": "close"})
 
 
 def _hook(plugin: str, spec: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -245,10 +250,34 @@ async def _hook_response(
     too_large = web.json_response({"error": f"body over {spec.max_body} bytes"}, status=413)
     if (request.content_length or 0) > spec.max_body:
         return too_large
+    limit = app[SETTINGS].server.body_timeout
     try:
-        body = await request.read()
+        # The same limit as for webhooks: a hook is as reachable by a slow client.
+        async with asyncio.timeout(limit):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return too_large
+    except TimeoutError:
+        log.warning(
+            "%s %s from %s: body not received within %g s",
+            request.method,
+            request.path,
+            peer,
+            limit,
+        )
+        return web.json_response(
+            {"error": f"body not received within {limit:g} s"},
+            status=408,
+            headers={"Connection": "close"},
+        )
+    except ConnectionResetError:
+        log.info(
+            "%s %s from %s: connection closed before the body arrived",
+            request.method,
+            request.path,
+            peer,
+        )
+        return web.json_response({"error": "connection closed"}, status=400)
     if len(body) > spec.max_body:
         return too_large
     hook_request = HookRequest(

@@ -830,7 +830,11 @@ async def test_the_database_going_away_for_30_s_is_survived(
     # After: everything decided before the cut, everything acknowledged, in order.
     for channel, texts in decided_before.items():
         assert set(texts) <= set(texts_in(zoom, channel))
-    repeats = check_channels(zoom, stream.acked, repeats=1)
+    # The refused webhooks come back as Zoom would resend them, one replica after the other,
+    # while each replica's pool reconnects: two of one channel may be handled on different
+    # replicas at once, and their replies are in the order they were decided.
+    resent = frozenset(text for text, _, _ in unacked)
+    repeats = check_channels(zoom, stream.acked, repeats=1, late=resent)
     assert zoom.rate_limited == 0
     assert [h["status"] for h in healthy] == ["ok", "ok"]
     print(

@@ -360,6 +360,11 @@ class PostgresBackend:
                 # nothing twice.
                 if settle is not None and not await _settle(conn, *settle):
                     return []
+                # Ids come from a sequence when inserted, not when committed: without this, a
+                # writer on another replica could commit a later id of the same lane first,
+                # and the sender would take it before the earlier one became visible.
+                for lane in sorted({m.lane for m in messages}):
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", self._key(f"lane {lane}"))
                 ids = [
                     int(
                         await conn.fetchval(
