@@ -1,43 +1,63 @@
-"""Who may run what: bot admins, commands marked admin-only, and per-command rules.
+"""Who may run what: bot admins, admin-only commands, and per-command rules that add up.
 
-Rules come from ``[access]`` in the config. A rule is keyed by a command name or a command
-group (``"deploy"`` covers every ``deploy ...`` command; the longest key that matches wins) or
-by ``"plugin:action"`` for buttons. Users are matched by Zoom user id or JID, channels by JID
-or name. Zoom's chatbot events carry no e-mail addresses, so rules cannot name users by e-mail.
+Rules come from ``[access]`` in the config, keyed by a command group (``"deploy"``), a command
+(``"deploy unlock"``) or a plugin's action (``"polls:close"``). Every rule whose key covers a
+command applies, the group's first: a deny anywhere denies, and every allow list that is set
+has to admit. A button or dropdown that stands for a command (``action(..., command="poll
+close")``) is checked by that command's rules too, so no path does more than the command.
+
+Users are matched by Zoom user id or JID, conversations by JID only: display names and channel
+names are chosen by users and prove nothing. ``whoami`` tells a user both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from attrs import field, frozen
 
 from chatopsbot.context import Conversation, User
 
-__all__ = ["AccessRule", "AccessSettings"]
+__all__ = ["AccessRule", "AccessSettings", "Verdict"]
 
 
-def _folded(items: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(i.strip().lower().lstrip("#") for i in items)
+def _folded(items: Iterable[str]) -> frozenset[str]:
+    return frozenset(i.strip().lower() for i in items)
 
 
 @frozen
 class AccessRule:
-    """``[access.commands."<name>"]``: who may (``allow_*``) and who may not (``deny_*``).
+    """``[access.commands."<key>"]``: who may (``allow_*``) and who may not (``deny_*``).
 
-    An empty allow list allows everyone; a deny list always wins over an allow list.
+    An empty allow list admits everyone; a deny list always wins. ``admin_only`` (when set)
+    overrides the command's own default, the most specific rule that sets it winning.
     """
 
     allow_users: tuple[str, ...] = ()
     deny_users: tuple[str, ...] = ()
     allow_channels: tuple[str, ...] = ()
     deny_channels: tuple[str, ...] = ()
+    admin_only: bool | None = None
+
+
+@frozen
+class Verdict:
+    """What the rules decided for one user, one command, one conversation, and why.
+
+    ``steps`` explains each rule in the order applied (for ``chatopsbot access explain`` and
+    the log); ``reason`` is the step that decided a denial. Users hear neither.
+    """
+
+    allowed: bool
+    reason: str
+    steps: tuple[str, ...] = ()
+    admin_only: bool = False
 
 
 @frozen
 class AccessSettings:
-    """``[access]``: ``admins`` (user ids or JIDs) and rules by command, group or action."""
+    """``[access]``: ``admins`` (user ids or JIDs) and rules by group, command or action."""
 
     admins: tuple[str, ...] = ()
     rules: Mapping[str, AccessRule] = field(factory=lambda: MappingProxyType({}))
@@ -46,48 +66,95 @@ class AccessSettings:
         """Whether ``user`` is one of the bot's admins."""
         return _matches_user(_folded(self.admins), user)
 
-    def denial(
-        self, name: str, *, admin_only: bool, user: User, conversation: Conversation
-    ) -> str | None:
-        """Why ``user`` may not run ``name`` here, or ``None`` when they may.
+    def keys_for(self, name: str) -> list[str]:
+        """The rule keys that cover ``name``, the most general first.
 
-        ``name`` is a command name or ``plugin:action``. Admins may run everything.
+        ``name`` is a command name (its groups' keys come first) or ``plugin:action``.
         """
-        if self.is_admin(user):
-            return None
-        if admin_only:
-            return f"{name} is for the bot's admins only"
-        key = self._rule_for(name)
-        if key is None:
-            return None
-        rule = self.rules[key]
-        where = f'access.commands."{key}"'
-        if _matches_user(_folded(rule.deny_users), user):
-            return f"{where}.deny_users lists you"
-        if _matches_channel(_folded(rule.deny_channels), conversation):
-            return f"{where}.deny_channels lists this conversation"
-        if rule.allow_users and not _matches_user(_folded(rule.allow_users), user):
-            return f"{where}.allow_users does not list you"
-        if rule.allow_channels and not _matches_channel(_folded(rule.allow_channels), conversation):
-            return f"{where}.allow_channels does not list this conversation"
-        return None
-
-    def _rule_for(self, name: str) -> str | None:
-        if name in self.rules:
-            return name
+        if ":" in name:
+            return [name] if name in self.rules else []
         words = name.split()
-        for n in range(len(words) - 1, 0, -1):
-            prefix = " ".join(words[:n])
-            if prefix in self.rules:
-                return prefix
-        return None
+        prefixes = (" ".join(words[:n]) for n in range(1, len(words) + 1))
+        return [p for p in prefixes if p in self.rules]
+
+    def check(
+        self,
+        name: str,
+        *,
+        admin_only: bool,
+        user: User,
+        conversation: Conversation,
+        stands_for: str | None = None,
+    ) -> Verdict:
+        """Whether ``user`` may run ``name`` in ``conversation``.
+
+        ``name`` is a command name or ``plugin:action``; an action that ``stands_for`` a
+        command is checked by that command's rules first, then by its own. ``admin_only`` is
+        the default the command (or action) declared. Admins may run everything.
+        """
+        keys = (self.keys_for(stands_for) if stands_for else []) + self.keys_for(name)
+        steps: list[str] = []
+        only = admin_only
+        steps.append(f"declared {'admin-only' if admin_only else 'open to everyone'}")
+        for key in keys:
+            setting = self.rules[key].admin_only
+            if setting is not None:
+                only = setting
+                steps.append(f'access.commands."{key}".admin_only = {str(setting).lower()}')
+        if self.is_admin(user):
+            steps.append("the user is an admin ([access] admins): admins may run everything")
+            return Verdict(True, "admin", tuple(steps), only)
+        if only:
+            reason = f"{stands_for or name} is for the bot's admins only"
+            return Verdict(False, reason, (*steps, reason), only)
+        for key in keys:
+            failed = _refusal(key, self.rules[key], user, conversation)
+            if failed is not None:
+                return Verdict(False, failed, (*steps, failed), only)
+            steps.append(f'access.commands."{key}" admits')
+        if not keys:
+            steps.append("no rule covers it")
+        return Verdict(True, "allowed", tuple(steps), only)
+
+    def denial(
+        self,
+        name: str,
+        *,
+        admin_only: bool,
+        user: User,
+        conversation: Conversation,
+        stands_for: str | None = None,
+    ) -> str | None:
+        """Why ``user`` may not run ``name`` here (for the log), or ``None`` when they may."""
+        verdict = self.check(
+            name,
+            admin_only=admin_only,
+            user=user,
+            conversation=conversation,
+            stands_for=stands_for,
+        )
+        return None if verdict.allowed else verdict.reason
+
+
+def _refusal(key: str, rule: AccessRule, user: User, conversation: Conversation) -> str | None:
+    where = f'access.commands."{key}"'
+    if _matches_user(_folded(rule.deny_users), user):
+        return f"{where}.deny_users lists the user"
+    if _matches_channel(_folded(rule.deny_channels), conversation):
+        return f"{where}.deny_channels lists the conversation"
+    if rule.allow_users and not _matches_user(_folded(rule.allow_users), user):
+        return f"{where}.allow_users does not list the user"
+    if rule.allow_channels and not _matches_channel(_folded(rule.allow_channels), conversation):
+        return f"{where}.allow_channels does not list the conversation"
+    return None
 
 
 def _matches_user(names: frozenset[str], user: User) -> bool:
-    return bool(names) and (user.id.lower() in names or user.jid.lower() in names)
-
-
-def _matches_channel(names: frozenset[str], conversation: Conversation) -> bool:
     return bool(names) and (
-        conversation.jid.lower() in names or conversation.name.lower().lstrip("#") in names
+        (bool(user.id) and user.id.lower() in names)
+        or (bool(user.jid) and user.jid.lower() in names)
     )
+
+
+def _matches_channel(jids: frozenset[str], conversation: Conversation) -> bool:
+    return bool(conversation.jid) and conversation.jid.lower() in jids

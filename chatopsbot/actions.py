@@ -20,11 +20,12 @@ if TYPE_CHECKING:
     from chatopsbot.context import ActionContext
     from chatopsbot.responses import HandlerResult
 
-__all__ = ["Action", "ActionCodec", "ActionHandler", "InvalidAction", "action"]
+__all__ = ["Action", "ActionCodec", "ActionHandler", "ExpiredAction", "InvalidAction", "action"]
 
 ActionHandler: TypeAlias = "Callable[[ActionContext], Awaitable[HandlerResult]]"
 
 _PREFIX = "cob1"
+_EXPIRING = "cob2"
 #: Zoom does not document a limit for button values; keep payloads to ids, not documents.
 MAX_PAYLOAD = 200
 
@@ -37,15 +38,25 @@ class Action:
     handler: ActionHandler
     plugin: str = ""
     admin_only: bool = False
+    #: The command this action does the work of: its access rules (and admin-only default)
+    #: apply to the click as they would to the command.
+    command: str | None = None
 
 
-def action(name: str, *, admin_only: bool = False) -> Callable[[ActionHandler], Action]:
-    """Declare an action handler; return it from the ``chatops_actions`` hook."""
+def action(
+    name: str, *, admin_only: bool = False, command: str | None = None
+) -> Callable[[ActionHandler], Action]:
+    """Declare an action handler; return it from the ``chatops_actions`` hook.
+
+    ``command`` names the command the action stands for (``"poll close"`` for a Close button):
+    whoever may not run that command here may not click either.
+    """
     if not name or ":" in name:
         raise ValueError(f"action name {name!r} must be non-empty and without ':'")
+    stands_for = " ".join(command.lower().split()) if command else None
 
     def decorate(handler: ActionHandler) -> Action:
-        return Action(name, handler, admin_only=admin_only)
+        return Action(name, handler, admin_only=admin_only, command=stands_for)
 
     return decorate
 
@@ -54,8 +65,17 @@ class InvalidAction(ValueError):
     """A button value that was not made by this bot (or not with its current secret)."""
 
 
+class ExpiredAction(InvalidAction):
+    """A button value whose expiry (``ctx.button(..., expires_in=...)``) has passed."""
+
+
 class ActionCodec:
-    """Signs and checks button values: ``cob1:<plugin>:<action>:<payload>:<signature>``."""
+    """Signs and checks button values: ``cob1:<plugin>:<action>:<payload>:<signature>``, or
+    ``cob2:<plugin>:<action>:<expiry>:<payload>:<signature>`` for a value that expires.
+
+    Where a value may be used is bound outside it: the bot remembers the values of each card
+    it sent (see :mod:`chatopsbot.outbound.sender`) and refuses a value on any other card.
+    """
 
     def __init__(self, secret: str) -> None:
         # A derived key: the webhook secret itself never signs anything a user can see.
@@ -65,28 +85,45 @@ class ActionCodec:
         digest = hmac.new(self._key, f"{plugin}:{name}:{payload}".encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
 
-    def encode(self, plugin: str, name: str, payload: str = "") -> str:
-        """The value to put on a button."""
+    def encode(
+        self, plugin: str, name: str, payload: str = "", *, expires_at: float | None = None
+    ) -> str:
+        """The value to put on a button; with ``expires_at`` (unix time) it stops working then."""
         if ":" in plugin or ":" in name:
             raise ValueError("plugin and action names cannot contain ':'")
         if len(payload) > MAX_PAYLOAD:
             raise ValueError(f"button payloads are limited to {MAX_PAYLOAD} characters")
-        return f"{_PREFIX}:{plugin}:{name}:{payload}:{self._sign(plugin, name, payload)}"
+        if expires_at is None:
+            return f"{_PREFIX}:{plugin}:{name}:{payload}:{self._sign(plugin, name, payload)}"
+        expiry = str(int(expires_at))
+        signature = self._sign(plugin, name, f"{expiry}:{payload}")
+        return f"{_EXPIRING}:{plugin}:{name}:{expiry}:{payload}:{signature}"
 
     def pseudonym(self, plugin: str, value: str) -> str:
         """A keyed hash of ``value`` for ``plugin``: stable, and not reversible without the key."""
         digest = hmac.new(self._key, f"pseudonym:{plugin}:{value}".encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()[:18]).decode()
 
-    def decode(self, value: str) -> tuple[str, str, str]:
-        """``(plugin, action, payload)`` from a button value; :class:`InvalidAction` if forged."""
+    def decode(self, value: str, now: float | None = None) -> tuple[str, str, str]:
+        """``(plugin, action, payload)`` from a button value.
+
+        :class:`InvalidAction` if it was forged; :class:`ExpiredAction` if it expired before
+        ``now`` (unix time; without it, expiry is not checked).
+        """
         head, _, rest = value.partition(":")
         parts = rest.split(":", 2)
-        if head != _PREFIX or len(parts) != 3 or ":" not in parts[2]:
+        if head not in (_PREFIX, _EXPIRING) or len(parts) != 3 or ":" not in parts[2]:
             raise InvalidAction("not a chatopsbot button value")
         plugin, name, tail = parts
-        payload, _, signature = tail.rpartition(":")
-        expected = self._sign(plugin, name, payload).encode()
+        signed, _, signature = tail.rpartition(":")
+        expected = self._sign(plugin, name, signed).encode()
         if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
             raise InvalidAction("signature does not match")
+        if head == _PREFIX:
+            return plugin, name, signed
+        expiry, _, payload = signed.partition(":")
+        if not expiry.isdigit():
+            raise InvalidAction("malformed expiry")
+        if now is not None and now >= int(expiry):
+            raise ExpiredAction(f"expired at {int(expiry)}")
         return plugin, name, payload

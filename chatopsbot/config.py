@@ -443,6 +443,13 @@ def _names(reader: _Reader, key: str, what: str) -> tuple[str, ...]:
     for i, value in enumerate(values):
         if not isinstance(value, str) or not value.strip():
             raise reader.error(f"{key}[{i}]", f"expected {what}, got {_kind(value)}")
+        if what == "a channel JID" and "@" not in value:
+            # A channel's name is chosen (and changed) by its members: never an identity.
+            raise reader.error(
+                f"{key}[{i}]",
+                f"{value!r} is a name, not a channel JID; rules match JIDs "
+                "(...@conference.xmpp.zoom.us): type whoami in the channel to see its JID",
+            )
         if what == "a user id or JID" and "@" in value and not value.lower().endswith("zoom.us"):
             # Zoom's chatbot events carry user ids and JIDs only, so an e-mail could never match.
             raise reader.error(
@@ -455,7 +462,7 @@ def _names(reader: _Reader, key: str, what: str) -> tuple[str, ...]:
 
 def _access(a: _Reader) -> AccessSettings:
     user = "a user id or JID"
-    channel = "a channel JID or name"
+    channel = "a channel JID"
     admins = _names(a, "admins", user)
     rules_table = a.get("commands", dict, {})
     a.done()
@@ -467,6 +474,7 @@ def _access(a: _Reader) -> AccessSettings:
             deny_users=_names(r, "deny_users", user),
             allow_channels=_names(r, "allow_channels", channel),
             deny_channels=_names(r, "deny_channels", channel),
+            admin_only=r.get("admin_only", bool, None),
         )
         r.done()
     return AccessSettings(admins, MappingProxyType(rules))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import field, frozen
@@ -118,18 +119,37 @@ class PluginContext:
         action: str,
         payload: str = "",
         style: ButtonStyle = ButtonStyle.DEFAULT,
+        *,
+        expires_in: float | timedelta | None = None,
     ) -> Button:
-        """A button whose click reaches this plugin's ``action`` handler with ``payload``."""
-        return Button(text, self.codec.encode(self.plugin, action, payload), style)
+        """A button whose click reaches this plugin's ``action`` handler with ``payload``.
+
+        It works on the card it is sent on only; with ``expires_in`` (seconds or a
+        timedelta), only until then: a later click gets the "no longer works" reply.
+        """
+        return Button(text, self._value(action, payload, expires_in), style)
 
     def pseudonym(self, value: str) -> str:
         """A stable stand-in for ``value`` (say, a user id) that cannot be turned back into it
         without the bot's secret: store it where the value itself must not be kept."""
         return self.codec.pseudonym(self.plugin, value)
 
-    def option(self, text: str, action: str, payload: str = "") -> SelectOption:
+    def option(
+        self,
+        text: str,
+        action: str,
+        payload: str = "",
+        *,
+        expires_in: float | timedelta | None = None,
+    ) -> SelectOption:
         """A dropdown option whose pick reaches this plugin's ``action`` with ``payload``."""
-        return SelectOption(text, self.codec.encode(self.plugin, action, payload))
+        return SelectOption(text, self._value(action, payload, expires_in))
+
+    def _value(self, action: str, payload: str, expires_in: float | timedelta | None) -> str:
+        if isinstance(expires_in, timedelta):
+            expires_in = expires_in.total_seconds()
+        expires_at = None if expires_in is None else self.clock.timestamp() + expires_in
+        return self.codec.encode(self.plugin, action, payload, expires_at=expires_at)
 
 
 @frozen(kw_only=True)

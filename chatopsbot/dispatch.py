@@ -221,13 +221,9 @@ class Dispatcher:
             words = tokenize(event.cmd) or ["help"]
             command, rest = self._commands.resolve(words)
             extra["command"] = command.name
-            denial = self._access.denial(
-                command.name, admin_only=command.admin_only, user=caller, conversation=conversation
-            )
-            if denial is not None:
+            if not self._allowed(command.name, command.admin_only, caller, conversation, extra):
                 self._count(command.name, "denied")
-                log.warning("refused %s: %s", command.name, denial, extra=extra)
-                tell(f"You may not run {command.name}: {denial}.")
+                tell(_denied(command.name, command.admin_only))
                 return
             args = parse_args(command, rest)
         except HelpRequested as exc:
@@ -237,14 +233,18 @@ class Dispatcher:
         except UnknownCommand as exc:
             self._count(UNKNOWN, "unknown")
             log.info("unknown command %r", event.cmd[:200], extra=extra)
-            tell(_unknown(exc))
+            tell(_unknown(exc, lambda name: self._may_run(name, caller, conversation)))
             return
         except UsageError as exc:
             self._count(exc.command.name if exc.command else UNKNOWN, "usage")
             tell(_usage(exc))
             return
         if command.confirm:
-            await self._propose(command, rest, args, caller, conversation, sender)
+            # The confirmation card is the core's own: its buttons are bound to it like any.
+            proposer = out.to(
+                conversation, caller_id=caller.id or None, log_extra=extra, plugin=CORE
+            )
+            await self._propose(command, rest, args, caller, conversation, proposer)
             self._count(command.name, "proposed")
             return
         await self._run_command(command, args, caller, conversation, extra, out)
@@ -344,16 +344,16 @@ class Dispatcher:
         except (UsageError, HelpRequested) as exc:
             sender.post(Text(f"{command.name} can no longer run as proposed: {exc}", private=True))
             return
-        sender.post(Edit(event.message_id, Text(f"Confirmed: {record['question']}")))
+        caller, where = User(**record["caller"]), Conversation(**record["conversation"])
         extra["command"] = command.name
-        await self._run_command(
-            command,
-            args,
-            User(**record["caller"]),
-            Conversation(**record["conversation"]),
-            extra,
-            out,
-        )
+        # Rules may have changed (or an admin been removed) since it was proposed.
+        if not self._allowed(command.name, command.admin_only, caller, where, extra):
+            self._count(command.name, "denied")
+            sender.post(Edit(event.message_id, Text(f"Not run: {record['question']}")))
+            sender.post(Text(_denied(command.name, command.admin_only), private=True))
+            return
+        sender.post(Edit(event.message_id, Text(f"Confirmed: {record['question']}")))
+        await self._run_command(command, args, caller, where, extra, out)
 
     async def _action(self, event: ButtonClicked | OptionSelected, out: Messenger) -> None:
         clicker = User(event.user_id, event.user_jid, event.user_name)
@@ -362,10 +362,18 @@ class Dispatcher:
         sender = out.to(conversation, caller_id=clicker.id or None, log_extra=extra)
         values = (event.value,) if isinstance(event, ButtonClicked) else event.values
         try:
-            decoded = [self._codec.decode(value) for value in values]
+            now = self._clock.timestamp()
+            decoded = [self._codec.decode(value, now) for value in values]
             plugin, name, _ = decoded[0]
             if any((p, n) != (plugin, name) for p, n, _ in decoded):
                 raise InvalidAction("a dropdown mixing actions")
+            card = await self._messenger.card(event.message_id)
+            if card is None or card.plugin != plugin:
+                raise InvalidAction(f"message {event.message_id} is not a card {plugin} sent")
+            if not all(card.admits(value) for value in values):
+                raise InvalidAction(f"a value that card {event.message_id} does not carry")
+            if card.viewer is not None and card.viewer != clicker.id:
+                raise InvalidAction(f"a private card shown to someone else ({card.viewer})")
             if plugin == CORE and name in ("confirm", "cancel"):
                 await self._answer(event, name, decoded[0][2], clicker, sender, extra, out)
                 return
@@ -381,7 +389,8 @@ class Dispatcher:
 
     async def _form_edit(self, event: FieldEdited | MessageEdited, out: Messenger) -> None:
         """Hand a form edit to the plugin that sent the card, if it declared a handler."""
-        plugin = await self._messenger.author(event.message_id)
+        card = await self._messenger.card(event.message_id)
+        plugin = None if card is None or card.deleted else card.plugin
         name = "field_edited" if isinstance(event, FieldEdited) else "message_edited"
         clicker = User(event.user_id, event.user_jid, event.user_name)
         extra = _extra(clicker, Conversation(event.account_id, event.to_jid, event.channel_name))
@@ -413,13 +422,13 @@ class Dispatcher:
 
         tell = _teller(sender)
 
-        denial = self._access.denial(
-            label, admin_only=handler.admin_only, user=clicker, conversation=conversation
-        )
-        if denial is not None:
+        stands_for = self._commands.find(handler.command) if handler.command else None
+        admin_only = handler.admin_only or (stands_for is not None and stands_for.admin_only)
+        if not self._allowed(
+            label, admin_only, clicker, conversation, extra, stands_for=handler.command
+        ):
             self._metrics.actions.labels(label, "denied").inc()
-            log.warning("refused %s: %s", label, denial, extra=extra)
-            tell(f"You may not do that: {denial}.")
+            tell(_denied(handler.command or "that", admin_only, action=True))
             return
         ctx = ActionContext(
             **self.plugin_context(plugin, extra, out),
@@ -477,6 +486,36 @@ class Dispatcher:
             return "error"
         return "ok"
 
+    def _allowed(
+        self,
+        name: str,
+        admin_only: bool,
+        user: User,
+        conversation: Conversation,
+        extra: Mapping[str, Any],
+        *,
+        stands_for: str | None = None,
+    ) -> bool:
+        """Check the rules; a refusal's reason goes to the log, never to the user."""
+        verdict = self._access.check(
+            name,
+            admin_only=admin_only,
+            user=user,
+            conversation=conversation,
+            stands_for=stands_for,
+        )
+        if not verdict.allowed:
+            log.warning("refused %s: %s", name, verdict.reason, extra=extra)
+        return verdict.allowed
+
+    def _may_run(self, name: str, user: User, conversation: Conversation) -> bool:
+        command = self._commands.find(name)
+        return command is not None and (
+            self._access.check(
+                command.name, admin_only=command.admin_only, user=user, conversation=conversation
+            ).allowed
+        )
+
     def _count(self, command: str, outcome: str) -> None:
         self._metrics.commands.labels(command, outcome).inc()
 
@@ -529,10 +568,27 @@ def _usage(exc: UsageError) -> str:
     return f"{exc}\n{format_usage(exc.command)}\nType help {exc.command.name} for details."
 
 
-def _unknown(exc: UnknownCommand) -> str:
-    if exc.subcommands:
-        return "Did you mean one of these?\n" + format_overview(exc.subcommands)
+def _denied(name: str, admin_only: bool, *, action: bool = False) -> str:
+    """What a refused user hears: what they may do, not how the rules are built."""
+    if admin_only:
+        what = f"Only the bot's admins may {'do that' if action else f'run {name}'}."
+    elif action:
+        what = "You may not do that here."
+    else:
+        what = f"You may not run {name} here."
+    return (
+        f"{what} Type help to see what you can run here; "
+        "an admin can give you access (whoami shows the ids they need)."
+    )
+
+
+def _unknown(exc: UnknownCommand, may_run: Callable[[str], bool]) -> str:
+    """Suggest only what the caller may run: the others stay unseen."""
+    subcommands = [c for c in exc.subcommands if may_run(c.name)]
+    if subcommands:
+        return "Did you mean one of these?\n" + format_overview(subcommands)
     text = f"Unknown command {exc.text!r}."
-    if exc.suggestions:
-        text += " Did you mean " + " or ".join(repr(s) for s in exc.suggestions) + "?"
+    suggestions = [s for s in exc.suggestions if may_run(s)]
+    if suggestions:
+        text += " Did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
     return text + "\nType help to see the commands."

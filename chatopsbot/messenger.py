@@ -17,7 +17,7 @@ from typing import Any
 from chatopsbot.clock import Clock
 from chatopsbot.context import Conversation
 from chatopsbot.outbound.outbox import Outbox
-from chatopsbot.outbound.sender import AUTHORS, encode_call
+from chatopsbot.outbound.sender import AUTHORS, CardRecord, card_versions, encode_call
 from chatopsbot.responses import Card, Delete, Edit, Response, Sent, Text
 from chatopsbot.storage import Backend, NewMessage
 from chatopsbot.zoom.cards import render
@@ -94,7 +94,7 @@ class ConversationSender:
         if isinstance(response, Text | Card) and response.to_jid:
             lane = response.to_jid
         meta: dict[str, Any] = {"log": dict(self._log_extra)}
-        if self._plugin is not None and isinstance(response, Card):
+        if self._plugin is not None and isinstance(response, Card | Edit | Delete):
             meta["author"] = self._plugin
         # Encoding here, in the handler's own context, makes a value JSON cannot carry (a
         # date, say) a handler error the caller hears about, not a loss in the outbox.
@@ -159,6 +159,13 @@ class Messenger:
         if messages or settle is not None:
             await self.outbox.add(messages, settle=settle)
 
-    async def author(self, message_id: str) -> str | None:
-        """The plugin that sent the card ``message_id``, if it is remembered."""
-        return await self._backend.get(AUTHORS, message_id, self._clock.timestamp())
+    async def card(self, message_id: str) -> CardRecord | None:
+        """What is remembered of the card ``message_id`` (its plugin, viewer and values)."""
+        now = self._clock.timestamp()
+        text = await self._backend.get(AUTHORS, message_id, now)
+        if text is None:
+            return None
+        card = CardRecord.from_json(text)
+        for _, version in await self._backend.scan(AUTHORS, card_versions(message_id), now):
+            card = card.merge(CardRecord.from_json(version))
+        return card

@@ -175,6 +175,13 @@ def load_plugins(
             else:
                 timers[(name, work.name)] = attrs.evolve(work, plugin=name)
         info[name] = attrs.evolve(info[name], commands=tuple(names))
+    for (plugin, act_name), act in actions.items():
+        # A click checked against a command that is not there would pass unchecked.
+        if act.command is not None and tree.find(act.command) is None:
+            raise PluginError(
+                f"plugin {plugin!r}: action {act_name!r} stands for command {act.command!r}, "
+                "which no loaded plugin declares"
+            )
     for entry in info.values():
         log.info(
             "plugin %s %s (%d commands)",

@@ -80,7 +80,7 @@ async def whisper(ctx: Context) -> Text:
     return Text(f"only you, {ctx.caller.name}", private=True)
 
 
-@command("whoami", help="Context fields")
+@command("fields", help="Context fields")
 async def whoami(ctx: Context) -> Text:
     c = ctx.caller
     return Text(
@@ -219,9 +219,9 @@ async def test_private_reply_in_a_one_to_one_chat_is_plain(bot):
 
 async def test_context_carries_caller_channel_account_and_config(start_bot):
     bot = await start_bot(extra={"sample": Sample()}, plugins={"sample": {"greeting": "hey"}})
-    [reply] = await bot.command("whoami", account_id="acct-9")
+    [reply] = await bot.command("fields", account_id="acct-9")
     assert reply.text == (
-        "u-alice|alice@xmpp.zoom.us|Alice|ops@conference.xmpp.zoom.us|ops|acct-9|hey|whoami"
+        "u-alice|alice@xmpp.zoom.us|Alice|ops@conference.xmpp.zoom.us|ops|acct-9|hey|fields"
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from chatopsbot import Arg, Context, Text, command, hookimpl
 from chatopsbot.clock import ManualClock
+from chatopsbot.dispatch import STALE_BUTTON
 from chatopsbot.zoom.payloads import bot_notification, button_clicked
 
 
@@ -69,8 +70,9 @@ async def test_cancel_runs_nothing(setup):
 async def test_only_the_caller_may_confirm(setup):
     bot, deployer, _ = setup
     [question] = await bot.command("rollback api prod")
+    # The card is Alice's alone (visible_to_user): a click from anyone else is refused.
     [refusal] = await bot.click(question, "Confirm", user_id="u-bob", user_name="Bob")
-    assert refusal.text == "Only Alice can answer this."
+    assert refusal.text == STALE_BUTTON
     assert refusal.visible_to_user == "u-bob"
     assert deployer.runs == []
     await bot.click(question, "Confirm")

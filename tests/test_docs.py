@@ -50,7 +50,7 @@ def test_the_access_example_is_a_valid_config():
         **tomllib.loads(table),
     }
     access = parse_settings(data, environ={}).access
-    assert set(access.rules) == {"standup start", "standup", "standup:join"}
+    assert set(access.rules) == {"standup start", "standup", "standup skip", "standup:join"}
 
 
 def test_the_config_hook_example_names_the_key():

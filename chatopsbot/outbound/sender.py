@@ -8,12 +8,14 @@ refused connections, the token endpoint failing), throttled (429) or rejected fo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import aiohttp
+from attrs import frozen
 
 from chatopsbot.clock import Clock
 from chatopsbot.metrics import Metrics
@@ -24,7 +26,17 @@ from chatopsbot.zoom.auth import TokenError
 from chatopsbot.zoom.cards import ApiCall
 from chatopsbot.zoom.client import ApiResult, ZoomApiError
 
-__all__ = ["AUTHORS", "AUTHOR_DAYS", "ApiCaller", "ZoomSender", "decode_call", "encode_call"]
+__all__ = [
+    "AUTHORS",
+    "AUTHOR_DAYS",
+    "ApiCaller",
+    "CardRecord",
+    "ZoomSender",
+    "card_versions",
+    "decode_call",
+    "encode_call",
+    "value_digest",
+]
 
 AUTHORS = CARD_AUTHORS
 #: How long a card's author is remembered: form edits on older cards are not routed.
@@ -103,9 +115,13 @@ class ZoomSender:
         count(str(result.status)).inc()
         writes: tuple[Write, ...] = ()
         author = _meta(message).get("author")
-        if author and call.method == "POST" and result.message_id:
+        key = result.message_id if call.method == "POST" else _version_key(call)
+        if author and key:
+            # Written with the delivery, in one transaction: a click can only ever find the
+            # card as Zoom shows it (or showed it: a client may still show an older version).
+            card = CardRecord.of(str(author), call)
             expires = self._clock.timestamp() + AUTHOR_DAYS * 86400
-            writes = (Write(AUTHORS, result.message_id, str(author), expires),)
+            writes = (Write(AUTHORS, key, card.to_json(), expires),)
         record = json.dumps(
             {"status": result.status, "data": dict(result.data), "tracking_id": result.tracking_id}
         )
@@ -120,6 +136,98 @@ class ZoomSender:
         """The log fields recorded when the message was decided."""
         fields = _meta(message).get("log")
         return dict(fields) if isinstance(fields, Mapping) else {}
+
+
+@frozen
+class CardRecord:
+    """What the bot remembers of a card it sent: which plugin drew it, for whom, with which
+    button and option values (as digests). A click is honoured only with a value the card
+    carries, so a value cannot be reused on another card, in another conversation, or after
+    the card was deleted.
+    """
+
+    plugin: str
+    viewer: str | None = None
+    values: frozenset[str] | None = None
+    deleted: bool = False
+
+    @classmethod
+    def of(cls, plugin: str, call: ApiCall) -> CardRecord:
+        """The record for ``call`` (a send, an edit or a delete) of ``plugin``'s card."""
+        if call.method == "DELETE":
+            return cls(plugin, deleted=True)
+        body = call.body or {}
+        viewer = body.get("visible_to_user")
+        values = frozenset(value_digest(v) for v in _values(body.get("content")))
+        return cls(plugin, str(viewer) if viewer else None, values)
+
+    def admits(self, value: str) -> bool:
+        """Whether ``value`` is one the card carries (cards recorded before values were
+        remembered admit any value their plugin signed)."""
+        return not self.deleted and (self.values is None or value_digest(value) in self.values)
+
+    def to_json(self) -> str:
+        """The stored form."""
+        data: dict[str, Any] = {"plugin": self.plugin}
+        if self.viewer:
+            data["viewer"] = self.viewer
+        if self.values is not None:
+            data["values"] = sorted(self.values)
+        if self.deleted:
+            data["deleted"] = True
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> CardRecord:
+        """Read a stored record; a bare plugin name is what earlier versions stored."""
+        if not text.startswith("{"):
+            return cls(text)
+        data = json.loads(text)
+        values = data.get("values")
+        return cls(
+            str(data["plugin"]),
+            data.get("viewer"),
+            None if values is None else frozenset(values),
+            bool(data.get("deleted", False)),
+        )
+
+    def merge(self, later: CardRecord) -> CardRecord:
+        """This card after ``later`` (an edit or a delete): values of every version count."""
+        values = None if self.values is None else self.values | (later.values or frozenset())
+        return CardRecord(self.plugin, self.viewer, values, self.deleted or later.deleted)
+
+
+def card_versions(message_id: str) -> str:
+    """The key prefix under which edits and the delete of ``message_id`` are recorded."""
+    return f"{message_id}/"
+
+
+def _version_key(call: ApiCall) -> str:
+    message_id = call.path.rsplit("/", 1)[-1]
+    if call.method == "DELETE":
+        return card_versions(message_id) + "deleted"
+    content = json.dumps(call.body, sort_keys=True, default=str).encode()
+    return card_versions(message_id) + hashlib.sha256(content).hexdigest()[:16]
+
+
+def value_digest(value: str) -> str:
+    """A short digest of a button or option value (the value itself need not be kept)."""
+    return hashlib.sha256(value.encode()).hexdigest()[:24]
+
+
+def _values(node: Any) -> list[str]:
+    """Every ``value`` in a card's content: buttons, dropdown options, form fields."""
+    found: list[str] = []
+    if isinstance(node, Mapping):
+        for key, item in node.items():
+            if key == "value" and isinstance(item, str):
+                found.append(item)
+            else:
+                found.extend(_values(item))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_values(item))
+    return found
 
 
 def _meta(message: QueuedMessage) -> dict[str, Any]:

@@ -364,7 +364,9 @@ class PostgresBackend:
                 # writer on another replica could commit a later id of the same lane first,
                 # and the sender would take it before the earlier one became visible.
                 for lane in sorted({m.lane for m in messages}):
-                    await conn.execute("SELECT pg_advisory_xact_lock($1)", self._key(f"lane {lane}"))
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock($1)", self._key(f"lane {lane}")
+                    )
                 ids = [
                     int(
                         await conn.fetchval(

@@ -1,4 +1,4 @@
-"""The built-in ``core`` plugin: ``help`` and ``ping``.
+"""The built-in ``core`` plugin: ``help``, ``ping`` and ``whoami``.
 
 Written against the public API only, like any third-party plugin.
 """
@@ -20,7 +20,7 @@ from chatopsbot import (
     hookimpl,
 )
 
-__all__ = ["chatops_commands", "help_command", "ping"]
+__all__ = ["chatops_commands", "help_command", "ping", "whoami"]
 
 
 @command(
@@ -44,9 +44,29 @@ async def help_command(ctx: Context) -> Text:
         if allowed:
             return Text(format_overview(allowed), private=True)
         raise UsageError(str(exc), ctx.command) from None
+    if not ctx.may_run(found):
+        # Told exactly what an unknown command gets: what you may not run stays unseen.
+        raise UsageError(str(UnknownCommand(" ".join(words))), ctx.command)
     if rest:
         raise UsageError(f"{found.name!r} has no subcommand {' '.join(rest)!r}", ctx.command)
     return Text(format_help(found), private=True)
+
+
+@command("whoami", help="Your Zoom ids and this conversation's, for writing access rules")
+async def whoami(ctx: Context) -> Text:
+    """Rules match ids and JIDs, never names: this is where an operator gets them."""
+    you, here = ctx.caller, ctx.conversation
+    kind = "channel" if "@conference." in here.jid else "1:1 chat"
+    lines = [
+        f"You: {you.name or '(no name)'}",
+        f"  user id: {you.id}",
+        f"  JID: {you.jid}",
+        f"  bot admin: {'yes' if ctx.caller_is_admin else 'no'}",
+        f"This {kind}: {here.name or '(no name)'}",
+        f"  JID: {here.jid}",
+        f"  account id: {here.account_id}",
+    ]
+    return Text("\n".join(lines), private=True)
 
 
 @command("ping", help="Check that the bot is alive: it answers pong")
@@ -58,4 +78,4 @@ async def ping(ctx: Context) -> Text:
 @hookimpl
 def chatops_commands() -> Iterable[Command]:
     """The core commands."""
-    return [help_command, ping]
+    return [help_command, ping, whoami]
