@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -339,7 +340,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text exposition."""
+    """``GET /metrics``: Prometheus text exposition (behind ``[server] metrics_token`` if set)."""
+    token = request.app[SETTINGS].server.metrics_token.reveal()
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "replace"), token.encode()
+        ):
+            return web.Response(
+                status=401,
+                text="a bearer token is required ([server] metrics_token)\n",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     runtime = request.app.get(RUNTIME)
     if runtime is not None and not runtime.stopping:
         # Refreshes the queue depth, oldest-message and failing gauges.

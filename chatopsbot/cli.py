@@ -19,6 +19,7 @@ from attrs import evolve
 from chatopsbot import serve
 from chatopsbot.app import create_app, freeze_startup_objects, handler_options
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
+from chatopsbot.context import Conversation, User
 from chatopsbot.deadletters import outbox_command
 from chatopsbot.logs import configure_logging
 from chatopsbot.plugins import PluginError, load_plugins
@@ -82,6 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     outbox.add_argument("--all", action="store_true", help="every dead letter")
     outbox.add_argument("--queued", action="store_true", help="list queued messages too")
     outbox.add_argument("--config", metavar="FILE", help=config_help)
+    access = sub.add_parser(
+        "access",
+        help="explain which access rules apply to a command, and the verdict",
+        description="explain NAME --user ID --channel JID: loads the config and the plugins, "
+        "then prints every rule that covers the command (or plugin:action) and what each "
+        "decides for that user in that conversation. Exit status 0 if allowed, 3 if denied.",
+    )
+    access.add_argument("verb", choices=("explain",), metavar="explain")
+    access.add_argument("name", help='a command ("deploy unlock") or an action ("polls:close")')
+    access.add_argument("--user", required=True, metavar="ID", help="a Zoom user id or JID")
+    access.add_argument(
+        "--channel", required=True, metavar="JID", help="a channel's (or 1:1 chat's) JID"
+    )
+    access.add_argument("--config", metavar="FILE", help=config_help)
     new = sub.add_parser(
         "new-plugin",
         help="write a ready-to-install plugin package with a command and a passing test",
@@ -138,12 +153,52 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return asyncio.run(_outbox(settings, args))
         if args.action == "check-config":
             return _check(settings, connect=args.connect)
+        if args.action == "access":
+            return _explain(settings, args)
         if args.action == "migrate":
             return asyncio.run(_migrate(settings))
         return _run(settings)
     except (ConfigError, PluginError, StorageError, ScaffoldError) as exc:
         print(str(exc) if isinstance(exc, ConfigError) else f"chatopsbot: {exc}", file=sys.stderr)
         return 1
+
+
+def _explain(settings: Settings, args: argparse.Namespace) -> int:
+    plugins = load_plugins(settings.plugins, source=settings.source)
+    name = args.name if ":" in args.name else " ".join(args.name.lower().split())
+    stands_for = None
+    if ":" in name:
+        plugin, _, action_name = name.partition(":")
+        found = plugins.actions.get((plugin, action_name))
+        if found is None:
+            print(f"chatopsbot access: no action {name!r} in the loaded plugins", file=sys.stderr)
+            return 1
+        stands_for = found.command
+        command = plugins.commands.find(stands_for) if stands_for else None
+        admin_only = found.admin_only or (command is not None and command.admin_only)
+    else:
+        command = plugins.commands.find(name)
+        if command is None:
+            print(
+                f"chatopsbot access: no command {name!r} (see: chatopsbot plugins)", file=sys.stderr
+            )
+            return 1
+        admin_only = command.admin_only
+    # The ids an event would carry: a rule may name the user by id or JID.
+    user = User(args.user, args.user if "@" in args.user else "", "")
+    verdict = settings.access.check(
+        name,
+        admin_only=admin_only,
+        user=user,
+        conversation=Conversation("", args.channel, ""),
+        stands_for=stands_for,
+    )
+    target = f"{name} (stands for {stands_for})" if stands_for else name
+    print(f"{target}, for {args.user} in {args.channel}:")
+    for step in verdict.steps:
+        print(f"  - {step}")
+    print(f"verdict: {'allowed' if verdict.allowed else 'denied: ' + verdict.reason}")
+    return 0 if verdict.allowed else 3
 
 
 async def _outbox(settings: Settings, args: argparse.Namespace) -> int:

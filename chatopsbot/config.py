@@ -87,13 +87,15 @@ class ZoomSettings:
 class ServerSettings:
     """``[server]``: where ``chatopsbot run`` listens (port 0 picks a free one).
 
-    ``body_timeout`` is how long a client may take to send a request body.
+    ``body_timeout`` is how long a client may take to send a request body; ``metrics_token``,
+    when set, is the bearer token ``GET /metrics`` requires.
     """
 
     host: str = "0.0.0.0"  # noqa: S104 - a bot behind a proxy listens on every interface
     port: int = 8080
     webhook_path: str = "/zoom/webhook"
     body_timeout: float = 10.0
+    metrics_token: Secret = Secret("")
 
 
 @frozen
@@ -366,6 +368,7 @@ def parse_settings(
         port,
         path,
         s.duration("body_timeout", 10.0, minimum=0.1),
+        Secret(s.text("metrics_token", "")),
     )
     s.done()
 

@@ -360,6 +360,34 @@ async def test_metrics_and_health(bot):
     assert "chatopsbot_outbound_send_seconds_count 2.0" in text
 
 
+async def test_metrics_can_require_a_bearer_token(start_bot):
+    bot = await start_bot(server={"metrics_token": "s3cret"})
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
+        resp = await bot.client.get("/metrics", headers=headers)
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    resp = await bot.client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+    assert resp.status == 200
+    assert "chatopsbot_webhooks_total" in await resp.text()
+    # Health stays open: load balancers probe it without credentials.
+    assert (await bot.client.get("/healthz")).status == 200
+
+
+async def test_a_hook_body_is_cut_off_after_the_body_timeout(start_bot):
+    bot = await start_bot(server={"body_timeout": 0.3})
+    host, port = bot.client.host, bot.client.port
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"POST /hooks/deploy HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n{"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(4096), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"body not received within 0.3 s" in answer
+
+
 async def test_shutdown_finishes_handlers_drains_and_then_refuses(start_bot, zoom):
     bot = await start_bot(extra={"sample": Sample()})
 

@@ -275,3 +275,75 @@ async def test_migrate_copies_a_sqlite_bot_into_postgres(tmp_path, postgres_sche
     assert code == 1
     assert "copy into an empty database" in capsys.readouterr().err
     assert queued > 0
+
+
+OPS_JID = "ops@conference.xmpp.zoom.us"
+RULES = f"""
+[access]
+admins = ["u-alice"]
+[access.commands."deploy"]
+allow_channels = ["{OPS_JID}"]
+[access.commands."deploy unlock"]
+deny_users = ["u-dave"]
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "user", "channel", "status", "lines"),
+    [
+        (
+            "deploy unlock",
+            "u-dave",
+            OPS_JID,
+            3,
+            [
+                f"deploy unlock, for u-dave in {OPS_JID}:",
+                "  - declared open to everyone",
+                '  - access.commands."deploy" admits',
+                '  - access.commands."deploy unlock".deny_users lists the user',
+                'verdict: denied: access.commands."deploy unlock".deny_users lists the user',
+            ],
+        ),
+        (
+            "Deploy  Lock",
+            "u-bob",
+            "random@conference.xmpp.zoom.us",
+            3,
+            [
+                "deploy lock, for u-bob in random@conference.xmpp.zoom.us:",
+                "  - declared open to everyone",
+                '  - access.commands."deploy".allow_channels does not list the conversation',
+                'verdict: denied: access.commands."deploy".allow_channels does not list the '
+                "conversation",
+            ],
+        ),
+        (
+            "deploy unlock",
+            "u-alice",
+            "random@conference.xmpp.zoom.us",
+            0,
+            [
+                "deploy unlock, for u-alice in random@conference.xmpp.zoom.us:",
+                "  - declared open to everyone",
+                "  - the user is an admin ([access] admins): admins may run everything",
+                "verdict: allowed",
+            ],
+        ),
+    ],
+)
+def test_access_explain_prints_each_rule_and_the_verdict(
+    tmp_path, capsys, name, user, channel, status, lines
+):
+    path = write(tmp_path, GOOD + RULES)
+    argv = ["access", "explain", name, "--user", user, "--channel", channel, "--config", path]
+    assert main(argv, ENV) == status
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+def test_access_explain_names_an_unknown_command(tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    argv = ["access", "explain", "launch", "--user", "u", "--channel", OPS_JID, "--config", path]
+    assert main(argv, ENV) == 1
+    assert capsys.readouterr().err.strip() == (
+        "chatopsbot access: no command 'launch' (see: chatopsbot plugins)"
+    )
