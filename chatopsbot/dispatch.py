@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from chatopsbot.access import AccessSettings
+from chatopsbot.access import AccessSettings, Verdict
 from chatopsbot.actions import Action, ActionCodec, InvalidAction
 from chatopsbot.clock import Clock
 from chatopsbot.commands import (
@@ -221,9 +221,10 @@ class Dispatcher:
             words = tokenize(event.cmd) or ["help"]
             command, rest = self._commands.resolve(words)
             extra["command"] = command.name
-            if not self._allowed(command.name, command.admin_only, caller, conversation, extra):
+            verdict = self._verdict(command.name, command.admin_only, caller, conversation, extra)
+            if not verdict.allowed:
                 self._count(command.name, "denied")
-                tell(_denied(command.name, command.admin_only))
+                tell(_denied(command.name, verdict.admin_only))
                 return
             args = parse_args(command, rest)
         except HelpRequested as exc:
@@ -347,10 +348,11 @@ class Dispatcher:
         caller, where = User(**record["caller"]), Conversation(**record["conversation"])
         extra["command"] = command.name
         # Rules may have changed (or an admin been removed) since it was proposed.
-        if not self._allowed(command.name, command.admin_only, caller, where, extra):
+        verdict = self._verdict(command.name, command.admin_only, caller, where, extra)
+        if not verdict.allowed:
             self._count(command.name, "denied")
             sender.post(Edit(event.message_id, Text(f"Not run: {record['question']}")))
-            sender.post(Text(_denied(command.name, command.admin_only), private=True))
+            sender.post(Text(_denied(command.name, verdict.admin_only), private=True))
             return
         sender.post(Edit(event.message_id, Text(f"Confirmed: {record['question']}")))
         await self._run_command(command, args, caller, where, extra, out)
@@ -424,11 +426,12 @@ class Dispatcher:
 
         stands_for = self._commands.find(handler.command) if handler.command else None
         admin_only = handler.admin_only or (stands_for is not None and stands_for.admin_only)
-        if not self._allowed(
+        verdict = self._verdict(
             label, admin_only, clicker, conversation, extra, stands_for=handler.command
-        ):
+        )
+        if not verdict.allowed:
             self._metrics.actions.labels(label, "denied").inc()
-            tell(_denied(handler.command or "that", admin_only, action=True))
+            tell(_denied(label, verdict.admin_only, action=True))
             return
         ctx = ActionContext(
             **self.plugin_context(plugin, extra, out),
@@ -486,7 +489,7 @@ class Dispatcher:
             return "error"
         return "ok"
 
-    def _allowed(
+    def _verdict(
         self,
         name: str,
         admin_only: bool,
@@ -495,7 +498,7 @@ class Dispatcher:
         extra: Mapping[str, Any],
         *,
         stands_for: str | None = None,
-    ) -> bool:
+    ) -> Verdict:
         """Check the rules; a refusal's reason goes to the log, never to the user."""
         verdict = self._access.check(
             name,
@@ -506,7 +509,7 @@ class Dispatcher:
         )
         if not verdict.allowed:
             log.warning("refused %s: %s", name, verdict.reason, extra=extra)
-        return verdict.allowed
+        return verdict
 
     def _may_run(self, name: str, user: User, conversation: Conversation) -> bool:
         command = self._commands.find(name)
