@@ -48,6 +48,8 @@ _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 #: No argument of these commands needs more (a team, a member, an id, a duration, a time);
 #: longer text is refused before it is looked up or echoed back.
 MAX_ARG_LENGTH = 64
+#: The longest override; a longer absence is a change of the rotation in the config.
+MAX_OVERRIDE = timedelta(days=366)
 OVERRIDE = "override:"
 ANNOUNCED = "announced:"
 
@@ -403,6 +405,9 @@ class OncallPlugin:
             if match is None or not any(match.groups()):
                 raise UsageError(f"invalid duration {duration!r}: use d, h and m, like 4h or 1d12h")
             days, hours, minutes = (int(g or 0) for g in match.groups())
+            # Compared as minutes: a timedelta of ten thousand years cannot even be made.
+            if days * 1440 + hours * 60 + minutes > MAX_OVERRIDE.total_seconds() // 60:
+                raise UsageError(f"invalid duration {duration!r}: at most {MAX_OVERRIDE.days}d")
             end = moment + timedelta(days=days, hours=hours, minutes=minutes)
             if end <= moment:
                 raise UsageError(f"invalid duration {duration!r}: it must be longer than zero")
@@ -419,4 +424,6 @@ class OncallPlugin:
         end = end if end.tzinfo else end.replace(tzinfo=team.zone)
         if end <= moment:
             raise UsageError(f"{fmt(end, team.zone)} is in the past")
+        if end - moment > MAX_OVERRIDE:
+            raise UsageError(f"{fmt(end, team.zone)} is more than {MAX_OVERRIDE.days} days away")
         return end

@@ -17,6 +17,10 @@ MAX_OPTIONS = 10
 #: a button's label; 300 + 10 options keep a card far below 4096 even with voter names.
 MAX_QUESTION_LENGTH = 300
 MAX_OPTION_LENGTH = 40
+#: A duration or a clock time is short; longer text is refused before it is echoed back.
+MAX_TIME_LENGTH = 16
+#: The longest a poll may stay open with ``--closes-in``.
+MAX_DURATION = timedelta(days=366)
 #: Display names come from Zoom, not from the command, so they are cut on the card, not refused.
 MAX_NAME_LENGTH = 40
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -29,17 +33,22 @@ SHOWN_NAMES = 8
 
 def parse_duration(text: str) -> timedelta:
     """``30m``, ``2h``, ``1d``, ``1h30m`` as a timedelta; :class:`UsageError` otherwise."""
+    _short_time(text)
     compact = text.strip().lower()
     if not compact or _DURATION.sub("", compact) != "":
         raise UsageError(f"invalid duration {text!r}: use a number with s, m, h, d or w, like 30m")
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
     if seconds <= 0:
         raise UsageError(f"invalid duration {text!r}: it must be longer than zero")
+    # Compared as seconds: a timedelta of ten thousand years cannot even be made.
+    if seconds > MAX_DURATION.total_seconds():
+        raise UsageError(f"invalid duration {text!r}: at most {MAX_DURATION.days}d")
     return timedelta(seconds=seconds)
 
 
 def parse_clock_time(text: str, now: datetime, zone: ZoneInfo) -> datetime:
     """The next ``HH:MM`` in ``zone`` after ``now`` (today, or tomorrow if already past)."""
+    _short_time(text)
     match = _CLOCK.match(text.strip())
     if match is None:
         raise UsageError(f"invalid time {text!r}: use HH:MM, like 17:00")
@@ -207,6 +216,14 @@ def _voters(names: list[str], limit: int | None = SHOWN_NAMES) -> str:
     if limit is None or len(names) <= limit:
         return f" ({', '.join(names)})"
     return f" ({', '.join(names[:limit])} and {len(names) - limit} more)"
+
+
+def _short_time(text: str) -> None:
+    if len(text) > MAX_TIME_LENGTH:
+        raise UsageError(
+            f"{_shorten(text, 20)!r} is not a time: {len(text)} characters, "
+            f"at most {MAX_TIME_LENGTH} are allowed"
+        )
 
 
 def _shorten(text: str, limit: int = MAX_NAME_LENGTH) -> str:

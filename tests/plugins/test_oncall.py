@@ -426,6 +426,12 @@ def test_members_by_name_still_parse():
         (f"oncall override platform bob --until {'9' * 65}", "<until> is 65 characters long"),
         (f"oncall clear platform {'f' * 65}", "<id> is 65 characters long"),
         (f"oncall overrides {'p' * 65}", "<team> is 65 characters long"),
+        ("oncall override platform bob 99999999999d", "invalid duration '99999999999d': at most"),
+        ("oncall override platform bob 366d1m", "invalid duration '366d1m': at most 366d"),
+        (
+            "oncall override platform bob --until 9999-12-31T09:00",
+            "Fri 9999-12-31 09:00 CET is more than 366 days away",
+        ),
     ],
 )
 async def test_over_long_arguments_are_refused_privately(bot, command, problem):

@@ -330,6 +330,13 @@ def test_settings_defaults():
             f"an option is a button's label, at most {MAX_OPTION_LENGTH} characters",
         ),
         ("poll results " + "f" * 500, f"no poll '{'f' * 15}…'; poll list shows the open ones"),
+        (
+            "poll Q? a b --closes-in " + "1" * 99 + "h",
+            f"'{'1' * 19}…' is not a time: 100 characters, at most 16 are allowed",
+        ),
+        ("poll Q? a b --closes-at " + "9" * 17, "'99999999999999999' is not a time: 17"),
+        ("poll Q? a b --closes-in 9999999999w", "invalid duration '9999999999w': at most 366d"),
+        ("poll Q? a b --closes-in 367d", "invalid duration '367d': at most 366d"),
     ],
 )
 async def test_over_long_input_is_refused_privately(bot, command, problem):
