@@ -1,4 +1,17 @@
-"""The on-call plugin's hooks: who is on call, schedules, overrides, handoff announcements."""
+"""The on-call plugin's hooks: who is on call, schedules, overrides, handoff announcements.
+
+Who may do what, and who sees what (the README's table says the same):
+
+- ``oncall [team]`` and ``oncall schedule <team>``: anyone allowed by ``[access]``, in any
+  conversation, answered there for all to see. Who carries a pager is meant to be found (that
+  is the point of being on call), and the answer holds only configured names and times.
+- ``oncall overrides <team>``: the same people; answered privately, since it says who set
+  each override.
+- ``oncall me``: anyone; privately, and only about the rotations their Zoom user id or JID is
+  configured in (``members = [{ name = "Bob", user = "<id or JID>" }]``), never by name.
+- ``oncall override`` and ``oncall clear``: admins only by default (``admin_only``); an operator
+  may open them up with an access rule for the command.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +45,11 @@ from chatopsbot_oncall.rotation import Team, fmt, parse_teams
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+#: No argument of these commands needs more (a team, a member, an id, a duration, a time);
+#: longer text is refused before it is looked up or echoed back.
+MAX_ARG_LENGTH = 64
+#: The longest override; a longer absence is a change of the rotation in the config.
+MAX_OVERRIDE = timedelta(days=366)
 OVERRIDE = "override:"
 ANNOUNCED = "announced:"
 
@@ -75,6 +93,15 @@ def _at(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp).astimezone()
 
 
+def _bounded(ctx: Context) -> None:
+    """Refuse a command whose text arguments are longer than :data:`MAX_ARG_LENGTH`."""
+    for name, value in ctx.args.items():
+        if isinstance(value, str) and len(value) > MAX_ARG_LENGTH:
+            raise UsageError(
+                f"<{name}> is {len(value)} characters long; at most {MAX_ARG_LENGTH} are allowed"
+            )
+
+
 class OncallPlugin:
     """Rotations from ``[plugins.oncall.teams.*]``; overrides live in the plugin's store."""
 
@@ -113,10 +140,11 @@ class OncallPlugin:
                 args=(team,),
                 options=(Option("count", type=int, default=8, help="how many (1 to 52)"),),
             )(self.schedule),
-            command("oncall me", help="Your coming shifts")(self.me),
+            command("oncall me", help="Your coming shifts (by your Zoom user id)")(self.me),
             command(
                 "oncall override",
-                help="Put someone on call from now, for a while or until a time",
+                help="Put someone on call from now, for a while or until a time (admins)",
+                admin_only=True,
                 args=(team, Arg("member"), Arg("duration", required=False, help="like 2h, 1d")),
                 options=(Option("until", metavar="TIME", help="HH:MM or 2026-12-01T09:00"),),
                 examples=(
@@ -127,7 +155,8 @@ class OncallPlugin:
             command("oncall overrides", help="A team's overrides", args=(team,))(self.overrides),
             command(
                 "oncall clear",
-                help="Remove a team's overrides, or one of them",
+                help="Remove a team's overrides, or one of them (admins)",
+                admin_only=True,
                 args=(team, Arg("id", required=False)),
             )(self.clear),
         ]
@@ -136,6 +165,7 @@ class OncallPlugin:
 
     async def now(self, ctx: Context) -> Text:
         """Every team, or one team in more detail."""
+        _bounded(ctx)
         settings = self._settings(ctx)
         if not settings.teams:
             return Text(
@@ -162,6 +192,7 @@ class OncallPlugin:
 
     async def schedule(self, ctx: Context) -> Text:
         """The next shifts of a team, overrides included."""
+        _bounded(ctx)
         count = ctx.args["count"]
         if not 1 <= count <= 52:
             raise UsageError("--count must be between 1 and 52")
@@ -172,20 +203,33 @@ class OncallPlugin:
         return Text("\n".join(lines))
 
     async def me(self, ctx: Context) -> Text:
-        """The caller's coming shifts, privately."""
+        """The caller's coming shifts, privately; members are matched by Zoom id or JID only."""
         c = ctx.caller
         lines = []
+        member_of = 0
         for team in self._settings(ctx).teams.values():
-            mine = [m.name for m in team.members if m.is_user(c.id, c.jid, c.name)]
+            mine = [m.name for m in team.members if m.is_user(c.id, c.jid)]
+            member_of += bool(mine)
+            if not mine:
+                continue
             for name, since, until in await self._timeline(ctx, team, ctx.clock.now(), 12):
                 if name in mine:
                     lines.append(f"{team.name}: {fmt(since, team.zone)} → {fmt(until, team.zone)}")
+        if not member_of:
+            return Text(
+                f"You are not in any on-call rotation: no member of a team is configured with "
+                f"your Zoom user id ({c.id}) or JID ({c.jid}); a display name is not enough. "
+                f"An operator adds you in [plugins.oncall.teams.<team>] members, like "
+                f'{{ name = "Your name", user = "{c.id}" }}.',
+                private=True,
+            )
         if not lines:
             return Text("You have no shifts coming up.", private=True)
         return Text("Your shifts:\n" + "\n".join(lines[:10]), private=True)
 
     async def override(self, ctx: Context) -> Text:
         """Someone takes the pager; whoever they replace is told privately."""
+        _bounded(ctx)
         team = self._team(ctx, ctx.args["team"])
         try:
             member = team.find(ctx.args["member"])
@@ -213,6 +257,8 @@ class OncallPlugin:
             "end": end.timestamp(),
             "created": moment.timestamp(),
             "by": ctx.caller.name,
+            # Who set it, as an identity: the name above is only what Zoom displayed then.
+            "by_id": ctx.caller.id,
             "replaced": replaced.name if replaced else "",
         }
         await ctx.store.set(f"{OVERRIDE}{record['team']}:{record['id']}", record)
@@ -230,6 +276,7 @@ class OncallPlugin:
 
     async def overrides(self, ctx: Context) -> Text:
         """A team's current and future overrides."""
+        _bounded(ctx)
         team = self._team(ctx, ctx.args["team"])
         rows = await self._overrides(ctx, team)
         if not rows:
@@ -243,6 +290,7 @@ class OncallPlugin:
 
     async def clear(self, ctx: Context) -> Text:
         """Remove one override, or all of a team's."""
+        _bounded(ctx)
         team = self._team(ctx, ctx.args["team"])
         rows = await self._overrides(ctx, team)
         wanted = ctx.args["id"]
@@ -357,6 +405,9 @@ class OncallPlugin:
             if match is None or not any(match.groups()):
                 raise UsageError(f"invalid duration {duration!r}: use d, h and m, like 4h or 1d12h")
             days, hours, minutes = (int(g or 0) for g in match.groups())
+            # Compared as minutes: a timedelta of ten thousand years cannot even be made.
+            if days * 1440 + hours * 60 + minutes > MAX_OVERRIDE.total_seconds() // 60:
+                raise UsageError(f"invalid duration {duration!r}: at most {MAX_OVERRIDE.days}d")
             end = moment + timedelta(days=days, hours=hours, minutes=minutes)
             if end <= moment:
                 raise UsageError(f"invalid duration {duration!r}: it must be longer than zero")
@@ -373,4 +424,6 @@ class OncallPlugin:
         end = end if end.tzinfo else end.replace(tzinfo=team.zone)
         if end <= moment:
             raise UsageError(f"{fmt(end, team.zone)} is in the past")
+        if end - moment > MAX_OVERRIDE:
+            raise UsageError(f"{fmt(end, team.zone)} is more than {MAX_OVERRIDE.days} days away")
         return end

@@ -18,16 +18,21 @@ _INTERVAL = re.compile(r"^(\d+)([hd])$")
 
 @frozen
 class Member:
-    """A person in a rotation; ``user`` is their Zoom user id or JID when known."""
+    """A person in a rotation: ``name`` is how chat refers to them (``oncall override``),
+    ``user`` their Zoom user id or JID when the config gives one."""
 
     name: str
     user: str = ""
 
-    def is_user(self, user_id: str, jid: str, name: str) -> bool:
-        """Whether a Zoom user is this member (by id or JID if configured, else by name)."""
-        if self.user:
-            return self.user.lower() in (user_id.lower(), jid.lower())
-        return self.name.casefold() == name.casefold()
+    def is_user(self, user_id: str, jid: str) -> bool:
+        """Whether a Zoom user is this member: by the configured id or JID, never by name.
+
+        A display name is no identity (anyone can take any name), so a member configured by
+        name alone is nobody's ``oncall me``.
+        """
+        if not self.user:
+            return False
+        return self.user.casefold() in (user_id.casefold(), jid.casefold())
 
 
 @frozen
@@ -142,7 +147,15 @@ def _team(name: str, table: object, key: str, config: Mapping[str, Any]) -> Team
     return Team(name, members, period, start, zone, channel)
 
 
+_MEMBER_TABLE = '{ name = "...", user = "<Zoom user id or JID>" }'
+
+
 def _members(value: object, key: str) -> tuple[Member, ...]:
+    """A list of names (``"Alice"``) or tables (``{ name = "Alice", user = "u-alice" }``).
+
+    Only a member with ``user`` can be recognised as the person asking (``oncall me``) and told
+    privately when someone takes their pager; a plain name keeps working for everything else.
+    """
     if not isinstance(value, Sequence) or isinstance(value, str) or not value:
         raise PluginConfigError(key, "expected a non-empty list of names")
     members = []
@@ -152,17 +165,28 @@ def _members(value: object, key: str) -> tuple[Member, ...]:
         elif (
             isinstance(item, Mapping) and isinstance(item.get("name"), str) and item["name"].strip()
         ):
-            user = item.get("user", "")
-            if not isinstance(user, str) or set(item) - {"name", "user"}:
+            unknown = sorted(set(item) - {"name", "user"})
+            if unknown:
                 raise PluginConfigError(
-                    f"{key}[{i}]", 'expected { name = "...", user = "<id or JID>" }'
+                    f"{key}[{i}].{unknown[0]}", f"unknown key; expected {_MEMBER_TABLE}"
+                )
+            user = item.get("user", "")
+            if "user" in item and (not isinstance(user, str) or len(user.split()) != 1):
+                raise PluginConfigError(
+                    f"{key}[{i}].user",
+                    "expected the member's Zoom user id or JID (one word, like "
+                    '"KdYKjnimT4KPd8FFgQt9FQ" or "alice@xmpp.zoom.us"); leave the key out '
+                    "if it is not known",
                 )
             members.append(Member(item["name"].strip(), user.strip()))
         else:
-            raise PluginConfigError(f"{key}[{i}]", "expected a name, or { name = ..., user = ... }")
+            raise PluginConfigError(f"{key}[{i}]", f"expected a name, or {_MEMBER_TABLE}")
     names = [m.name.casefold() for m in members]
     if len(set(names)) != len(names):
         raise PluginConfigError(key, "a member is listed twice")
+    users = [m.user.casefold() for m in members if m.user]
+    if len(set(users)) != len(users):
+        raise PluginConfigError(key, "two members have the same user")
     return tuple(members)
 
 

@@ -12,6 +12,17 @@ from chatopsbot import Actions, Button, ButtonStyle, Card, Paragraph, UsageError
 
 MIN_OPTIONS = 2
 MAX_OPTIONS = 10
+#: Caps on what a user types into a card (characters, after trimming). Zoom documents no card
+#: limits; its guidance is 40 characters of button text and 4096 of message text. An option is
+#: a button's label; 300 + 10 options keep a card far below 4096 even with voter names.
+MAX_QUESTION_LENGTH = 300
+MAX_OPTION_LENGTH = 40
+#: A duration or a clock time is short; longer text is refused before it is echoed back.
+MAX_TIME_LENGTH = 16
+#: The longest a poll may stay open with ``--closes-in``.
+MAX_DURATION = timedelta(days=366)
+#: Display names come from Zoom, not from the command, so they are cut on the card, not refused.
+MAX_NAME_LENGTH = 40
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -22,17 +33,22 @@ SHOWN_NAMES = 8
 
 def parse_duration(text: str) -> timedelta:
     """``30m``, ``2h``, ``1d``, ``1h30m`` as a timedelta; :class:`UsageError` otherwise."""
+    _short_time(text)
     compact = text.strip().lower()
     if not compact or _DURATION.sub("", compact) != "":
         raise UsageError(f"invalid duration {text!r}: use a number with s, m, h, d or w, like 30m")
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
     if seconds <= 0:
         raise UsageError(f"invalid duration {text!r}: it must be longer than zero")
+    # Compared as seconds: a timedelta of ten thousand years cannot even be made.
+    if seconds > MAX_DURATION.total_seconds():
+        raise UsageError(f"invalid duration {text!r}: at most {MAX_DURATION.days}d")
     return timedelta(seconds=seconds)
 
 
 def parse_clock_time(text: str, now: datetime, zone: ZoneInfo) -> datetime:
     """The next ``HH:MM`` in ``zone`` after ``now`` (today, or tomorrow if already past)."""
+    _short_time(text)
     match = _CLOCK.match(text.strip())
     if match is None:
         raise UsageError(f"invalid time {text!r}: use HH:MM, like 17:00")
@@ -44,9 +60,15 @@ def parse_clock_time(text: str, now: datetime, zone: ZoneInfo) -> datetime:
 
 
 def validate_options(question: str, options: tuple[str, ...]) -> None:
-    """Refuse an empty question, too few or too many options, or duplicates."""
+    """Refuse an empty or over-long question, too few or too many options, an empty or
+    over-long option, or duplicates."""
     if not question.strip():
         raise UsageError("the question is empty")
+    if len(question.strip()) > MAX_QUESTION_LENGTH:
+        raise UsageError(
+            f"the question is {len(question.strip())} characters long; "
+            f"at most {MAX_QUESTION_LENGTH} are allowed"
+        )
     if len(options) < MIN_OPTIONS:
         raise UsageError(f"a poll needs at least {MIN_OPTIONS} options, got {len(options)}")
     if len(options) > MAX_OPTIONS:
@@ -56,9 +78,32 @@ def validate_options(question: str, options: tuple[str, ...]) -> None:
         key = option.strip().casefold()
         if not key:
             raise UsageError("an option is empty")
+        if len(option.strip()) > MAX_OPTION_LENGTH:
+            raise UsageError(
+                f"option {_shorten(option.strip(), 20)!r} is {len(option.strip())} characters "
+                f"long; an option is a button's label, at most {MAX_OPTION_LENGTH} characters"
+            )
         if key in seen:
             raise UsageError(f"option {option!r} is there twice")
         seen.add(key)
+
+
+def visible_to(
+    poll: Mapping[str, Any], *, conversation_jid: str, user_id: str, admin: bool
+) -> bool:
+    """Whether a person may learn anything about ``poll`` from where they ask.
+
+    In the poll's own conversation (where its card is), its creator anywhere, an admin
+    anywhere. Anyone else is answered as if the poll did not exist: its id alone is no key.
+    """
+    return (
+        admin or user_id == poll["creator"]["id"] or conversation_jid == poll["conversation"]["jid"]
+    )
+
+
+def may_close(poll: Mapping[str, Any], *, policy: str, user_id: str, admin: bool) -> bool:
+    """Whether a person may close ``poll`` under the configured ``close`` policy."""
+    return policy == "anyone" or admin or user_id == poll["creator"]["id"]
 
 
 def cast_vote(
@@ -102,7 +147,7 @@ def tally(
 
 def describe(poll: Mapping[str, Any], zone: ZoneInfo) -> str:
     """The sub-head: id, creator, mode and deadline."""
-    parts = [f"Poll {poll['id']} by {poll['creator']['name']}"]
+    parts = [f"Poll {poll['id']} by {_shorten(poll['creator']['name'])}"]
     parts.append(f"up to {poll['max']} choices" if poll["multi"] else "one choice")
     if poll["anonymous"]:
         parts.append("anonymous")
@@ -167,9 +212,23 @@ def summary(poll: Mapping[str, Any], ballots: Mapping[str, Any]) -> str:
 def _voters(names: list[str], limit: int | None = SHOWN_NAMES) -> str:
     if not names:
         return ""
+    names = [_shorten(n) for n in names]
     if limit is None or len(names) <= limit:
         return f" ({', '.join(names)})"
     return f" ({', '.join(names[:limit])} and {len(names) - limit} more)"
+
+
+def _short_time(text: str) -> None:
+    if len(text) > MAX_TIME_LENGTH:
+        raise UsageError(
+            f"{_shorten(text, 20)!r} is not a time: {len(text)} characters, "
+            f"at most {MAX_TIME_LENGTH} are allowed"
+        )
+
+
+def _shorten(text: str, limit: int = MAX_NAME_LENGTH) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _bar(count: int, total: int) -> str:

@@ -32,7 +32,11 @@ TEAMS: dict[str, Any] = {
         "timezone": "UTC",
     },
 }
-CONFIG = {"plugins": {"oncall": {"account_id": "acct-1", "teams": TEAMS}}}
+#: Alice is a bot admin: overrides are admin-only by default.
+CONFIG: dict[str, Any] = {
+    "plugins": {"oncall": {"account_id": "acct-1", "teams": TEAMS}},
+    "access": {"admins": ["u-alice"]},
+}
 
 
 def team(**overrides: Any) -> Any:
@@ -151,8 +155,9 @@ async def test_who_is_on_call(bot):
     assert (
         mine.text.splitlines()[1] == "platform: Wed 2026-11-25 10:00 CET → Mon 2026-11-30 09:00 CET"
     )
-    carol = (await bot.command("oncall me", user="carol")).only()  # matched by name
-    assert "platform: Mon 2026-11-30 09:00 CET" in carol.text
+    # Carol is configured by name only: a display name is no identity, so she is not matched.
+    carol = (await bot.command("oncall me", user="carol")).only()
+    assert carol.text.startswith("You are not in any on-call rotation")
 
 
 async def test_unknown_team_lists_the_known_ones(bot):
@@ -295,3 +300,141 @@ async def test_another_plugin_can_answer_from_its_on_call_system(tmp_path):
             .only()
             .text.startswith("platform: Alice is on call until")
         )
+
+
+# Issue #17: overrides are privileged, `oncall me` goes by identity, arguments are bounded.
+
+
+@pytest.mark.parametrize("where", ["ops", "platform", None])
+@pytest.mark.parametrize("command", ["oncall override platform carol 2h", "oncall clear platform"])
+async def test_overrides_are_for_admins_only_by_default(bot, command, where):
+    await bot.command("oncall override platform alice 1h", user="alice")
+    refused = (await bot.command(command, user="dave", channel=where)).only()
+    name = " ".join(command.split()[:2])
+    assert refused.text == f"You may not run {name}: {name} is for the bot's admins only."
+    assert refused.visible_to_user == ("u-dave" if where else None)
+    # Nothing changed: Alice's override stands.
+    listing = (await bot.command("oncall overrides platform", user="dave")).only()
+    assert len(listing.text.splitlines()) == 2
+    assert "Alice" in listing.text
+    assert (
+        (await bot.command("oncall platform")).only().text.startswith("platform: Alice is on call")
+    )
+
+
+async def test_an_admin_may_override_and_clear_from_anywhere(bot):
+    done = await bot.command("oncall override platform carol 2h", user="alice", channel=None)
+    assert done.texts[-1].startswith("Carol is on call for platform until")
+    assert (await bot.command("oncall clear platform", user="alice", channel=None)).texts == [
+        "Removed 1 override(s) of platform."
+    ]
+
+
+async def test_help_does_not_offer_overrides_to_others(bot):
+    listing = (await bot.command("help", user="dave")).only().text
+    assert "oncall override —" not in listing
+    assert "oncall clear —" not in listing
+    assert "oncall me" in listing
+    assert "oncall override —" in (await bot.command("help", user="alice")).only().text
+
+
+async def test_oncall_me_goes_by_user_id_never_by_display_name(bot):
+    # Mallory renames herself "Bob": she must not be told Bob's shifts.
+    impostor = (await bot.command("oncall me", user="mallory", user_name="Bob")).only()
+    assert impostor.visible_to_user == "u-mallory"
+    assert impostor.text == (
+        "You are not in any on-call rotation: no member of a team is configured with your "
+        "Zoom user id (u-mallory) or JID (mallory@xmpp.zoom.us); a display name is not enough. "
+        "An operator adds you in [plugins.oncall.teams.<team>] members, like "
+        '{ name = "Your name", user = "u-mallory" }.'
+    )
+    # Bob, whatever he is called today, is matched by his id.
+    renamed = (await bot.command("oncall me", user="bob", user_name="Robert")).only()
+    assert renamed.text.startswith("Your shifts:\nplatform: Wed 2026-11-25 10:00 CET")
+
+
+async def test_oncall_me_by_jid_and_in_a_rotation_that_starts_later():
+    teams = {
+        "data": {**TEAMS["data"], "members": [{"name": "Dan", "user": "DAN@xmpp.zoom.us"}, "Erin"]},
+        "later": {
+            **TEAMS["data"],
+            "start": "2027-06-01T08:00",
+            "members": [{"name": "Erin", "user": "u-erin"}],
+        },
+    }
+    config = {"plugins": {"oncall": {"teams": teams}}}
+    async with BotHarness(clock=ManualClock(START), config=config) as bot:
+        dan = (await bot.command("oncall me", user="dan")).only()
+        assert dan.text.startswith("Your shifts:\ndata: ")
+        erin = (await bot.command("oncall me", user="erin")).only()
+        assert erin.text.startswith("Your shifts:\nlater: Tue 2027-06-01 08:00 UTC")
+        # Erin is in "data" by name only: those shifts are not hers to be told.
+        assert "data" not in erin.text
+
+
+async def test_override_resolves_configured_names_not_the_callers_name(bot):
+    # Alice (an admin) displayed as "Bob" puts "alice" on call: the member named Alice.
+    replies = await bot.command("oncall override platform alice 1h", user="alice", user_name="Bob")
+    assert replies.texts[-1].startswith("Alice is on call for platform")
+    with pytest.raises(LookupError, match="no member 'me'"):
+        team().find("me")
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "message"),
+    [
+        ({"members": [{"name": "Bob", "user": ""}]}, "teams.t.members[0].user", "expected the"),
+        (
+            {"members": [{"name": "Bob", "user": "bob smith"}]},
+            "teams.t.members[0].user",
+            "expected the member's Zoom user id or JID",
+        ),
+        ({"members": [{"name": "Bob", "user": 7}]}, "teams.t.members[0].user", "expected the"),
+        ({"members": [{"name": "Bob", "id": "u-bob"}]}, "teams.t.members[0].id", "unknown key"),
+        (
+            {"members": [{"name": "A", "user": "u-x"}, {"name": "B", "user": "U-X"}]},
+            "teams.t.members",
+            "two members have the same user",
+        ),
+        ({"members": [3]}, "teams.t.members[0]", "expected a name, or { name = "),
+    ],
+)
+def test_bad_members_name_the_key(change, key, message):
+    with pytest.raises(PluginConfigError) as info:
+        team(**change)
+    assert info.value.key == key
+    assert info.value.message.startswith(message)
+
+
+def test_members_by_name_still_parse():
+    members = team(members=["Alice", {"name": "Bob"}, {"name": "Carol", "user": " u-carol "}])
+    assert [(m.name, m.user) for m in members.members] == [
+        ("Alice", ""),
+        ("Bob", ""),
+        ("Carol", "u-carol"),
+    ]
+    assert not members.members[0].is_user("u-alice", "alice@xmpp.zoom.us")
+    assert members.members[2].is_user("U-CAROL", "carol@xmpp.zoom.us")
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        (f"oncall {'x' * 65}", "<team> is 65 characters long; at most 64 are allowed"),
+        (f"oncall schedule {'x' * 200}", "<team> is 200 characters long; at most 64"),
+        (f"oncall override platform {'b' * 65} 2h", "<member> is 65 characters long"),
+        (f"oncall override platform bob --until {'9' * 65}", "<until> is 65 characters long"),
+        (f"oncall clear platform {'f' * 65}", "<id> is 65 characters long"),
+        (f"oncall overrides {'p' * 65}", "<team> is 65 characters long"),
+        ("oncall override platform bob 99999999999d", "invalid duration '99999999999d': at most"),
+        ("oncall override platform bob 366d1m", "invalid duration '366d1m': at most 366d"),
+        (
+            "oncall override platform bob --until 9999-12-31T09:00",
+            "Fri 9999-12-31 09:00 CET is more than 366 days away",
+        ),
+    ],
+)
+async def test_over_long_arguments_are_refused_privately(bot, command, problem):
+    reply = (await bot.command(command)).only()
+    assert reply.visible_to_user == "u-alice"
+    assert reply.text.startswith(problem), reply.text

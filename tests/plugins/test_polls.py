@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from chatopsbot import PluginConfigError
 from chatopsbot.clock import ManualClock
+from chatopsbot.config import ConfigError
 from chatopsbot.testing import BotHarness
 from chatopsbot.zoom.fake import Message
-from chatopsbot_polls.model import parse_clock_time, parse_duration
+from chatopsbot_polls.model import (
+    MAX_NAME_LENGTH,
+    MAX_OPTION_LENGTH,
+    MAX_QUESTION_LENGTH,
+    parse_clock_time,
+    parse_duration,
+    visible_to,
+)
+from chatopsbot_polls.settings import parse_settings
 
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -214,3 +225,204 @@ async def test_long_voter_lists_are_cut_on_the_card_but_not_in_results(bot):
     assert "yes: 10 (V0, V1, V2, V3, V4, V5, V6, V7 and 2 more)" in card.text
     results = (await bot.command(f"poll results {_poll_id(card)}")).only()
     assert "V9" in results.text
+
+
+# Issue #17: who may see and close a poll, caps on what is typed, cards deleted in Zoom.
+
+ADMIN_CONFIG = {"access": {"admins": ["u-carol"]}}
+
+
+async def test_results_elsewhere_answer_like_an_unknown_id():
+    async with BotHarness(clock=ManualClock(START), config=ADMIN_CONFIG) as bot:
+        card = (await bot.command("poll Raise? yes no", user="alice", channel="private")).only()
+        await bot.click(card, "yes", user="bob")
+        poll_id = _poll_id(card)
+        unknown = (await bot.command("poll results 0a0a0a", user="dave", channel="ops")).only()
+        for where in ("ops", None):  # another channel, and a direct message
+            refused = await bot.command(f"poll results {poll_id}", user="dave", channel=where)
+            assert refused.only().text == unknown.text.replace("0a0a0a", poll_id)
+            # Private: only to Dave in a channel; a direct message is Dave's alone anyway.
+            assert refused.only().visible_to_user == ("u-dave" if where else None)
+            assert "Bob" not in refused.only().text
+        # In the poll's own conversation anyone may ask; its creator and admins anywhere.
+        for who, where in (("dave", "private"), ("alice", None), ("carol", "ops")):
+            shown = (await bot.command(f"poll results {poll_id}", user=who, channel=where)).only()
+            assert shown.text.splitlines()[1] == "yes: 1 (Bob)", (who, where)
+            assert shown.visible_to_user == (f"u-{who}" if where else None)
+
+
+async def test_close_elsewhere_answers_like_an_unknown_id(bot):
+    card = (await bot.command("poll Raise? yes no", user="alice", channel="private")).only()
+    poll_id = _poll_id(card)
+    refused = (await bot.command(f"poll close {poll_id}", user="dave", channel="ops")).only()
+    assert refused.text.startswith(f"no poll '{poll_id}'; poll list shows the open ones here")
+    assert "Alice" not in refused.text
+    here = (await bot.command(f"poll close {poll_id}", user="dave", channel="private")).only()
+    assert here.text == "Only Alice (who asked) or an admin can close this poll."
+    assert "(closed)" not in card.text
+    # Its creator may close it from anywhere, a direct message included.
+    assert await bot.command(f"poll close {poll_id}", user="alice", channel=None) == []
+    assert card.text.startswith("Raise? (closed)")
+
+
+async def test_an_admin_may_close_any_poll_from_anywhere():
+    async with BotHarness(clock=ManualClock(START), config=ADMIN_CONFIG) as bot:
+        card = (await bot.command("poll Raise? yes no", user="alice", channel="private")).only()
+        assert await bot.command(f"poll close {_poll_id(card)}", user="carol", channel="ops") == []
+        assert card.text.startswith("Raise? (closed)")
+        other = (await bot.command("poll Again? yes no", user="alice")).only()
+        assert await bot.click(other, "Close poll", user="carol") == []
+        assert other.text.startswith("Again? (closed)")
+
+
+async def test_close_anyone_lets_everyone_who_sees_the_poll_close_it():
+    config = {"plugins": {"polls": {"close": "anyone"}}}
+    async with BotHarness(clock=ManualClock(START), config=config) as bot:
+        card = (await bot.command("poll Raise? yes no", user="alice")).only()
+        assert await bot.click(card, "Close poll", user="bob") == []
+        assert card.text.startswith("Raise? (closed)")
+        other = (await bot.command("poll Again? yes no", user="alice", channel="private")).only()
+        poll_id = _poll_id(other)
+        # "anyone" widens who may close, not who may see: from elsewhere it is still unknown.
+        refused = (await bot.command(f"poll close {poll_id}", user="bob", channel="ops")).only()
+        assert refused.text.startswith(f"no poll '{poll_id}'")
+        assert await bot.command(f"poll close {poll_id}", user="bob", channel="private") == []
+        assert other.text.startswith("Again? (closed)")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"close": "everyone"}, 'close: expected "creator_or_admin" or "anyone", got \'everyone\''),
+        ({"close": True}, 'close: expected "creator_or_admin" or "anyone", got True'),
+        ({"timezone": "Mars/Base"}, "timezone: unknown time zone 'Mars/Base'"),
+        ({"closing": "anyone"}, "closing: unknown key (did you mean close?)"),
+    ],
+)
+def test_bad_settings_name_the_key(table, message):
+    with pytest.raises(PluginConfigError) as info:
+        parse_settings(table)
+    assert str(info.value) == message
+
+
+async def test_a_bad_close_policy_stops_startup_with_the_key():
+    config = {"plugins": {"polls": {"close": "everyone"}}}
+    with pytest.raises(ConfigError, match=r"plugins\.polls\.close: expected"):
+        await BotHarness(config=config).start()
+
+
+def test_settings_defaults():
+    settings = parse_settings({})
+    assert (settings.timezone, settings.close) == (ZoneInfo("UTC"), "creator_or_admin")
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        (
+            f"poll {'Q' * (MAX_QUESTION_LENGTH + 1)} a b",
+            f"the question is {MAX_QUESTION_LENGTH + 1} characters long; "
+            f"at most {MAX_QUESTION_LENGTH} are allowed",
+        ),
+        (
+            f"poll Q? a {'o' * (MAX_OPTION_LENGTH + 1)}",
+            f"option '{'o' * 19}…' is {MAX_OPTION_LENGTH + 1} characters long; "
+            f"an option is a button's label, at most {MAX_OPTION_LENGTH} characters",
+        ),
+        ("poll results " + "f" * 500, f"no poll '{'f' * 15}…'; poll list shows the open ones"),
+        (
+            "poll Q? a b --closes-in " + "1" * 99 + "h",
+            f"'{'1' * 19}…' is not a time: 100 characters, at most 16 are allowed",
+        ),
+        ("poll Q? a b --closes-at " + "9" * 17, "'99999999999999999' is not a time: 17"),
+        ("poll Q? a b --closes-in 9999999999w", "invalid duration '9999999999w': at most 366d"),
+        ("poll Q? a b --closes-in 367d", "invalid duration '367d': at most 366d"),
+    ],
+)
+async def test_over_long_input_is_refused_privately(bot, command, problem):
+    reply = (await bot.command(command)).only()
+    assert reply.visible_to_user == "u-alice"
+    assert reply.text.startswith(problem), reply.text
+    assert len(bot.messages) == 1  # no card
+
+
+async def test_input_at_the_caps_is_accepted(bot):
+    question, option = "Q" * MAX_QUESTION_LENGTH, "o" * MAX_OPTION_LENGTH
+    card = (await bot.command(f"poll {question} a {option}")).only()
+    assert card.text.splitlines()[0] == question
+    assert (await bot.click(card, option, user="bob")).texts == [f"You voted {option}"]
+
+
+async def test_long_display_names_are_cut_on_the_card(bot):
+    long_name = "N" * 100
+    card = (await bot.command("poll Tea? yes no", user_name=long_name)).only()
+    await bot.click(card, "yes", user="bob", user_name=long_name)
+    cut = "N" * (MAX_NAME_LENGTH - 1) + "…"
+    assert f"by {cut} ·" in card.text
+    assert f"yes: 1 ({cut})" in card.text
+    assert long_name not in card.text
+
+
+async def test_a_vote_on_a_deleted_card_is_counted_and_confirmed(bot, caplog):
+    card = (await bot.command("poll Lunch? Pizza Sushi")).only()
+    poll_id = _poll_id(card)
+    bot.zoom.messages[card.message_id].deleted = True  # someone deleted it in Zoom
+    caplog.set_level(logging.INFO, logger="chatopsbot.plugin.polls")
+    reply = (await bot.click(card, "Pizza", user="bob")).only()
+    assert (reply.text, reply.visible_to_user) == ("You voted Pizza", "u-bob")
+    gone = [r for r in caplog.records if r.name == "chatopsbot.plugin.polls"]
+    assert [(r.levelname, r.getMessage()) for r in gone] == [
+        ("INFO", f"poll {poll_id}: its card was deleted in Zoom; votes are still counted")
+    ]
+    # The next click costs no edit that cannot succeed, and is confirmed the same way.
+    edits_before = len([r for r in bot.zoom.requests if r.method == "PUT"])
+    assert (await bot.click(card, "Sushi", user="carol")).texts == ["You voted Sushi"]
+    assert len([r for r in bot.zoom.requests if r.method == "PUT"]) == edits_before
+    results = (await bot.command(f"poll results {poll_id}")).only()
+    assert results.text.splitlines()[1:] == ["Pizza: 1 (Bob)", "Sushi: 1 (Carol)"]
+    assert "failed" not in bot.transcript()
+
+
+async def test_closing_a_poll_whose_card_was_deleted(bot):
+    card = (await bot.command("poll Lunch? Pizza Sushi")).only()
+    await bot.click(card, "Pizza", user="bob")
+    bot.zoom.messages[card.message_id].deleted = True
+    reply = (await bot.command(f"poll close {_poll_id(card)}")).only()
+    assert reply.visible_to_user == "u-alice"
+    assert reply.text.splitlines()[:2] == [
+        "The poll's card was deleted, so here is its result:",
+        f"Lunch? ({_poll_id(card)}, closed, 1 voters)",
+    ]
+    assert (await bot.click(card, "Pizza", user="carol")).texts == ["This poll is closed."]
+
+
+async def test_close_button_on_a_deleted_card(bot):
+    card = (await bot.command("poll Lunch? Pizza Sushi")).only()
+    bot.zoom.messages[card.message_id].deleted = True
+    reply = (await bot.click(card, "Close poll")).only()
+    assert reply.text.startswith("The poll's card was deleted, so here is its result:")
+    assert "failed" not in bot.transcript()
+
+
+async def test_a_deadline_on_a_deleted_card_closes_quietly(bot, caplog):
+    card = (await bot.command("poll Standup? yes no --closes-in 30m")).only()
+    bot.zoom.messages[card.message_id].deleted = True
+    caplog.set_level(logging.INFO, logger="chatopsbot.plugin.polls")
+    assert await bot.advance(timedelta(minutes=30)) == []
+    assert [r.levelname for r in caplog.records if r.name == "chatopsbot.plugin.polls"] == ["INFO"]
+    late = (await bot.click(card, "yes", user="bob")).only()
+    assert late.text == "This poll is closed."
+
+
+@pytest.mark.parametrize("admin", [False, True])
+@pytest.mark.parametrize("creator", [False, True])
+@pytest.mark.parametrize("here", [False, True])
+def test_visibility_rule(admin, creator, here):
+    poll = {"creator": {"id": "u-alice"}, "conversation": {"jid": "ops@conference.x"}}
+    seen = visible_to(
+        poll,
+        conversation_jid="ops@conference.x" if here else "other@conference.x",
+        user_id="u-alice" if creator else "u-dave",
+        admin=admin,
+    )
+    assert seen == (admin or creator or here)
