@@ -30,6 +30,7 @@ from chatopsbot.context import (
     User,
 )
 from chatopsbot.hookspecs import hookimpl, hookspec
+from chatopsbot.outbound.outbox import MessageGone, OutboxClosed, SendFailed
 from chatopsbot.plugins import PluginConfigError, require_known_keys
 from chatopsbot.responses import (
     Actions,
@@ -95,7 +96,9 @@ __all__ = [
     "HookResponse",
     "Job",
     "ManualClock",
+    "MessageGone",
     "Option",
+    "OutboxClosed",
     "Paragraph",
     "PluginConfigError",
     "PluginContext",
@@ -104,6 +107,7 @@ __all__ = [
     "Section",
     "Select",
     "SelectOption",
+    "SendFailed",
     "Sent",
     "Store",
     "Style",

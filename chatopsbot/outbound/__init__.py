@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from chatopsbot.outbound.outbox import Deliverer, Delivery, Outbox, OutboxClosed, SendFailed
+from chatopsbot.outbound.outbox import (
+    Deliverer,
+    Delivery,
+    MessageGone,
+    Outbox,
+    OutboxClosed,
+    SendFailed,
+)
 from chatopsbot.outbound.pacer import Pacer
 from chatopsbot.outbound.policy import Rejected, RetryLater, RetryPolicy, Throttled
 from chatopsbot.outbound.sender import ZoomSender
@@ -10,6 +17,7 @@ from chatopsbot.outbound.sender import ZoomSender
 __all__ = [
     "Deliverer",
     "Delivery",
+    "MessageGone",
     "Outbox",
     "OutboxClosed",
     "Pacer",

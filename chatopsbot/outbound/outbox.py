@@ -50,7 +50,16 @@ from chatopsbot.storage import (
     Write,
 )
 
-__all__ = ["Deliverer", "Delivery", "Outbox", "OutboxClosed", "SendFailed"]
+__all__ = [
+    "GONE",
+    "GONE_PREFIX",
+    "Deliverer",
+    "Delivery",
+    "MessageGone",
+    "Outbox",
+    "OutboxClosed",
+    "SendFailed",
+]
 
 log = logging.getLogger("chatopsbot.outbound")
 
@@ -72,6 +81,15 @@ class SendFailed(Exception):
 
 class OutboxClosed(SendFailed):
     """The bot stopped before the message went out; it stays queued for the next start."""
+
+
+class MessageGone(SendFailed):
+    """An edit or delete of a message that no longer exists in Zoom (deleted by a user)."""
+
+
+#: The dead-letter reason, and how its error text starts, for a message that is gone.
+GONE = "gone"
+GONE_PREFIX = "the message no longer exists in Zoom"
 
 
 @frozen
@@ -393,7 +411,8 @@ class Outbox:
             return
         state, text = outcome
         if state != "sent":
-            future.set_exception(SendFailed(text))
+            gone = text.startswith(GONE_PREFIX)
+            future.set_exception(MessageGone(text) if gone else SendFailed(text))
             return
         try:
             future.set_result(self._deliverer.restore(text))
@@ -639,6 +658,17 @@ class Outbox:
             await self._tell_done(message.id)
         self._metrics.dead_letters.labels(reason).inc()
         age = self._clock.timestamp() - message.created_at
+        if reason == GONE:
+            # A user deleted the card the bot wanted to change: nothing anyone must act on.
+            log.info(
+                "message %d to %s not made: %s",
+                message.id,
+                message.lane,
+                error,
+                extra=self._fields(message),
+            )
+            self._finish(message, None, MessageGone(error))
+            return
         log.error(
             "gave up on message %d to %s (%s after %d attempt(s), %.0f s after it was decided): "
             "%s; it is kept as a dead letter (chatopsbot outbox list)",

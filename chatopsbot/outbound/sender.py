@@ -19,7 +19,7 @@ from attrs import frozen
 
 from chatopsbot.clock import Clock
 from chatopsbot.metrics import Metrics
-from chatopsbot.outbound.outbox import Delivery
+from chatopsbot.outbound.outbox import GONE, GONE_PREFIX, Delivery
 from chatopsbot.outbound.policy import Rejected, RetryLater, Throttled
 from chatopsbot.storage import CARD_AUTHORS, QueuedMessage, Write
 from chatopsbot.zoom.auth import TokenError
@@ -101,6 +101,8 @@ class ZoomSender:
                 raise Throttled(wait, detail, daily=exc.daily_limit) from exc
             if exc.status >= 500:
                 raise RetryLater("5xx", detail) from exc
+            if exc.status == 404 and call.method in ("PUT", "PATCH", "DELETE"):
+                raise Rejected(GONE, f"{GONE_PREFIX} ({detail})") from exc
             raise Rejected("rejected", detail) from exc
         except TokenError as exc:
             count("token_error").inc()

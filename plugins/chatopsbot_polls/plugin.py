@@ -30,8 +30,11 @@ from chatopsbot import (
     Context,
     Conversation,
     Edit,
+    MessageGone,
     Option,
+    OutboxClosed,
     PluginContext,
+    SendFailed,
     Text,
     TimerHandler,
     UsageError,
@@ -43,15 +46,11 @@ from chatopsbot import (
 
 # The failure ``ctx.send_to`` raises for a message Zoom refused for good; the public API does
 # not name it yet (see the report on issue #17), so it is taken from where it is defined.
-from chatopsbot.outbound import OutboxClosed, SendFailed
 from chatopsbot_polls import model
 from chatopsbot_polls.settings import PollSettings, parse_settings
 
 POLL = "poll:"
 VOTES = "votes:"
-#: How Zoom answers an edit of a message that no longer exists (404, code 8001), as it shows
-#: in the text of the :class:`SendFailed` the outbound layer raises.
-_GONE = "code 8001"
 
 log = logging.getLogger("chatopsbot.plugin.polls")
 
@@ -119,7 +118,11 @@ class PollsPlugin:
     @hookimpl
     def chatops_actions(self) -> Iterable[Action]:
         """The vote buttons and the close button."""
-        return [action("vote")(self.vote), action("close")(self.close_button)]
+        # A vote does what the poll group allows; the Close button what poll close allows.
+        return [
+            action("vote", command="poll")(self.vote),
+            action("close", command="poll close")(self.close_button),
+        ]
 
     @hookimpl
     def chatops_jobs(self) -> Iterable[TimerHandler]:
@@ -309,10 +312,7 @@ class PollsPlugin:
         except OutboxClosed:
             # The bot is stopping; the edit stays queued and is made after the restart.
             return True
-        except SendFailed as exc:
-            if _GONE not in str(exc):
-                log.warning("poll %s: its card could not be updated: %s", poll["id"], exc)
-                return True
+        except MessageGone:
             log.info("poll %s: its card was deleted in Zoom; votes are still counted", poll["id"])
 
             def gone(stored: dict[str, Any]) -> dict[str, Any]:
@@ -320,6 +320,8 @@ class PollsPlugin:
 
             await ctx.store.update(POLL + poll["id"], gone, default=poll)
             return False
+        except SendFailed as exc:
+            log.warning("poll %s: its card could not be updated: %s", poll["id"], exc)
         return True
 
     async def _refresh(self, ctx: PluginContext, poll_id: str) -> None:

@@ -426,3 +426,25 @@ def test_visibility_rule(admin, creator, here):
         admin=admin,
     )
     assert seen == (admin or creator or here)
+
+
+async def test_the_buttons_obey_the_rules_of_the_commands_they_stand_for():
+    rules = {
+        "access": {
+            "commands": {
+                "poll close": {"deny_users": ["u-alice"]},
+                "poll": {"deny_users": ["u-dave"]},
+            }
+        }
+    }
+    async with BotHarness(clock=ManualClock(START), config=rules) as bot:
+        card = (await bot.command("poll Raise? yes no", user="alice")).only()
+        # Alice asked, but may not run poll close: the Close button is refused to her too.
+        refused = (await bot.click(card, "Close poll", user="alice")).only()
+        assert refused.text.startswith("You may not do that here.")
+        assert "(closed)" not in card.text
+        # Dave may not use polls at all: his vote is refused and not counted.
+        refused = (await bot.click(card, "yes", user="dave")).only()
+        assert refused.text.startswith("You may not do that here.")
+        assert (await bot.click(card, "yes", user="bob")).texts == ["You voted yes"]
+        assert "yes: 1 (Bob)" in card.text
