@@ -248,3 +248,15 @@ async def test_the_running_bot_purges_entries_older_than_audit_keep(start_bot):
     await log.record([entry(now - 3 * 3600, ref="old"), entry(now - 3600, ref="recent")])
     await bot.advance(601)  # the purge job runs every 10 minutes
     assert [e.ref for e in await log.query(AuditQuery())] == ["recent"]
+
+
+async def test_a_units_entries_pass_through_the_messenger_with_its_settle(start_bot):
+    bot = await start_bot()
+    runtime = bot.runtime
+    now = runtime.clock.timestamp()
+    assert await runtime.backend.inbox_accept("ev-9", b"{}", now)
+    unit = {"settle": ("ev-9", now + 3600), "audit": [entry(now, ref="ev-9")]}
+    await runtime.messenger.commit([], **unit)
+    await runtime.messenger.commit([], **unit)  # a retried write
+    assert [e.ref for e in await AuditLog(runtime.backend).query(AuditQuery())] == ["ev-9"]
+    assert await runtime.backend.inbox_pending() == []

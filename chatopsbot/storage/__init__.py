@@ -3,7 +3,8 @@
 Storage is the spine of the bot. Beside the plugins' namespaced values it holds the **inbox**
 (every acknowledged webhook, recorded before the 200, with its dedupe key) and the **outbox**
 (every decided reply, recorded before it counts as decided, sent from there in order per
-conversation). A crash therefore loses nothing acknowledged or decided.
+conversation). A crash therefore loses nothing acknowledged or decided. The **audit log**
+(:mod:`chatopsbot.audit`) is written there too, with the replies of the act it records.
 
 :class:`Backend` is the contract; :mod:`chatopsbot.storage.sqlite` is the embedded default
 (``path = ":memory:"`` keeps it in memory, for tests and the shell). A server backend for several
