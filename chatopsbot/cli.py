@@ -1,4 +1,4 @@
-"""``chatopsbot run | check-config | plugins | outbox | shell | new-plugin | demo``.
+"""``chatopsbot run | check-config | plugins | outbox | audit | shell | new-plugin | demo``.
 
 Every failure a user can cause prints one line, ``file: key: what is wrong``, and exits 1.
 """
@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from attrs import evolve
 
 from chatopsbot import serve
 from chatopsbot.app import create_app, freeze_startup_objects, handler_options
+from chatopsbot.audit import AuditLog, AuditQuery, AuditQueryError, format_table
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
 from chatopsbot.context import Conversation, User
 from chatopsbot.deadletters import outbox_command
@@ -97,6 +99,32 @@ def _parser() -> argparse.ArgumentParser:
         "--channel", required=True, metavar="JID", help="a channel's (or 1:1 chat's) JID"
     )
     access.add_argument("--config", metavar="FILE", help=config_help)
+    audit = sub.add_parser(
+        "audit",
+        help="show who did what: commands, buttons, confirmations and hooks, newest first",
+        description="Reads the audit log in the config's storage (with the bot running or "
+        "not): a table by default, or JSON lines with --json (one object per line, for "
+        "export or jq). Newest first. See docs/audit.md.",
+    )
+    audit.add_argument("--config", metavar="FILE", help=config_help)
+    audit.add_argument(
+        "--since", metavar="WHEN", help="from this time on: 30m, 24h, 7d, or ISO-8601 (UTC)"
+    )
+    audit.add_argument("--until", metavar="WHEN", help="before this time (same forms)")
+    audit.add_argument(
+        "--user",
+        metavar="WHO",
+        help="a user id, JID or display name (any case), or a hook's address",
+    )
+    audit.add_argument(
+        "--command",
+        metavar="NAME",
+        help='a command or action: "deploy" matches "deploy unlock", "polls" "polls:vote"',
+    )
+    audit.add_argument(
+        "--limit", metavar="N", type=int, default=100, help="at most N entries (default: 100)"
+    )
+    audit.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     new = sub.add_parser(
         "new-plugin",
         help="write a ready-to-install plugin package with a command and a passing test",
@@ -151,6 +179,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = load_settings(path, env)
         if args.action == "outbox":
             return asyncio.run(_outbox(settings, args))
+        if args.action == "audit":
+            return asyncio.run(_audit(settings, args))
         if args.action == "check-config":
             return _check(settings, connect=args.connect)
         if args.action == "access":
@@ -161,6 +191,34 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except (ConfigError, PluginError, StorageError, ScaffoldError) as exc:
         print(str(exc) if isinstance(exc, ConfigError) else f"chatopsbot: {exc}", file=sys.stderr)
         return 1
+    except AuditQueryError as exc:
+        print(f"chatopsbot audit: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    # The query is checked before storage is opened: a typo costs no connection.
+    query = AuditQuery.parse(
+        now=time.time(),
+        since=args.since,
+        until=args.until,
+        user=args.user,
+        command=args.command,
+        limit=args.limit,
+    )
+    backend = await open_backend(settings.storage.path, url=settings.storage.url.reveal())
+    try:
+        entries = await AuditLog(backend).query(query)
+    finally:
+        await backend.close()
+    if args.json:
+        for entry in entries:
+            print(entry.to_json())
+    elif entries:
+        print("\n".join(format_table(entries)))
+    else:
+        print("no audit entries match")
+    return 0
 
 
 def _explain(settings: Settings, args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from attrs import field, frozen
 from chatopsbot.access import AccessRule, AccessSettings
 
 __all__ = [
+    "AuditSettings",
     "CommandSettings",
     "ConfigError",
     "LoggingSettings",
@@ -150,6 +151,13 @@ class StorageSettings:
         return "SQLite in memory" if self.path == ":memory:" else f"SQLite file {self.path}"
 
 
+@frozen
+class AuditSettings:
+    """``[audit]``: how long audit entries are kept (seconds) before the bot purges them."""
+
+    keep: float = 90 * 86400.0
+
+
 def _table_names(tables: Mapping[str, Any]) -> str:
     return "<" + ", ".join(tables) + ">"
 
@@ -181,9 +189,20 @@ class Settings:
     plugins: PluginSettings = field(factory=PluginSettings)
     access: AccessSettings = field(factory=AccessSettings)
     source: str = "config.toml"
+    audit: AuditSettings = field(factory=AuditSettings)
 
 
-_SECTIONS = ("access", "commands", "logging", "outbound", "plugins", "server", "storage", "zoom")
+_SECTIONS = (
+    "access",
+    "audit",
+    "commands",
+    "logging",
+    "outbound",
+    "plugins",
+    "server",
+    "storage",
+    "zoom",
+)
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
 _TYPES = {
     str: "a string",
@@ -415,6 +434,11 @@ def parse_settings(
 
     access = _access(section("access"))
 
+    au = section("audit")
+    # At least an hour: a shorter time is almost certainly "90" meant as days, not seconds.
+    audit = AuditSettings(au.duration("keep", 90 * 86400.0, minimum=3600))
+    au.done()
+
     p = section("plugins")
     disabled = p.get("disabled", list, [])
     for i, name in enumerate(disabled):
@@ -438,6 +462,7 @@ def parse_settings(
         plugins=PluginSettings(tuple(disabled), MappingProxyType(tables)),
         access=access,
         source=source,
+        audit=audit,
     )
 
 

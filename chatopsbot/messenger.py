@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chatopsbot.audit import AuditEntry
 from chatopsbot.clock import Clock
 from chatopsbot.context import Conversation
 from chatopsbot.outbound.outbox import Outbox
@@ -153,11 +154,16 @@ class Messenger:
         )
 
     async def commit(
-        self, messages: Sequence[NewMessage], *, settle: tuple[str, float] | None = None
+        self,
+        messages: Sequence[NewMessage],
+        *,
+        settle: tuple[str, float] | None = None,
+        audit: Sequence[AuditEntry] = (),
     ) -> None:
-        """Write ``messages`` (a unit's decisions), settling the inbox key ``settle`` with them."""
-        if messages or settle is not None:
-            await self.outbox.add(messages, settle=settle)
+        """Write ``messages`` (a unit's decisions), settling the inbox key ``settle`` and
+        recording the ``audit`` entries with them, in one transaction."""
+        if messages or settle is not None or audit:
+            await self.outbox.add(messages, settle=settle, audit=audit)
 
     async def card(self, message_id: str) -> CardRecord | None:
         """What is remembered of the card ``message_id`` (its plugin, viewer and values)."""

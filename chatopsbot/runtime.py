@@ -21,6 +21,7 @@ import aiohttp
 from attrs import define, field
 
 from chatopsbot.actions import ActionCodec
+from chatopsbot.audit import AuditLog
 from chatopsbot.clock import Clock
 from chatopsbot.config import Settings
 from chatopsbot.context import PluginContext
@@ -42,7 +43,7 @@ log = logging.getLogger("chatopsbot.runtime")
 
 T = TypeVar("T")
 
-#: How often expired values and forgotten inbox keys are deleted.
+#: How often expired values, forgotten inbox keys and old audit entries are deleted.
 PURGE_SECONDS = 600.0
 #: The lease whose holder sends, runs jobs and timers, and takes over orphaned events.
 LEADER = "chatopsbot:leader"
@@ -114,10 +115,17 @@ class Runtime:
         )
         messenger = Messenger(outbox, zoom.bot_jid, backend, clock)
 
+        audit = AuditLog(backend)
+
         async def purge(ctx: PluginContext) -> None:
-            gone = await backend.purge(ctx.clock.timestamp())
+            now = ctx.clock.timestamp()
+            gone = await backend.purge(now)
             if gone:
                 log.debug("purged %d expired entries from storage", gone)
+            # A job: it runs on the leader only, so replicas sharing storage purge it once.
+            old = await audit.purge(now - settings.audit.keep)
+            if old:
+                log.debug("purged %d audit entries older than [audit] keep", old)
 
         # The runtime's own upkeep runs as a job like any plugin's.
         upkeep = Job("purge", purge, interval=PURGE_SECONDS, plugin=CORE)

@@ -347,3 +347,164 @@ def test_access_explain_names_an_unknown_command(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "chatopsbot access: no command 'launch' (see: chatopsbot plugins)"
     )
+
+
+async def _audited(db: str) -> None:
+    import time
+
+    from chatopsbot.audit import AuditEntry
+    from chatopsbot.storage import open_backend
+
+    now = time.time()
+    common = {
+        "actor_jid": "",
+        "account_id": "acct-1",
+        "conversation": "ops@conference.xmpp.zoom.us",
+        "conversation_name": "ops",
+    }
+    backend = await open_backend(db)
+    try:
+        await backend.audit_add(
+            [
+                AuditEntry(
+                    now - 3 * 86400,
+                    "command",
+                    "u-1",
+                    "Alice",
+                    what="deploy unlock",
+                    detail="deploy unlock api",
+                    result="ok",
+                    ref="ev-old",
+                    **common,
+                ),
+                AuditEntry(
+                    now - 3600,
+                    "action",
+                    "u-2",
+                    "Bob",
+                    what="polls:vote",
+                    detail="Pizza",
+                    result="ok",
+                    ref="ev-vote",
+                    **common,
+                ),
+                AuditEntry(
+                    now - 60,
+                    "command",
+                    "u-1",
+                    "Alice",
+                    what="deploy",
+                    detail="deploy api --force",
+                    result="denied",
+                    ref="ev-new",
+                    **common,
+                ),
+            ]
+        )
+    finally:
+        await backend.close()
+
+
+def test_audit_shows_a_table_newest_first_and_filters(tmp_path, capsys):
+    db = str(tmp_path / "bot.db")
+    path = write(tmp_path, GOOD + f'\n[storage]\npath = "{db}"\n')
+    asyncio.run(_audited(db))
+    assert main(["audit", "--config", path], ENV) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["time", "(UTC)", "who", "where", "what", "result", "ref"]
+    assert [line.split()[-1] for line in lines[1:]] == ["ev-new", "ev-vote", "ev-old"]
+    assert "Alice (u-1)  ops" in lines[1]
+    assert " denied " in lines[1]
+
+    assert main(["audit", "--since", "24h", "--config", path], ENV) == 0
+    assert [ln.split()[-1] for ln in capsys.readouterr().out.splitlines()[1:]] == [
+        "ev-new",
+        "ev-vote",
+    ]
+    assert main(["audit", "--user", "alice", "--command", "deploy", "--config", path], ENV) == 0
+    assert [ln.split()[-1] for ln in capsys.readouterr().out.splitlines()[1:]] == [
+        "ev-new",
+        "ev-old",
+    ]
+    assert main(["audit", "--command", "polls", "--limit", "1", "--config", path], ENV) == 0
+    assert [ln.split()[-1] for ln in capsys.readouterr().out.splitlines()[1:]] == ["ev-vote"]
+    assert main(["audit", "--user", "nobody", "--config", path], ENV) == 0
+    assert capsys.readouterr().out == "no audit entries match\n"
+
+
+def test_audit_json_lines_are_one_entry_each_and_read_back(tmp_path, capsys):
+    import json
+
+    from chatopsbot.audit import AuditEntry
+
+    db = str(tmp_path / "bot.db")
+    path = write(tmp_path, GOOD + f'\n[storage]\npath = "{db}"\n')
+    asyncio.run(_audited(db))
+    assert main(["audit", "--json", "--until", "30m", "--config", path], ENV) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["ref"] for line in lines] == ["ev-vote", "ev-old"]
+    vote = AuditEntry.from_json(lines[0])
+    assert (vote.actor_name, vote.what, vote.detail) == ("Bob", "polls:vote", "Pizza")
+    assert json.loads(lines[0])["time"].endswith("Z")
+    assert main(["audit", "--json", "--user", "nobody", "--config", path], ENV) == 0
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        (["--since", "yesterday"], "chatopsbot audit: --since: expected a duration such as 30m"),
+        (["--until", "2026-02-30"], "chatopsbot audit: --until: expected a duration"),
+        (["--since", "1h", "--until", "2h"], "chatopsbot audit: --since: must be earlier"),
+        (["--limit", "0"], "chatopsbot audit: --limit: must be a whole number of at least 1"),
+        (["--user", ""], "chatopsbot audit: --user: must not be empty"),
+    ],
+)
+def test_audit_refuses_bad_options_with_exit_1_before_opening_storage(
+    tmp_path, capsys, options, error
+):
+    db = tmp_path / "bot.db"
+    path = write(tmp_path, GOOD + f'\n[storage]\npath = "{db}"\n')
+    assert main(["audit", *options, "--config", path], ENV) == 1
+    assert capsys.readouterr().err.startswith(error)
+    assert not db.exists()
+
+
+def test_audit_on_unusable_or_unreachable_storage_exits_1(tmp_path, capsys):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"junk" * 100)
+    path = write(tmp_path, GOOD + f'\n[storage]\npath = "{bad}"\n')
+    assert main(["audit", "--config", path], ENV) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"chatopsbot: {bad}: cannot use the storage file: file is not a database"
+    )
+    url = "postgresql://bot:${PGPASSWORD}@127.0.0.1:1/bot"
+    path = write(tmp_path, GOOD + f'\n[storage]\nurl = "{url}"\n')
+    assert main(["audit", "--config", path], {**ENV, "PGPASSWORD": "s3cret-pw"}) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("chatopsbot: postgresql://bot:***@127.0.0.1:1/bot: cannot connect")
+    assert "s3cret-pw" not in err
+
+
+async def test_audit_reads_postgres_and_migrate_copies_the_audit_log(
+    tmp_path, postgres_schema, capsys
+):
+    import json
+
+    import asyncpg
+
+    from tests.conftest import POSTGRES_URL
+
+    db = str(tmp_path / "bot.db")
+    await _audited(db)
+    conn = await asyncpg.connect(POSTGRES_URL)
+    await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')
+    await conn.close()
+    url = f"{POSTGRES_URL}?search_path={postgres_schema}"
+    assert await asyncio.to_thread(main, ["migrate", "--from", db, "--to", url], {}) == 0
+    capsys.readouterr()
+    path = write(tmp_path, GOOD + f'\n[storage]\nurl = "{url}"\n')
+    code = await asyncio.to_thread(main, ["audit", "--json", "--config", path], ENV)
+    assert code == 0
+    refs = [json.loads(line)["ref"] for line in capsys.readouterr().out.splitlines()]
+    assert refs == ["ev-new", "ev-vote", "ev-old"]

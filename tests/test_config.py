@@ -48,6 +48,7 @@ def test_the_example_file_parses_to_the_defaults():
     assert settings.outbound == defaults.outbound
     assert settings.commands == defaults.commands
     assert settings.logging == defaults.logging
+    assert settings.audit == defaults.audit
     assert settings.plugins.disabled == defaults.plugins.disabled
     assert dict(settings.plugins.tables) == {"polls": {"timezone": "UTC"}}
     assert settings.storage.path == str(ROOT / "chatopsbot.db")
@@ -87,7 +88,7 @@ def test_defaults():
         (
             minimal() | {"nope": {}},
             "c.toml: nope: unknown section "
-            "(known: access, commands, logging, outbound, plugins, server, storage, zoom)",
+            "(known: access, audit, commands, logging, outbound, plugins, server, storage, zoom)",
         ),
         (
             minimal() | {"server": {"port": "80"}},
@@ -353,3 +354,24 @@ def test_bad_durations_name_the_key(data, error):
     with pytest.raises(ConfigError) as info:
         parse_settings(minimal() | data, source="c.toml")
     assert str(info.value).startswith(error)
+
+
+def test_audit_keep_defaults_to_90_days_and_takes_a_duration():
+    assert parse_settings(minimal(), environ={}).audit.keep == 90 * 86400.0
+    s = parse_settings(minimal() | {"audit": {"keep": "30d"}}, environ={})
+    assert s.audit.keep == 30 * 86400.0
+    assert parse_settings(minimal() | {"audit": {"keep": 7200}}, environ={}).audit.keep == 7200.0
+
+
+@pytest.mark.parametrize(
+    ("audit", "message"),
+    [
+        ({"keep": "forever"}, "c.toml: audit.keep: expected seconds or a duration such as 24h"),
+        ({"keep": "30m"}, "c.toml: audit.keep: must be at least 3600 seconds"),
+        ({"keep": [1]}, "c.toml: audit.keep: expected seconds or a duration such as 24h"),
+        ({"kept": "90d"}, "c.toml: audit.kept: unknown key (did you mean keep?)"),
+        ([], "c.toml: audit: expected a table [audit]"),
+    ],
+)
+def test_bad_audit_settings_name_the_key(audit, message):
+    assert error(minimal() | {"audit": audit}).startswith(message)

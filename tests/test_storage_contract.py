@@ -1,4 +1,5 @@
-"""The storage contract, run on every backend: inbox, outbox, dead letters, ids and ordering.
+"""The storage contract, run on every backend: inbox, outbox, dead letters, ids and ordering,
+the audit log.
 
 The same test on SQLite and on PostgreSQL, so a behaviour cannot differ between them.
 """
@@ -9,7 +10,8 @@ import asyncio
 
 import pytest
 
-from chatopsbot.storage import NewMessage, Write
+from chatopsbot.audit import AuditEntry, AuditQuery
+from chatopsbot.storage import NewMessage, StorageError, Write
 
 
 def msg(lane: str, n: int, account: str = "a1") -> NewMessage:
@@ -278,3 +280,207 @@ async def test_writing_an_events_replies_twice_writes_them_once(any_backend):
     assert len(first) == 1
     assert again == []
     assert await b.outbox_stats() == (1, 100.0)
+
+
+# The audit log.
+
+
+def entry(at: float, what: str = "deploy unlock", **fields: str) -> AuditEntry:
+    values = {
+        "kind": "command",
+        "actor_id": "u-alice",
+        "actor_name": "Alice Example",
+        "actor_jid": "alice@xmpp.zoom.us",
+        "account_id": "acct-1",
+        "conversation": "ops@conference.xmpp.zoom.us",
+        "conversation_name": "ops",
+        "detail": f"{what} --now",
+        "result": "ok",
+        "ref": f"ev-{at:g}",
+        **fields,
+    }
+    return AuditEntry(at=at, what=what, **values)
+
+
+AUDIT_SAMPLE = (
+    entry(100.0),
+    entry(110.0, "deploy", result="denied"),
+    entry(120.0, "deployment list"),
+    entry(130.0, "polls:vote", kind="action", actor_id="u-bob", actor_name="BOB", actor_jid=""),
+    entry(
+        140.0,
+        "POST /hooks/deploy",
+        kind="hook",
+        actor_id="10.0.0.7",
+        actor_name="",
+        actor_jid="",
+        account_id="",
+        conversation="",
+        conversation_name="",
+        result="401",
+    ),
+    entry(150.0, "deploy_50%", actor_name="Ünal Şahin"),
+    entry(150.0, "polls vote", actor_id="u-carol", actor_name="carol", ref="same-second"),
+)
+
+
+async def test_audit_entries_come_back_newest_first_with_every_field(any_backend):
+    b = any_backend
+    await b.audit_add(AUDIT_SAMPLE[:3])
+    await b.audit_add(AUDIT_SAMPLE[3:])
+    got = await b.audit_query(AuditQuery())
+    # Same second: the one written last comes first.
+    assert got == list(reversed(AUDIT_SAMPLE))
+    assert await b.audit_query(AuditQuery(limit=2)) == list(reversed(AUDIT_SAMPLE))[:2]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        AuditQuery(since=120.0),
+        AuditQuery(until=120.0),
+        AuditQuery(since=110.0, until=140.0),
+        AuditQuery(user="u-bob"),
+        AuditQuery(user="alice@xmpp.zoom.us"),
+        AuditQuery(user="alice example"),
+        AuditQuery(user="bob"),
+        AuditQuery(user="ÜNAL ŞAHIN"),
+        AuditQuery(user="10.0.0.7"),
+        AuditQuery(user="nobody"),
+        AuditQuery(command="deploy"),
+        AuditQuery(command="deploy unlock"),
+        AuditQuery(command="dep"),
+        AuditQuery(command="polls"),
+        AuditQuery(command="deploy_5"),
+        AuditQuery(command="deploy_50%"),
+        AuditQuery(command="POST"),
+        AuditQuery(since=105.0, user="u-alice", command="deploy", limit=2),
+    ],
+    ids=repr,
+)
+async def test_audit_queries_filter_as_the_pure_query_says(any_backend, query):
+    await any_backend.audit_add(AUDIT_SAMPLE)
+    assert await any_backend.audit_query(query) == query.apply(AUDIT_SAMPLE)
+
+
+async def test_audit_filters_in_detail(any_backend):
+    b = any_backend
+    await b.audit_add(AUDIT_SAMPLE)
+
+    async def refs(**options: object) -> list[str]:
+        return [e.ref for e in await b.audit_query(AuditQuery(**options))]  # type: ignore[arg-type]
+
+    assert await refs(command="deploy") == ["ev-110", "ev-100"]  # not "deployment list"
+    assert await refs(command="polls") == ["same-second", "ev-130"]
+    assert await refs(user="BOB") == ["ev-130"]
+    assert await refs(user="ünal şahin") == ["ev-150"]
+    assert await refs(since=150.0) == ["same-second", "ev-150"]
+    assert await refs(until=110.0) == ["ev-100"]
+
+
+async def test_audit_purge_deletes_what_is_older_than_before(any_backend):
+    b = any_backend
+    await b.audit_add(AUDIT_SAMPLE)
+    assert await b.audit_purge(130.0) == 3
+    assert [e.at for e in await b.audit_query(AuditQuery())] == [150.0, 150.0, 140.0, 130.0]
+    assert await b.audit_purge(130.0) == 0
+    # The general purge leaves the audit log alone: it has its own keep time.
+    assert await b.purge(10_000.0) == 0
+    assert len(await b.audit_query(AuditQuery())) == 4
+
+
+async def test_audit_entries_are_written_with_the_units_replies_and_settle(any_backend):
+    b = any_backend
+    await b.inbox_accept("ev", b"body", 100.0)
+    ids = await b.outbox_add(
+        [msg("c1", 1)], 100.0, settle=("ev", 4000.0), audit=[entry(100.0, ref="ev")]
+    )
+    assert len(ids) == 1
+    assert await b.inbox_pending() == []
+    assert [e.ref for e in await b.audit_query(AuditQuery())] == ["ev"]
+    # Without a settle or messages: entries alone.
+    assert await b.outbox_add([], 101.0, audit=[entry(101.0, ref="alone")]) == []
+    assert [e.ref for e in await b.audit_query(AuditQuery())] == ["alone", "ev"]
+
+
+async def test_an_events_audit_entries_written_twice_are_written_once(any_backend):
+    # The first try committed but its answer was lost: the retry writes no second entry.
+    b = any_backend
+    await b.inbox_accept("ev", b"body", 100.0)
+    unit = {"settle": ("ev", 4000.0), "audit": [entry(100.0, ref="ev")]}
+    assert len(await b.outbox_add([msg("c1", 1)], 100.0, **unit)) == 1
+    assert await b.outbox_add([msg("c1", 1)], 101.0, **unit) == []
+    assert await b.audit_query(AuditQuery()) == [entry(100.0, ref="ev")]
+
+
+async def test_a_failed_unit_write_records_no_audit_entry(any_backend):
+    # A unit whose write fails (here: a message without a payload breaks NOT NULL on both
+    # backends) leaves no audit entry behind, and its event pending.
+    b = any_backend
+    await b.inbox_accept("ev", b"body", 100.0)
+    bad = NewMessage("c1", "a1", None, "{}")  # type: ignore[arg-type]
+    with pytest.raises(StorageError):
+        await b.outbox_add([bad], 100.0, settle=("ev", 4000.0), audit=[entry(100.0)])
+    assert await b.audit_query(AuditQuery()) == []
+    assert [k for k, _ in await b.inbox_pending()] == ["ev"]
+
+
+async def test_export_and_load_carry_the_audit_log_in_order(any_backend, tmp_path):
+    from chatopsbot.storage import open_backend
+
+    await any_backend.audit_add(AUDIT_SAMPLE)
+    data = await any_backend.export()
+    assert data.audit == AUDIT_SAMPLE
+    target = await open_backend(str(tmp_path / "copy.db"))
+    try:
+        await target.load(data)
+        assert await target.audit_query(AuditQuery()) == list(reversed(AUDIT_SAMPLE))
+    finally:
+        await target.close()
+
+
+async def test_a_version_1_sqlite_file_gains_the_audit_table(tmp_path):
+    import sqlite3
+
+    from chatopsbot.storage import open_backend
+    from chatopsbot.storage.sqlite import _MIGRATIONS, SCHEMA_VERSION
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        for statement in _MIGRATIONS[0].split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("INSERT INTO kv VALUES ('polls', 'p1', 'v', NULL)")
+        db.execute("PRAGMA user_version = 1")
+    backend = await open_backend(str(path))
+    try:
+        assert await backend.get("polls", "p1", 0) == "v"
+        await backend.audit_add([entry(1.0)])
+        assert await backend.audit_query(AuditQuery()) == [entry(1.0)]
+    finally:
+        await backend.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+async def test_a_version_1_postgres_schema_gains_the_audit_table(postgres_schema):
+    import asyncpg
+
+    from chatopsbot.storage.postgres import _MIGRATIONS, PostgresBackend
+    from tests.conftest import POSTGRES_URL
+
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')
+        await conn.execute(f'SET search_path = "{postgres_schema}"')
+        await conn.execute("CREATE TABLE chatopsbot_schema (version INTEGER NOT NULL)")
+        await conn.execute(_MIGRATIONS[0])
+        await conn.execute("INSERT INTO chatopsbot_schema VALUES (1)")
+    finally:
+        await conn.close()
+    backend = await PostgresBackend.open(POSTGRES_URL, schema=postgres_schema)
+    try:
+        await backend.audit_add([entry(1.0)])
+        assert await backend.audit_query(AuditQuery()) == [entry(1.0)]
+    finally:
+        await backend.close()

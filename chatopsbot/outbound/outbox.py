@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import attrs
 from attrs import define, field, frozen
 
+from chatopsbot.audit import AuditEntry
 from chatopsbot.clock import Clock
 from chatopsbot.logthrottle import RepeatedLog
 from chatopsbot.metrics import Metrics
@@ -260,8 +261,10 @@ class Outbox:
         *,
         settle: tuple[str, float] | None = None,
         wait: bool = False,
+        audit: Sequence[AuditEntry] = (),
     ) -> list[asyncio.Future[Any]]:
-        """Write ``messages`` durably (settling the inbox key ``settle``) and queue them.
+        """Write ``messages`` durably (settling the inbox key ``settle`` and recording the
+        ``audit`` entries in the same transaction) and queue them.
 
         With ``wait``, returns one future per message, resolved with the deliverer's result
         (or failed with :class:`SendFailed`); awaiting them is optional.
@@ -270,7 +273,9 @@ class Outbox:
             messages = [attrs.evolve(m, waited=True) for m in messages]
         self._writes += 1
         try:
-            ids = await self._backend.outbox_add(messages, self._clock.timestamp(), settle=settle)
+            ids = await self._backend.outbox_add(
+                messages, self._clock.timestamp(), settle=settle, audit=audit
+            )
         finally:
             self._writes -= 1
         futures: list[asyncio.Future[Any]] = []

@@ -3,7 +3,8 @@
 Storage is the spine of the bot. Beside the plugins' namespaced values it holds the **inbox**
 (every acknowledged webhook, recorded before the 200, with its dedupe key) and the **outbox**
 (every decided reply, recorded before it counts as decided, sent from there in order per
-conversation). A crash therefore loses nothing acknowledged or decided.
+conversation). A crash therefore loses nothing acknowledged or decided. The **audit log**
+(:mod:`chatopsbot.audit`) is written there too, with the replies of the act it records.
 
 :class:`Backend` is the contract; :mod:`chatopsbot.storage.sqlite` is the embedded default
 (``path = ":memory:"`` keeps it in memory, for tests and the shell). A server backend for several
@@ -17,7 +18,10 @@ from typing import Any, Protocol
 
 from attrs import frozen
 
+from chatopsbot.audit import AuditEntry, AuditQuery, fold_name
+
 __all__ = [
+    "AUDIT_COLUMNS",
     "CARD_AUTHORS",
     "LAST_SENT",
     "OUTBOX_COLUMNS",
@@ -29,6 +33,9 @@ __all__ = [
     "QueuedMessage",
     "StorageError",
     "Write",
+    "audit_from_row",
+    "audit_row",
+    "audit_where",
     "message_from_row",
     "open_backend",
 ]
@@ -99,11 +106,13 @@ class QueuedMessage:
 @frozen
 class Export:
     """A backend's data, for copying it into another: ``values`` are ``(namespace, key, text,
-    expires_at)``, ``events`` ``(key, body, received_at)``, ``messages`` in id order."""
+    expires_at)``, ``events`` ``(key, body, received_at)``, ``messages`` in id order, ``audit``
+    the audit log in the order written."""
 
     values: tuple[tuple[str, str, str, float | None], ...]
     events: tuple[tuple[str, bytes, float], ...]
     messages: tuple[QueuedMessage, ...]
+    audit: tuple[AuditEntry, ...] = ()
 
 
 class Backend(Protocol):
@@ -200,12 +209,15 @@ class Backend(Protocol):
         now: float,
         *,
         settle: tuple[str, float] | None = None,
+        audit: Sequence[AuditEntry] = (),
     ) -> list[int]:
         """Queue ``messages`` (ids ascend in the order given) and, in the same transaction,
-        settle the inbox key ``settle[0]`` (remembered until ``settle[1]``).
+        settle the inbox key ``settle[0]`` (remembered until ``settle[1]``) and record the
+        ``audit`` entries.
 
         If that event is not pending (it was settled already: an earlier try committed and
-        its answer was lost), nothing is written and no ids are returned.
+        its answer was lost), nothing is written (no messages, no audit entries: they were
+        written by that earlier try) and no ids are returned.
         """
         ...
 
@@ -265,10 +277,26 @@ class Backend(Protocol):
         """Delete dead letters (all of them with ``None``); return how many."""
         ...
 
+    # The audit log.
+
+    async def audit_add(self, entries: Sequence[AuditEntry]) -> None:
+        """Record ``entries`` in one transaction (for acts without an inbox event: hooks)."""
+        ...
+
+    async def audit_query(self, query: AuditQuery) -> list[AuditEntry]:
+        """The entries ``query`` matches (see :meth:`AuditQuery.matches`), newest first, the
+        last written first among entries of the same time; at most ``query.limit``."""
+        ...
+
+    async def audit_purge(self, before: float) -> int:
+        """Delete entries recorded before ``before``; return how many went."""
+        ...
+
     # Moving a bot's data from one backend to another (``chatopsbot migrate --from --to``).
 
     async def export(self) -> Export:
-        """Everything worth keeping: values, unfinished events, queued and dead messages."""
+        """Everything worth keeping: values, unfinished events, queued and dead messages, the
+        audit log."""
         ...
 
     async def load(self, data: Export) -> None:
@@ -318,6 +346,70 @@ def message_from_row(row: Sequence[Any]) -> QueuedMessage:
         failed_at=None if row[10] is None else float(row[10]),
         waited=bool(row[11]),
     )
+
+
+#: The audit table's columns (beside its id and ``actor_fold``), in :class:`AuditEntry` order.
+AUDIT_COLUMNS = (
+    "at, kind, actor_id, actor_name, actor_jid, account_id, conversation, conversation_name, "
+    "what, detail, result, ref"
+)
+
+
+def audit_row(entry: AuditEntry) -> tuple[Any, ...]:
+    """The values to insert: :data:`AUDIT_COLUMNS`, then ``actor_fold``."""
+    return (
+        entry.at,
+        entry.kind,
+        entry.actor_id,
+        entry.actor_name,
+        entry.actor_jid,
+        entry.account_id,
+        entry.conversation,
+        entry.conversation_name,
+        entry.what,
+        entry.detail,
+        entry.result,
+        entry.ref,
+        fold_name(entry.actor_name),
+    )
+
+
+def audit_from_row(row: Sequence[Any]) -> AuditEntry:
+    """An :class:`AuditEntry` from a row of :data:`AUDIT_COLUMNS`."""
+    return AuditEntry(float(row[0]), *(str(v) for v in row[1:12]))
+
+
+def audit_where(query: AuditQuery, mark: Callable[[int], str]) -> tuple[str, list[Any]]:
+    """The ``WHERE`` condition (``TRUE`` for none) and its arguments for ``query``'s filters.
+
+    ``mark(n)`` writes the n-th placeholder (``?`` or ``$n``). The SQL is the same on both
+    backends (``substr`` rather than ``LIKE``, so ``%`` and ``_`` in a name mean themselves)
+    and says what :meth:`AuditQuery.matches` says.
+    """
+    terms: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return mark(len(args))
+
+    if query.since is not None:
+        terms.append(f"at >= {arg(query.since)}")
+    if query.until is not None:
+        terms.append(f"at < {arg(query.until)}")
+    if query.user is not None:
+        terms.append(
+            f"(actor_id = {arg(query.user)} OR actor_jid = {arg(query.user)} "
+            f"OR actor_fold = {arg(fold_name(query.user))})"
+        )
+    if query.command is not None:
+        space, colon = query.prefixes
+        size = len(space)
+        terms.append(
+            f"(what = {arg(query.command)} OR substr(what, 1, {arg(size)}) = {arg(space)} "
+            f"OR substr(what, 1, {arg(size)}) = {arg(colon)})"
+        )
+    return (" AND ".join(terms) or "TRUE"), args
 
 
 #: The outbox's columns, in the order :func:`message_from_row` reads them.

@@ -26,13 +26,18 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from chatopsbot.audit import AuditEntry, AuditQuery
 from chatopsbot.storage import (
+    AUDIT_COLUMNS,
     OUTBOX_COLUMNS,
     Export,
     NewMessage,
     QueuedMessage,
     StorageError,
     Write,
+    audit_from_row,
+    audit_row,
+    audit_where,
     message_from_row,
 )
 
@@ -44,7 +49,7 @@ T = TypeVar("T")
 #: A connection lent by the pool.
 Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Serialises migrations of replicas that start together (an arbitrary, fixed lock key).
 _MIGRATION_LOCK = 0x63686F7073  # "chops"
 
@@ -86,10 +91,39 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (state, lane, account, id);
     CREATE INDEX IF NOT EXISTS outbox_queued ON outbox (created_at) WHERE state = 'queued'
     """,
+    # 2: the audit log. actor_fold is actor_name case-folded by Python, so a name matches
+    # alike here and on SQLite.
+    """
+    CREATE TABLE IF NOT EXISTS audit (
+        id BIGSERIAL PRIMARY KEY,
+        at DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        actor_name TEXT NOT NULL,
+        actor_jid TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        conversation_name TEXT NOT NULL,
+        what TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        result TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        actor_fold TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+    CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor_id, at);
+    CREATE INDEX IF NOT EXISTS audit_jid ON audit (actor_jid, at);
+    CREATE INDEX IF NOT EXISTS audit_fold ON audit (actor_fold, at);
+    CREATE INDEX IF NOT EXISTS audit_what ON audit (what, at)
+    """,
 )
 
 _LIVE = "(expires_at IS NULL OR expires_at > $3)"
 _COLUMNS = OUTBOX_COLUMNS
+_AUDIT_INSERT = (
+    f"INSERT INTO audit ({AUDIT_COLUMNS}, actor_fold) "  # noqa: S608
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
 _HEAD = (
     f"SELECT {_COLUMNS} FROM outbox "  # noqa: S608
     "WHERE state = 'queued' AND lane = $1 ORDER BY id LIMIT 1"
@@ -347,8 +381,9 @@ class PostgresBackend:
         now: float,
         *,
         settle: tuple[str, float] | None = None,
+        audit: Sequence[AuditEntry] = (),
     ) -> list[int]:
-        """Queue the messages and settle the inbox key, atomically."""
+        """Queue the messages, settle the inbox key and record the audit entries, atomically."""
         sql = (
             "INSERT INTO outbox (lane, account, payload, meta, created_at, waited) "
             "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
@@ -357,9 +392,11 @@ class PostgresBackend:
         async def work(conn: Conn) -> list[int]:
             async with conn.transaction():
                 # Settled already (an earlier try committed, its answer was lost): write
-                # nothing twice.
+                # nothing twice, audit entries included.
                 if settle is not None and not await _settle(conn, *settle):
                     return []
+                if audit:
+                    await conn.executemany(_AUDIT_INSERT, [audit_row(e) for e in audit])
                 # Ids come from a sequence when inserted, not when committed: without this, a
                 # writer on another replica could commit a later id of the same lane first,
                 # and the sender would take it before the earlier one became visible.
@@ -482,8 +519,36 @@ class PostgresBackend:
         sql += " AND id = ANY($1::bigint[])"
         return _count(await self._run(lambda c: c.execute(sql, chosen)))
 
+    # Audit log.
+
+    async def audit_add(self, entries: Sequence[AuditEntry]) -> None:
+        """Record the entries in one transaction."""
+        rows = [audit_row(e) for e in entries]
+
+        async def work(conn: Conn) -> None:
+            async with conn.transaction():
+                await conn.executemany(_AUDIT_INSERT, rows)
+
+        if rows:
+            await self._run(work)
+
+    async def audit_query(self, query: AuditQuery) -> list[AuditEntry]:
+        """Matching entries, newest first."""
+        where, args = audit_where(query, lambda n: f"${n}")
+        sql = (
+            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE {where} "  # noqa: S608
+            f"ORDER BY at DESC, id DESC LIMIT ${len(args) + 1}"
+        )
+        rows = await self._run(lambda c: c.fetch(sql, *args, query.limit))
+        return [audit_from_row(tuple(r.values())) for r in rows]
+
+    async def audit_purge(self, before: float) -> int:
+        """Delete entries older than ``before``."""
+        sql = "DELETE FROM audit WHERE at < $1"
+        return _count(await self._run(lambda c: c.execute(sql, before)))
+
     async def export(self) -> Export:
-        """Values, unfinished events, queued and dead messages."""
+        """Values, unfinished events, queued and dead messages, the audit log."""
 
         async def work(conn: Conn) -> Export:
             values = await conn.fetch("SELECT namespace, key, value, expires_at FROM kv")
@@ -493,10 +558,14 @@ class PostgresBackend:
             messages = await conn.fetch(
                 f"SELECT {_COLUMNS} FROM outbox WHERE state != 'sent' ORDER BY id"  # noqa: S608
             )
+            audit = await conn.fetch(
+                f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY id"  # noqa: S608
+            )
             return Export(
                 tuple((r[0], r[1], r[2], r[3]) for r in values),
                 tuple((r[0], bytes(r[1]), float(r[2])) for r in events),
                 tuple(message_from_row(tuple(r.values())) for r in messages),
+                tuple(audit_from_row(tuple(r.values())) for r in audit),
             )
 
         return await self._run(work)
@@ -537,6 +606,7 @@ class PostgresBackend:
                         for m in data.messages
                     ],
                 )
+                await conn.executemany(_AUDIT_INSERT, [audit_row(e) for e in data.audit])
 
         await self._run(work)
 

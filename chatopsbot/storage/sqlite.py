@@ -24,20 +24,25 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeAlias, TypeVar
 
+from chatopsbot.audit import AuditEntry, AuditQuery
 from chatopsbot.storage import (
+    AUDIT_COLUMNS,
     OUTBOX_COLUMNS,
     Export,
     NewMessage,
     QueuedMessage,
     StorageError,
     Write,
+    audit_from_row,
+    audit_row,
+    audit_where,
     message_from_row,
 )
 
 T = TypeVar("T")
 
 #: Bumped when the schema changes; ``PRAGMA user_version`` records what a file has.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1: the durable pipeline (the kv table came first, unversioned).
@@ -77,6 +82,31 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS outbox_lane ON outbox (state, lane, account, id);
     CREATE INDEX IF NOT EXISTS outbox_queued ON outbox (created_at) WHERE state = 'queued';
     """,
+    # 1 -> 2: the audit log. actor_fold is actor_name case-folded by Python, so a name
+    # matches alike here and on PostgreSQL.
+    """
+    CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        actor_id TEXT NOT NULL,
+        actor_name TEXT NOT NULL,
+        actor_jid TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        conversation_name TEXT NOT NULL,
+        what TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        result TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        actor_fold TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+    CREATE INDEX IF NOT EXISTS audit_actor ON audit (actor_id, at);
+    CREATE INDEX IF NOT EXISTS audit_jid ON audit (actor_jid, at);
+    CREATE INDEX IF NOT EXISTS audit_fold ON audit (actor_fold, at);
+    CREATE INDEX IF NOT EXISTS audit_what ON audit (what, at);
+    """,
 )
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -85,6 +115,10 @@ _KEEP_SENT = 3600.0
 #: How often the WAL is checkpointed into the database file.
 _CHECKPOINT_SECONDS = 1.0
 _COLUMNS = OUTBOX_COLUMNS
+_AUDIT_INSERT = (
+    f"INSERT INTO audit ({AUDIT_COLUMNS}, actor_fold) "  # noqa: S608
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _HEAD = (
     f"SELECT {_COLUMNS} FROM outbox "  # noqa: S608
     "WHERE state = 'queued' AND lane = ? ORDER BY id LIMIT 1"
@@ -426,14 +460,16 @@ class SqliteBackend:
         now: float,
         *,
         settle: tuple[str, float] | None = None,
+        audit: Sequence[AuditEntry] = (),
     ) -> list[int]:
-        """Queue the messages and settle the inbox key, atomically."""
+        """Queue the messages, settle the inbox key and record the audit entries, atomically."""
 
         def work(db: sqlite3.Connection) -> list[int]:
             # Settled already (an earlier try committed, its answer was lost): write nothing
-            # twice.
+            # twice, audit entries included.
             if settle is not None and not _settle(db, *settle):
                 return []
+            db.executemany(_AUDIT_INSERT, [audit_row(e) for e in audit])
             ids = []
             for m in messages:
                 cursor = db.execute(
@@ -553,8 +589,33 @@ class SqliteBackend:
         sql = "DELETE FROM outbox WHERE state = 'dead'"
         return await self._run(lambda db: _by_ids(db, sql, (), ids))
 
+    # Audit log.
+
+    async def audit_add(self, entries: Sequence[AuditEntry]) -> None:
+        """Record the entries in one transaction."""
+        rows = [audit_row(e) for e in entries]
+        # Not single: several rows, all or none (a savepoint of their own).
+        if rows:
+            await self._run(lambda db: db.executemany(_AUDIT_INSERT, rows))
+
+    async def audit_query(self, query: AuditQuery) -> list[AuditEntry]:
+        """Matching entries, newest first."""
+        where, args = audit_where(query, lambda n: "?")
+        sql = (
+            f"SELECT {AUDIT_COLUMNS} FROM audit WHERE {where} "  # noqa: S608
+            "ORDER BY at DESC, id DESC LIMIT ?"
+        )
+        return await self._read(
+            lambda db: [audit_from_row(r) for r in db.execute(sql, (*args, query.limit))]
+        )
+
+    async def audit_purge(self, before: float) -> int:
+        """Delete entries older than ``before``."""
+        sql = "DELETE FROM audit WHERE at < ?"
+        return await self._run(lambda db: int(db.execute(sql, (before,)).rowcount), single=True)
+
     async def export(self) -> Export:
-        """Values, unfinished events, queued and dead messages."""
+        """Values, unfinished events, queued and dead messages, the audit log."""
 
         def work(db: sqlite3.Connection) -> Export:
             values = db.execute("SELECT namespace, key, value, expires_at FROM kv").fetchall()
@@ -564,10 +625,14 @@ class SqliteBackend:
             messages = db.execute(
                 f"SELECT {_COLUMNS} FROM outbox WHERE state != 'sent' ORDER BY id"  # noqa: S608
             ).fetchall()
+            audit = db.execute(
+                f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY id"  # noqa: S608
+            ).fetchall()
             return Export(
                 tuple((str(n), str(k), str(v), e) for n, k, v, e in values),
                 tuple((str(k), bytes(b), float(r)) for k, b, r in events),
                 tuple(message_from_row(m) for m in messages),
+                tuple(audit_from_row(a) for a in audit),
             )
 
         return await self._read(work)
@@ -589,6 +654,7 @@ class SqliteBackend:
                 "reason, error, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_load_row(m) for m in data.messages],
             )
+            db.executemany(_AUDIT_INSERT, [audit_row(e) for e in data.audit])
 
         await self._run(work)
 
