@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from chatopsbot.access import AccessSettings
 from chatopsbot.actions import Action, action
+from chatopsbot.audit import AuditEntry, AuditLog, AuditQuery, AuditQueryError, format_table
 from chatopsbot.clock import Clock, ManualClock, SystemClock
 from chatopsbot.commands import (
     Arg,
@@ -74,6 +75,10 @@ __all__ = [
     "Actions",
     "Arg",
     "Attachment",
+    "AuditEntry",
+    "AuditLog",
+    "AuditQuery",
+    "AuditQueryError",
     "Button",
     "ButtonStyle",
     "Card",
@@ -124,6 +129,7 @@ __all__ = [
     "every",
     "format_help",
     "format_overview",
+    "format_table",
     "format_usage",
     "hookimpl",
     "hookspec",

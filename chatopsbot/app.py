@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from chatopsbot.audit import AuditEntry, AuditLog
 from chatopsbot.clock import Clock, SystemClock
 from chatopsbot.config import Settings
 from chatopsbot.logthrottle import RepeatedLog
@@ -237,9 +238,36 @@ def _hook(plugin: str, spec: Route) -> Callable[[web.Request], Awaitable[web.Str
         runtime = app[RUNTIME]
         response = await _hook_response(app, runtime, plugin, spec, request)
         app[METRICS].hooks.labels(plugin, str(response.status)).inc()
+        if request.method != "GET":
+            # GET hooks only read (the lock check); everything else may change state.
+            await _audit_hook(runtime, request, response.status, app[CLOCK].timestamp())
         return response
 
     return handle
+
+
+async def _audit_hook(runtime: Runtime, request: web.Request, status: int, now: float) -> None:
+    """Record a hook call in the audit log; if storage fails, the log line keeps it."""
+    headers = request.headers
+    ref = headers.get("X-GitHub-Delivery") or headers.get("X-Delivery-Id") or ""
+    entry = AuditEntry(
+        at=now,
+        kind="hook",
+        actor_id=request.remote or "-",
+        actor_name=headers.get("User-Agent", "")[:100],
+        actor_jid="",
+        account_id="",
+        conversation="",
+        conversation_name="",
+        what=f"{request.method} {request.path}",
+        detail=f"{request.content_length or 0} bytes {request.query_string}".strip(),
+        result=str(status),
+        ref=ref[:100],
+    )
+    try:
+        await AuditLog(runtime.backend).record([entry])
+    except StorageError as exc:
+        log.error("could not record a hook call in the audit log (%s): %s", exc, entry.to_json())
 
 
 async def _hook_response(

@@ -21,6 +21,7 @@ from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Se
 if TYPE_CHECKING:
     from chatopsbot.access import AccessSettings
     from chatopsbot.actions import ActionCodec
+    from chatopsbot.audit import AuditLog
     from chatopsbot.commands import Command, CommandTree
     from chatopsbot.scheduler import Timers
     from chatopsbot.store import Store
@@ -97,6 +98,8 @@ class PluginContext:
     codec: ActionCodec
     #: The plugins' hooks, to call the ones a plugin offers others (``chatops_hookspecs``).
     hooks: Any
+    #: The bot's audit log: who did what (``[audit] keep``); ``None`` outside a running bot.
+    audit: AuditLog | None = None
 
     async def send_to(
         self, conversation: Conversation, response: Response, *, visible_to: str | None = None

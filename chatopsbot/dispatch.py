@@ -17,7 +17,8 @@ from typing import Any
 import attrs
 
 from chatopsbot.access import AccessSettings, Verdict
-from chatopsbot.actions import Action, ActionCodec, InvalidAction
+from chatopsbot.actions import Action, ActionCodec, ExpiredAction, InvalidAction
+from chatopsbot.audit import AuditEntry, AuditLog
 from chatopsbot.clock import Clock
 from chatopsbot.commands import (
     Command,
@@ -97,6 +98,7 @@ class Dispatcher:
     ) -> None:
         self._hooks = hooks
         self._access = access
+        self._audit_log = AuditLog(backend)
         self._scheduler = scheduler
         self._commands = commands
         self._actions = actions
@@ -126,6 +128,7 @@ class Dispatcher:
             "outlet": outlet or self._messenger,
             "codec": self._codec,
             "hooks": self._hooks,
+            "audit": self._audit_log,
         }
 
     def context_for(self, plugin: str) -> PluginContext:
@@ -181,9 +184,10 @@ class Dispatcher:
         give_up = loop.time() + RECORD_GRACE
         delay = 0.25
         pending = decisions.take()
+        audit = tuple(decisions.audit)
         while True:
             try:
-                await self._messenger.commit(pending, settle=settle)
+                await self._messenger.commit(pending, settle=settle, audit=audit)
                 return
             except StorageError as exc:
                 if loop.time() + delay > give_up:
@@ -212,6 +216,10 @@ class Dispatcher:
 
         tell = _teller(sender)
 
+        def act(kind: str, what: str, result: str) -> None:
+            ref = event.trigger_id or str(event.timestamp)
+            self._audit(out, kind, caller, conversation, what, event.cmd, result, ref)
+
         if len(event.cmd) > MAX_COMMAND:
             self._count(UNKNOWN, "usage")
             tell(f"That command is {len(event.cmd)} characters long; the limit is {MAX_COMMAND}.")
@@ -224,6 +232,7 @@ class Dispatcher:
             verdict = self._verdict(command.name, command.admin_only, caller, conversation, extra)
             if not verdict.allowed:
                 self._count(command.name, "denied")
+                act("command", command.name, "denied")
                 tell(_denied(command.name, verdict.admin_only))
                 return
             args = parse_args(command, rest)
@@ -247,8 +256,10 @@ class Dispatcher:
             )
             await self._propose(command, rest, args, caller, conversation, proposer)
             self._count(command.name, "proposed")
+            act("command", command.name, "proposed")
             return
-        await self._run_command(command, args, caller, conversation, extra, out)
+        outcome = await self._run_command(command, args, caller, conversation, extra, out)
+        act("command", command.name, outcome)
 
     async def _run_command(
         self,
@@ -258,7 +269,7 @@ class Dispatcher:
         conversation: Conversation,
         extra: dict[str, Any],
         out: Messenger,
-    ) -> None:
+    ) -> str:
         # Same conversation, same outbox lane: in order with any reply decided before it.
         sender = out.to(
             conversation, caller_id=caller.id or None, log_extra=extra, plugin=command.plugin
@@ -280,6 +291,7 @@ class Dispatcher:
             command.handler(ctx), command.name, command.timeout, sender, extra, tell, command
         )
         self._count(command.name, outcome)
+        return outcome
 
     async def _propose(
         self,
@@ -328,21 +340,32 @@ class Dispatcher:
         """Confirm or cancel a proposal: only its caller may, and only once, within its time."""
         text = await self._backend.get(PROPOSALS, proposal, self._clock.timestamp())
         record = json.loads(text) if text else None
+        where = Conversation(event.account_id, event.to_jid, event.channel_name)
+        what = record["command"] if record else f"{CORE}:{name}"
+        detail = " ".join(record["words"]) if record else proposal
+
+        def act(result: str) -> None:
+            self._audit(out, "confirm", clicker, where, what, detail, result, event.message_id)
+
         if record is not None and record["caller"]["id"] != clicker.id:
+            act("denied")
             sender.post(Text(f"Only {record['caller']['name']} can answer this.", private=True))
             return
         # Deleting is the atomic "take": of two quick clicks, one wins.
         if record is None or not await self._backend.delete(PROPOSALS, proposal):
+            act("expired")
             sender.post(Text(EXPIRED, private=True))
             return
         command = self._commands.find(record["command"])
         if name == "cancel" or command is None:
+            act("cancelled")
             sender.post(Edit(event.message_id, Text(f"Cancelled: {record['question']}")))
             return
         try:
             # The command may have changed since it was proposed (a plugin upgrade).
             args = parse_args(command, record["words"])
         except (UsageError, HelpRequested) as exc:
+            act("usage")
             sender.post(Text(f"{command.name} can no longer run as proposed: {exc}", private=True))
             return
         caller, where = User(**record["caller"]), Conversation(**record["conversation"])
@@ -351,11 +374,12 @@ class Dispatcher:
         verdict = self._verdict(command.name, command.admin_only, caller, where, extra)
         if not verdict.allowed:
             self._count(command.name, "denied")
+            act("denied")
             sender.post(Edit(event.message_id, Text(f"Not run: {record['question']}")))
             sender.post(Text(_denied(command.name, verdict.admin_only), private=True))
             return
         sender.post(Edit(event.message_id, Text(f"Confirmed: {record['question']}")))
-        await self._run_command(command, args, caller, where, extra, out)
+        act(await self._run_command(command, args, caller, where, extra, out))
 
     async def _action(self, event: ButtonClicked | OptionSelected, out: Messenger) -> None:
         clicker = User(event.user_id, event.user_jid, event.user_name)
@@ -384,6 +408,10 @@ class Dispatcher:
         except InvalidAction as exc:
             log.warning("refused a click on message %s: %s", event.message_id, exc, extra=extra)
             self._metrics.actions.labels(UNKNOWN, "stale").inc()
+            result = "expired" if isinstance(exc, ExpiredAction) else "stale"
+            self._audit(
+                out, "action", clicker, conversation, UNKNOWN, str(exc), result, event.message_id
+            )
             sender.post(Text(STALE_BUTTON, private=True))
             return
         payloads = tuple(payload for _, _, payload in decoded)
@@ -429,8 +457,16 @@ class Dispatcher:
         verdict = self._verdict(
             label, admin_only, clicker, conversation, extra, stands_for=handler.command
         )
+        detail = " ".join(values)
+
+        def act(result: str) -> None:
+            self._audit(
+                out, "action", clicker, conversation, label, detail, result, event.message_id
+            )
+
         if not verdict.allowed:
             self._metrics.actions.labels(label, "denied").inc()
+            act("denied")
             tell(_denied(label, verdict.admin_only, action=True))
             return
         ctx = ActionContext(
@@ -447,6 +483,7 @@ class Dispatcher:
         )
         outcome = await self._invoke(handler.handler(ctx), label, None, sender, extra, tell)
         self._metrics.actions.labels(label, outcome).inc()
+        act(outcome)
 
     async def _invoke(
         self,
@@ -517,6 +554,35 @@ class Dispatcher:
             self._access.check(
                 command.name, admin_only=command.admin_only, user=user, conversation=conversation
             ).allowed
+        )
+
+    def _audit(
+        self,
+        out: Messenger,
+        kind: str,
+        user: User,
+        conversation: Conversation,
+        what: str,
+        detail: str,
+        result: str,
+        ref: str,
+    ) -> None:
+        """Note what a person did for the audit log, written with the unit's replies."""
+        out.audit(
+            AuditEntry(
+                at=self._clock.timestamp(),
+                kind=kind,
+                actor_id=user.id,
+                actor_name=user.name,
+                actor_jid=user.jid,
+                account_id=conversation.account_id,
+                conversation=conversation.jid,
+                conversation_name=conversation.name,
+                what=what,
+                detail=detail,
+                result=result,
+                ref=ref,
+            )
         )
 
     def _count(self, command: str, outcome: str) -> None:

@@ -32,6 +32,8 @@ class Decisions:
 
     def __init__(self) -> None:
         self._messages: list[NewMessage] = []
+        #: What the unit did, for the audit log: written with its last messages.
+        self.audit: list[AuditEntry] = []
 
     def add(self, message: NewMessage) -> None:
         """Decide ``message`` (written with the rest of the unit)."""
@@ -127,6 +129,13 @@ class Messenger:
         self._backend = backend
         self._clock = clock
         self._decisions = decisions
+
+    def audit(self, entry: AuditEntry) -> None:
+        """Record ``entry`` in the audit log with the unit's replies (a messenger made with
+        :meth:`for_unit`: what is not a unit of work writes with :class:`AuditLog`)."""
+        if self._decisions is None:
+            raise RuntimeError("audit entries belong to a unit of work (Messenger.for_unit)")
+        self._decisions.audit.append(entry)
 
     def for_unit(self, decisions: Decisions) -> Messenger:
         """A messenger whose senders add to ``decisions``."""

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from chatopsbot import ActionContext, Actions, Card, Context, Text, action, command, hookimpl
 from chatopsbot.audit import (
     DETAIL_LIMIT,
     AuditEntry,
@@ -20,6 +21,7 @@ from chatopsbot.audit import (
 )
 from chatopsbot.clock import ManualClock
 from chatopsbot.storage import open_backend
+from chatopsbot.zoom.payloads import button_clicked
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC).timestamp()
 
@@ -260,3 +262,84 @@ async def test_a_units_entries_pass_through_the_messenger_with_its_settle(start_
     await runtime.messenger.commit([], **unit)  # a retried write
     assert [e.ref for e in await AuditLog(runtime.backend).query(AuditQuery())] == ["ev-9"]
     assert await runtime.backend.inbox_pending() == []
+
+
+# Recorded through the real path: signed webhooks in, entries out.
+
+
+@command("wipe", help="Wipes", confirm="Wipe it all?")
+async def wipe(ctx: Context) -> Text:
+    return Text("wiped")
+
+
+@command("board", help="A card")
+async def board(ctx: Context) -> Card:
+    return Card(head="Board", body=[Actions((ctx.button("Go", "go", "p1"),))])
+
+
+@action("go")
+async def go(ctx: ActionContext) -> Text:
+    return Text("went")
+
+
+class Acts:
+    @hookimpl
+    def chatops_commands(self) -> list[object]:
+        return [wipe, board]
+
+    @hookimpl
+    def chatops_actions(self) -> list[object]:
+        return [go]
+
+
+async def _entries(bot: object) -> list[AuditEntry]:
+    log = AuditLog(bot.runtime.backend)  # type: ignore[attr-defined]
+    return list(reversed(await log.query(AuditQuery(limit=100))))
+
+
+async def test_commands_clicks_confirmations_and_denials_are_recorded(start_bot):
+    rules = {"admins": ["u-alice"], "commands": {"board": {"deny_users": ["u-bob"]}}}
+    bot = await start_bot(extra={"acts": Acts()}, access=rules)
+    await bot.command("ping")
+    await bot.command("board", user_id="u-bob", user_name="Bob")
+    [card] = await bot.command("board")
+    await bot.click(card, "Go", user_id="u-carol", user_name="Carol")
+    await bot.deliver(button_clicked("cob1:acts:go:p1:forged", message_id=card.message_id))
+    [question] = await bot.command("wipe")
+    await bot.click(question, "Confirm")
+    rows = [(e.kind, e.actor_id, e.what, e.detail, e.result) for e in await _entries(bot)]
+    assert rows == [
+        ("command", "u-alice", "ping", "ping", "ok"),
+        ("command", "u-bob", "board", "board", "denied"),
+        ("command", "u-alice", "board", "board", "ok"),
+        ("action", "u-carol", "acts:go", "p1", "ok"),
+        ("action", "u-alice", "(unknown)", "signature does not match", "stale"),
+        ("command", "u-alice", "wipe", "wipe", "proposed"),
+        ("confirm", "u-alice", "wipe", "", "ok"),
+    ]
+    entry = (await _entries(bot))[0]
+    assert entry.conversation.endswith("@conference.xmpp.zoom.us")
+    assert entry.actor_name == "Alice"
+
+
+async def test_admins_read_the_log_in_chat_and_others_may_not(start_bot):
+    bot = await start_bot(access={"admins": ["u-alice"]})
+    await bot.command("ping", user_id="u-bob", user_name="Bob")
+    [refused] = await bot.command("audit", user_id="u-bob")
+    assert refused.text.startswith("Only the bot's admins may run audit.")
+    [shown] = await bot.command("audit --command ping")
+    assert shown.visible_to_user == "u-alice"
+    lines = shown.text.splitlines()
+    assert len(lines) == 2  # the heading and Bob's ping: the audit calls are not pings
+    assert lines[1].split()[1:6] == ["Bob", "(u-bob)", "ops", "ping", "ok"]
+    [bad] = await bot.command("audit --since yesterday")
+    assert bad.text.startswith("--since:")
+
+
+async def test_hook_calls_that_may_change_state_are_recorded(start_bot):
+    bot = await start_bot(plugins={"deploy": {"webhook_token": "t0ken"}})
+    await bot.hook("POST", "deploy", json={}, headers={"X-Delivery-Id": "d-1"})
+    await bot.hook("GET", "deploy", "/lock")
+    [entry] = [e for e in await _entries(bot) if e.kind == "hook"]
+    assert (entry.what, entry.result, entry.ref) == ("POST /hooks/deploy", "401", "d-1")
+    assert entry.actor_id == "127.0.0.1"

@@ -39,7 +39,7 @@ def test_builtins_come_from_the_entry_point_group():
     assert core.enabled
     assert core.source == "chatopsbot_core"
     assert core.version.startswith("chatopsbot ")
-    assert set(core.commands) == {"help", "ping", "whoami"}
+    assert set(core.commands) == {"audit", "help", "ping", "whoami"}
     ping = plugins.commands.find("ping")
     assert ping is not None
     assert ping.plugin == "core"

@@ -1,4 +1,4 @@
-"""The built-in ``core`` plugin: ``help``, ``ping`` and ``whoami``.
+"""The built-in ``core`` plugin: ``help``, ``ping``, ``whoami`` and ``audit`` (admins).
 
 Written against the public API only, like any third-party plugin.
 """
@@ -9,18 +9,25 @@ from collections.abc import Iterable
 
 from chatopsbot import (
     Arg,
+    AuditQuery,
+    AuditQueryError,
     Command,
     Context,
+    Option,
     Text,
     UnknownCommand,
     UsageError,
     command,
     format_help,
     format_overview,
+    format_table,
     hookimpl,
 )
 
-__all__ = ["chatops_commands", "help_command", "ping", "whoami"]
+__all__ = ["audit_command", "chatops_commands", "help_command", "ping", "whoami"]
+
+#: The most entries ``audit`` shows in chat (the CLI shows any number).
+AUDIT_MOST = 50
 
 
 @command(
@@ -75,7 +82,42 @@ async def ping(ctx: Context) -> Text:
     return Text("pong")
 
 
+@command(
+    "audit",
+    help="Who did what lately: commands, buttons, confirmations, hooks",
+    admin_only=True,
+    options=(
+        Option("since", metavar="WHEN", default="24h", help="30m, 24h, 7d or an ISO time"),
+        Option("user", metavar="WHO", help="a user id, JID or display name"),
+        Option("command", metavar="NAME", help='a command or action ("deploy" covers its group)'),
+        Option("limit", type=int, default=20, help=f"how many, newest first (1 to {AUDIT_MOST})"),
+    ),
+    examples=("audit", "audit --since 7d --command deploy", "audit --user u-alice"),
+)
+async def audit_command(ctx: Context) -> Text:
+    """Admins only, and privately: the log names people and what they did."""
+    limit = ctx.args["limit"]
+    if not 1 <= limit <= AUDIT_MOST:
+        raise UsageError(f"--limit must be between 1 and {AUDIT_MOST}")
+    if ctx.audit is None:
+        return Text("This bot keeps no audit log.", private=True)
+    try:
+        query = AuditQuery.parse(
+            now=ctx.clock.timestamp(),
+            since=ctx.args["since"],
+            user=ctx.args["user"],
+            command=ctx.args["command"],
+            limit=limit,
+        )
+    except AuditQueryError as exc:
+        raise UsageError(str(exc)) from None
+    entries = await ctx.audit.query(query)
+    if not entries:
+        return Text("Nothing recorded that matches.", private=True)
+    return Text("\n".join(format_table(entries)), private=True)
+
+
 @hookimpl
 def chatops_commands() -> Iterable[Command]:
     """The core commands."""
-    return [help_command, ping, whoami]
+    return [audit_command, help_command, ping, whoami]
