@@ -7,7 +7,9 @@ Order. A deploy is one service, environment and version; its events only move it
 ``started`` < ``succeeded`` = ``failed`` < ``rolled_back``, and between ``succeeded`` and
 ``failed`` the later ``timestamp`` (the payload's, else the time it arrived) wins. An event
 that repeats the deploy's current status or is behind it (a ``started`` after ``succeeded``,
-a replay) changes nothing: not the status, not the card, not the history.
+a replay) changes nothing: not the status, not the card, not the history. One exception: a
+``started`` newer than the environment's latest deploy, which was of another version, begins a
+new deploy of this version (a rollback by redeploying it), with a card of its own.
 """
 
 from __future__ import annotations

@@ -193,24 +193,39 @@ class DeployPlugin:
         except events.EventInvalid as exc:
             raise HookError(400, str(exc)) from None
         service, env, version = record["service"], record["environment"], record["version"]
-        state = {"status": record["status"], "timestamp": record["timestamp"]}
+        latest = await ctx.store.get(_latest(service, env))
+        # Another version ran here since, and this "started" is newer than it: a new deploy of
+        # this version (a rollback by redeploying it), not a late event of the old deploy.
+        again = (
+            record["status"] == "started"
+            and latest is not None
+            and latest["version"] != version
+            and record["timestamp"] > latest["timestamp"]
+        )
         behind: dict[str, Any] | None = None
 
         def forward(current: dict[str, Any] | None) -> dict[str, Any]:
             # Decided atomically per deploy: of two events racing, one moves it, in order.
             nonlocal behind
-            if current is not None and not events.supersedes(record, current):
+            behind = None
+            if current is None:
+                return {"status": record["status"], "timestamp": record["timestamp"], "run": 0}
+            run = current.get("run", 0)
+            finished = events.RANKS[current["status"]] > 0
+            if again and finished and record["timestamp"] > current["timestamp"]:
+                return {"status": "started", "timestamp": record["timestamp"], "run": run + 1}
+            if not events.supersedes(record, current):
                 behind = current
                 return current
-            behind = None
-            return state
+            return {"status": record["status"], "timestamp": record["timestamp"], "run": run}
 
-        await ctx.store.update(_deploy(service, env, version), forward, default=None)
+        moved = await ctx.store.update(_deploy(service, env, version), forward, default=None)
         if behind is not None:
             # Out of order or a repeat: a 2xx all the same, so the sender does not retry it.
             return HookResponse(
                 200, {"accepted": False, "reason": "superseded", "current": behind["status"]}
             )
+        record["run"] = moved["run"]
         stamp = int(record["timestamp"] * 1000)
         # One row per deploy and status: the same event stored twice is one row.
         row = f"hist:{service}:{env}:{stamp:015d}:{version}:{record['status']}"
@@ -236,7 +251,9 @@ class DeployPlugin:
     async def _announce(self, ctx: PluginContext, record: dict[str, Any], lock: Any) -> int:
         """Post one card per deploy and channel; later events of that deploy edit it."""
         service, env = record["service"], record["environment"]
-        key = f"ann:{service}:{env}:{record['version']}"
+        # Each deploy of a version has its own card (run 0 keeps the key cards had before runs).
+        run = record.get("run", 0)
+        key = f"ann:{service}:{env}:{record['version']}" + (f":{run}" if run else "")
         async with self._announcing:
             cards: dict[str, Any] = await ctx.store.get(key, {})
             count = 0

@@ -125,6 +125,25 @@ async def test_events_out_of_order_never_roll_a_deploy_back(bot, with_timestamps
     assert len(await history_rows(bot)) == 3
 
 
+async def test_redeploying_an_earlier_version_is_a_new_deploy(bot):
+    await bot.command("deploy subscribe api")
+    t = START.timestamp()
+    await post(bot, event(version="1.4.2", status="succeeded", timestamp=t))
+    await post(bot, event(version="1.5.0", status="succeeded", timestamp=t + 60))
+    # A late "started" of 1.4.2 (its CI time is before 1.5.0's) is not a new deploy.
+    late = await post(bot, event(version="1.4.2", status="started", timestamp=t - 10))
+    assert late.body["accepted"] is False
+    assert "1.5.0 ✅ succeeded" in (await bot.command("deploy status")).only().text
+    # Rolling back by deploying 1.4.2 again: a new card, and the status follows it.
+    for n, status in enumerate(["started", "succeeded"]):
+        result = await post(bot, event(version="1.4.2", status=status, timestamp=t + 120 + n))
+        assert result.status == 202
+    cards = [m for m in bot.messages if m.text.startswith("api → prod")]
+    assert [("1.4.2" in c.text, c.edits) for c in cards] == [(True, 0), (False, 0), (True, 1)]
+    assert "1.4.2 ✅ succeeded" in (await bot.command("deploy status")).only().text
+    assert len(await history_rows(bot)) == 4
+
+
 async def test_a_terminal_event_beats_started_whatever_their_timestamps(bot):
     await bot.command("deploy subscribe api")
     await post(bot, event(status="succeeded", timestamp=START.timestamp() - 60))
