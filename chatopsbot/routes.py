@@ -307,11 +307,13 @@ class Delivery:
     """A request :func:`verify_request` let through.
 
     ``id`` is its delivery id ("" when the sender sent none); ``duplicate`` says that id was
-    seen before: answer :attr:`duplicate_response` and change nothing.
+    seen before: answer :attr:`duplicate_response` and change nothing. ``remembered`` says
+    this request's id is now stored (a change with a new id), which :meth:`forget` undoes.
     """
 
     id: str = ""
     duplicate: bool = False
+    remembered: bool = False
 
     @property
     def duplicate_response(self) -> HookResponse:
@@ -322,7 +324,7 @@ class Delivery:
         """Forget this delivery, so the sender's retry of it is handled: call it when handling
         failed after the request was verified (``verify_request`` remembers ids up front, so
         that two copies arriving together are not both handled)."""
-        if self.id and not self.duplicate:
+        if self.remembered:
             await ctx.store.delete(DELIVERY_PREFIX + self.id)
 
 
@@ -366,4 +368,4 @@ async def verify_request(
         default=None,
         ttl=timedelta(seconds=max(2 * window, 1)),
     )
-    return Delivery(delivery, seen)
+    return Delivery(delivery, duplicate=seen, remembered=not seen)
