@@ -21,8 +21,8 @@ the query parameters sorted by name, as ``name=value`` joined with ``&`` (empty 
 both are percent-encoded per RFC 3986 (everything but ``A-Z a-z 0-9 - _ . ~``, and ``/`` in the
 path), so no part before the body holds a ``:`` and the base string splits one way only. A
 timestamp more than :data:`SIGNATURE_WINDOW` seconds from the bot's clock, either way, is
-refused; a delivery id seen within twice that time (a request is valid for the window on both
-sides of its timestamp) is a duplicate.
+refused; the delivery id of a POST, PUT, PATCH or DELETE seen within twice that time (a
+request is valid for the window on both sides of its timestamp) is a duplicate.
 """
 
 from __future__ import annotations
