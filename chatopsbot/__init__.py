@@ -57,6 +57,8 @@ from chatopsbot.responses import (
     private,
 )
 from chatopsbot.routes import (
+    SIGNATURE_WINDOW,
+    Delivery,
     HookError,
     HookRequest,
     HookResponse,
@@ -64,11 +66,15 @@ from chatopsbot.routes import (
     require_bearer,
     require_signature,
     route,
+    sign_request,
+    verify_request,
+    verify_signature,
 )
 from chatopsbot.scheduler import Job, TimerHandler, Timers, cron, every, timer
 from chatopsbot.store import Store
 
 __all__ = [
+    "SIGNATURE_WINDOW",
     "AccessSettings",
     "Action",
     "ActionContext",
@@ -90,6 +96,7 @@ __all__ = [
     "Conversation",
     "ConversationContext",
     "Delete",
+    "Delivery",
     "Divider",
     "Edit",
     "Field",
@@ -138,5 +145,8 @@ __all__ = [
     "require_known_keys",
     "require_signature",
     "route",
+    "sign_request",
     "timer",
+    "verify_request",
+    "verify_signature",
 ]

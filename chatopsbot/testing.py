@@ -17,9 +17,11 @@ timers. The pytest plugin in :mod:`chatopsbot.pytest_plugin` adds a ``chatopsbot
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
@@ -30,6 +32,7 @@ from chatopsbot.clock import Clock, ManualClock
 from chatopsbot.config import Settings, parse_settings
 from chatopsbot.context import User
 from chatopsbot.plugins import load_plugins
+from chatopsbot.routes import sign_request
 from chatopsbot.runtime import Runtime
 from chatopsbot.zoom.fake import FakeZoom, Message
 from chatopsbot.zoom.payloads import (
@@ -261,6 +264,36 @@ class BotHarness:
         body = await resp.json() if resp.content_type == "application/json" else await resp.text()
         await self.settle()
         return HookResult(resp.status, body)
+
+    async def signed_hook(
+        self,
+        method: str,
+        plugin: str,
+        path: str = "",
+        *,
+        secret: str,
+        json: Any = None,
+        data: bytes | None = None,
+        delivery_id: str = "",
+        timestamp: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HookResult:
+        """Call a plugin's HTTP hook signed with ``secret`` under the v1 scheme that
+        :func:`chatopsbot.verify_request` checks, at the harness clock's time unless
+        ``timestamp`` is given. ``path`` may carry a query (``"/lock?service=api"``)."""
+        body = data if data is not None else b"" if json is None else jsonlib.dumps(json).encode()
+        url = urlsplit(f"/hooks/{plugin}{path}")
+        signature = sign_request(
+            secret,
+            method,
+            url.path,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            body=body,
+            timestamp=int(self.clock.timestamp()) if timestamp is None else timestamp,
+            delivery_id=delivery_id,
+        )
+        sent = {"Content-Type": "application/json", **signature, **(headers or {})}
+        return await self.hook(method, plugin, path, data=body, headers=sent)
 
     async def advance(self, by: float | timedelta) -> Replies:
         """Move the clock forward, firing due jobs and timers; return what they sent."""

@@ -1,4 +1,16 @@
-"""Deploy events from CI: validation into a plain record, and the cards that announce them."""
+"""Deploy events from CI: validation into a plain record, their order, and the cards.
+
+Every string that reaches a card has a cap (:data:`LIMITS`): a payload over one is refused
+naming the field and the limit, a command argument over one gets a private usage reply.
+
+Order. A deploy is one service, environment and version; its events only move it forward:
+``started`` < ``succeeded`` = ``failed`` < ``rolled_back``, and between ``succeeded`` and
+``failed`` the later ``timestamp`` (the payload's, else the time it arrived) wins. An event
+that repeats the deploy's current status or is behind it (a ``started`` after ``succeeded``,
+a replay) changes nothing: not the status, not the card, not the history. One exception: a
+``started`` newer than the environment's latest deploy, which was of another version, begins a
+new deploy of this version (a rollback by redeploying it), with a card of its own.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +22,23 @@ from typing import Any
 from chatopsbot import Card, Field, Fields, Paragraph, Style
 
 STATUSES = ("started", "succeeded", "failed", "rolled_back")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
+#: How far each status takes a deploy: an event never moves it back (see the module docstring).
+RANKS = {"started": 0, "succeeded": 1, "failed": 1, "rolled_back": 2}
+#: The most characters each field may have, from CI or from a command.
+LIMITS = {
+    "service": 64,
+    "environment": 64,
+    "version": 100,
+    "actor": 100,
+    "url": 1000,
+    "commit": 64,
+    "message": 1000,
+    "reason": 200,
+}
+_NAME_CHARS = "letters, digits, '.', '_', '/', '-'"
 _OPTIONAL = ("actor", "url", "commit", "message")
+# One-line fields: a newline or a control character there would break the card's layout.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ICONS = {"started": "🚀", "succeeded": "✅", "failed": "❌", "rolled_back": "↩️"}
 _COLORS = {
     "started": "#2D8CFF",
@@ -34,10 +61,9 @@ def validate(data: object, now: datetime) -> dict[str, Any]:
         value = data.get(key)
         if value is None:
             raise EventInvalid(f"{key}: required")
-        if not isinstance(value, str) or not _NAME.match(value):
-            raise EventInvalid(
-                f"{key}: expected a name of letters, digits, '.', '_', '/', '-' (at most 100)"
-            )
+        problem = name_problem(key, value)
+        if problem:
+            raise EventInvalid(problem)
         record[key] = value
     status = data.get("status")
     if status is None:
@@ -47,8 +73,10 @@ def validate(data: object, now: datetime) -> dict[str, Any]:
     record["status"] = status
     for key in _OPTIONAL:
         value = data.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > 2000):
-            raise EventInvalid(f"{key}: expected a string of at most 2000 characters")
+        if value is not None and (not isinstance(value, str) or len(value) > LIMITS[key]):
+            raise EventInvalid(f"{key}: expected a string of at most {LIMITS[key]} characters")
+        if key != "message" and value is not None and _CONTROL.search(value):
+            raise EventInvalid(f"{key}: expected one line without control characters")
         record[key] = value
     url = record["url"]
     if url is not None and not url.startswith(("https://", "http://")):
@@ -60,6 +88,36 @@ def validate(data: object, now: datetime) -> dict[str, Any]:
     if unknown:
         raise EventInvalid(f"{unknown[0]}: unknown field")
     return record
+
+
+def name_problem(key: str, value: object) -> str | None:
+    """Why ``value`` is not a valid ``key`` (service, environment, version), or ``None``."""
+    limit = LIMITS[key]
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= limit
+        and value[0].isascii()
+        and value[0].isalnum()
+        and all(c.isascii() and (c.isalnum() or c in "._/-") for c in value)
+    ):
+        return None
+    return f"{key}: expected a name of {_NAME_CHARS} (at most {limit})"
+
+
+def supersedes(new: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether event ``new`` moves a deploy whose latest accepted event is ``current``.
+
+    Only forward: a higher rank, or the same rank with another status and a later timestamp.
+    """
+    if new["status"] == current["status"]:
+        return False
+    ahead = (RANKS[new["status"]], new["timestamp"])
+    return ahead > (RANKS[current["status"]], current["timestamp"])
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters: for values stored before the caps existed."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _timestamp(value: object, now: datetime) -> float:
@@ -105,7 +163,7 @@ def announcement(record: Mapping[str, Any], lock: Mapping[str, Any] | None) -> C
         body.append(
             Paragraph(
                 f"⚠ {record['environment']} is locked by {lock['by']['name']}"
-                + (f": {lock['reason']}" if lock.get("reason") else ""),
+                + (f": {clip(lock['reason'], LIMITS['reason'])}" if lock.get("reason") else ""),
                 style=Style(color="#D64541", bold=True),
             )
         )

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 from attrs import field, frozen
@@ -18,6 +17,7 @@ from chatopsbot import (
     Command,
     Context,
     Conversation,
+    Delivery,
     Edit,
     HookError,
     HookRequest,
@@ -31,11 +31,10 @@ from chatopsbot import (
     UsageError,
     command,
     hookimpl,
-    require_bearer,
     require_known_keys,
-    require_signature,
     route,
     timer,
+    verify_request,
 )
 from chatopsbot_deploy import events
 
@@ -44,14 +43,21 @@ log = logging.getLogger("chatopsbot.plugin.deploy")
 _DURATION = re.compile(r"^(\d+)([mhd])$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 ALL = "all"
+ForceUnlock = Literal["admins", "anyone"]
+_FORCE_UNLOCK: tuple[ForceUnlock, ...] = ("admins", "anyone")
 
 
 @frozen
 class DeploySettings:
-    """``[plugins.deploy]``."""
+    """``[plugins.deploy]``.
+
+    ``force_unlock`` says who may remove someone else's lock with ``--force``: ``"admins"``
+    (the bot's admins; the default) or ``"anyone"``. A lock's holder may always remove it.
+    """
 
     webhook_token: str = field(default="", repr=False)
     lock_reminder: timedelta = timedelta(hours=4)
+    force_unlock: ForceUnlock = "admins"
 
 
 def _latest(service: str, env: str) -> str:
@@ -62,6 +68,22 @@ def _lock(service: str, env: str) -> str:
     return f"lock:{service}:{env}"
 
 
+def _deploy(service: str, env: str, version: str) -> str:
+    """Where one deploy's furthest status is kept (see ``events.supersedes``)."""
+    return f"deploy:{service}:{env}:{version}"
+
+
+def _check_names(ctx: Context) -> None:
+    """Refuse a service or environment argument CI could never have sent (too long, odd
+    characters) before it is looked up, stored or echoed back."""
+    for arg, key in (("service", "service"), ("target", "service"), ("env", "environment")):
+        value = ctx.args.get(arg)
+        if value is not None:
+            problem = events.name_problem(key, value)
+            if problem:
+                raise UsageError(problem.replace(f"{key}:", f"{arg}:", 1))
+
+
 class DeployPlugin:
     """One instance per bot: it serialises announcements so one deploy gets one card."""
 
@@ -70,8 +92,8 @@ class DeployPlugin:
 
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> DeploySettings:
-        """Validate ``webhook_token`` and ``lock_reminder``."""
-        require_known_keys(config, ("webhook_token", "lock_reminder"))
+        """Validate ``webhook_token``, ``lock_reminder`` and ``force_unlock``."""
+        require_known_keys(config, ("webhook_token", "lock_reminder", "force_unlock"))
         token = config.get("webhook_token", "")
         if not isinstance(token, str):
             raise PluginConfigError("webhook_token", "expected a string")
@@ -79,13 +101,16 @@ class DeployPlugin:
         match = _DURATION.match(reminder) if isinstance(reminder, str) else None
         if match is None or int(match[1]) == 0:
             raise PluginConfigError("lock_reminder", "expected a duration like 30m, 4h or 1d")
+        force = config.get("force_unlock", "admins")
+        if force not in _FORCE_UNLOCK:
+            raise PluginConfigError("force_unlock", 'expected "admins" or "anyone"')
         if not token:
             log.warning(
                 "no webhook_token: POST /hooks/deploy refuses every request; "
                 "set [plugins.deploy] webhook_token to let CI report deploys"
             )
         seconds = int(match[1]) * _UNITS[match[2]]
-        return DeploySettings(token, timedelta(seconds=seconds))
+        return DeploySettings(token, timedelta(seconds=seconds), force)
 
     @hookimpl
     def chatops_routes(self) -> Iterable[Route]:
@@ -143,30 +168,76 @@ class DeployPlugin:
 
     # CI in.
 
-    def _authenticate(self, ctx: PluginContext, request: HookRequest) -> None:
+    async def _authenticate(self, ctx: PluginContext, request: HookRequest) -> Delivery:
+        """A v1-signed request (replays refused) or the bearer token; see ``verify_request``."""
         settings: DeploySettings = ctx.config
         if not settings.webhook_token:
             raise HookError(401, "the deploy hook is off: set [plugins.deploy] webhook_token")
-        try:
-            require_bearer(request, settings.webhook_token)
-        except HookError:
-            require_signature(request, settings.webhook_token)
+        return await verify_request(ctx, request, settings.webhook_token, allow_bearer=True)
 
     async def ingest(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
         """Record a deploy event and announce it in the subscribed channels."""
-        self._authenticate(ctx, request)
+        delivery = await self._authenticate(ctx, request)
+        if delivery.duplicate:
+            return delivery.duplicate_response
+        try:
+            return await self._record(ctx, request)
+        except BaseException:
+            # Not handled after all: the sender's retry of this delivery must be.
+            await delivery.forget(ctx)
+            raise
+
+    async def _record(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
         try:
             record = events.validate(request.json(), ctx.clock.now())
         except events.EventInvalid as exc:
             raise HookError(400, str(exc)) from None
-        service, env = record["service"], record["environment"]
-        record["id"] = secrets.token_hex(4)
-        await ctx.store.set(
-            f"hist:{service}:{env}:{int(record['timestamp'] * 1000):015d}:{record['id']}", record
+        service, env, version = record["service"], record["environment"], record["version"]
+        latest = await ctx.store.get(_latest(service, env))
+        # Another version ran here since, and this "started" is newer than it: a new deploy of
+        # this version (a rollback by redeploying it), not a late event of the old deploy.
+        again = (
+            record["status"] == "started"
+            and latest is not None
+            and latest["version"] != version
+            and record["timestamp"] > latest["timestamp"]
         )
+        behind: dict[str, Any] | None = None
+
+        def forward(current: dict[str, Any] | None) -> dict[str, Any]:
+            # Decided atomically per deploy: of two events racing, one moves it, in order.
+            nonlocal behind
+            behind = None
+            if current is None:
+                return {"status": record["status"], "timestamp": record["timestamp"], "run": 0}
+            run = current.get("run", 0)
+            finished = events.RANKS[current["status"]] > 0
+            if again and finished and record["timestamp"] > current["timestamp"]:
+                return {"status": "started", "timestamp": record["timestamp"], "run": run + 1}
+            if not events.supersedes(record, current):
+                behind = current
+                return current
+            return {"status": record["status"], "timestamp": record["timestamp"], "run": run}
+
+        moved = await ctx.store.update(_deploy(service, env, version), forward, default=None)
+        if behind is not None:
+            # Out of order or a repeat: a 2xx all the same, so the sender does not retry it.
+            return HookResponse(
+                200, {"accepted": False, "reason": "superseded", "current": behind["status"]}
+            )
+        record["run"] = moved["run"]
+        stamp = int(record["timestamp"] * 1000)
+        # One row per deploy and status: the same event stored twice is one row.
+        row = f"hist:{service}:{env}:{stamp:015d}:{version}:{record['status']}"
+        await ctx.store.set(row, record)
 
         def newer(current: dict[str, Any] | None) -> dict[str, Any]:
-            if current is not None and current["timestamp"] > record["timestamp"]:
+            # The same deploy moved forward (checked above) even if its timestamp is older.
+            if (
+                current is not None
+                and current["version"] != version
+                and current["timestamp"] > record["timestamp"]
+            ):
                 return current
             return record
 
@@ -180,7 +251,9 @@ class DeployPlugin:
     async def _announce(self, ctx: PluginContext, record: dict[str, Any], lock: Any) -> int:
         """Post one card per deploy and channel; later events of that deploy edit it."""
         service, env = record["service"], record["environment"]
-        key = f"ann:{service}:{env}:{record['version']}"
+        # Each deploy of a version has its own card (run 0 keeps the key cards had before runs).
+        run = record.get("run", 0)
+        key = f"ann:{service}:{env}:{record['version']}" + (f":{run}" if run else "")
         async with self._announcing:
             cards: dict[str, Any] = await ctx.store.get(key, {})
             count = 0
@@ -189,30 +262,43 @@ class DeployPlugin:
                     continue
                 where = Conversation(**sub["conversation"])
                 known = cards.get(where.jid)
-                if known is not None and known["timestamp"] > record["timestamp"]:
-                    continue  # an older event arriving late must not roll the card back
+                # Two events that both moved the deploy may reach this lock in either order;
+                # the card shows the furthest. (Cards stored before statuses were kept here
+                # count as "started".)
+                if known is not None and not events.supersedes(
+                    record, {"status": known.get("status", "started"), **known}
+                ):
+                    continue
                 card = events.announcement(record, lock)
                 if known is None:
                     sent = await ctx.send_to(where, card)
                     cards[where.jid] = {
                         "message_id": sent.message_id,
                         "timestamp": record["timestamp"],
+                        "status": record["status"],
                     }
                 else:
                     await ctx.send_to(where, Edit(known["message_id"], card))
                     known["timestamp"] = record["timestamp"]
+                    known["status"] = record["status"]
                 count += 1
             await ctx.store.set(key, cards, ttl=timedelta(days=30))
         return count
 
     async def lock_check(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
-        """200 ``{"locked": false}``, or 423 with who locked it, when and why."""
-        self._authenticate(ctx, request)
+        """200 ``{"locked": false}``, or 423 with who locked it, when and why.
+
+        Signed v1, the signature covers the query: one for ``api``/``prod`` answers for no other.
+        """
+        await self._authenticate(ctx, request)
         service = request.query.get("service") or ""
         env = request.query.get("environment") or ""
         for name, value in (("service", service), ("environment", env)):
             if not value:
                 raise HookError(400, f"{name}: required (query parameter)")
+            problem = events.name_problem(name, value)
+            if problem:
+                raise HookError(400, problem)
         lock = await ctx.store.get(_lock(service, env))
         if lock is None:
             return HookResponse(200, {"locked": False})
@@ -222,7 +308,7 @@ class DeployPlugin:
                 "locked": True,
                 "by": lock["by"]["name"],
                 "since": events.when(lock["at"]),
-                "reason": lock.get("reason") or "",
+                "reason": events.clip(lock.get("reason") or "", events.LIMITS["reason"]),
             },
         )
 
@@ -230,6 +316,7 @@ class DeployPlugin:
 
     async def status(self, ctx: Context) -> Text | Any:
         """Latest per service and environment, as a compact card."""
+        _check_names(ctx)
         latest = [record for _, record in await ctx.store.list("latest:")]
         service = ctx.args["service"]
         if service:
@@ -241,6 +328,7 @@ class DeployPlugin:
 
     async def history(self, ctx: Context) -> Text:
         """Newest first: when, version, result, who, link."""
+        _check_names(ctx)
         service, env, limit = ctx.args["service"], ctx.args["env"], ctx.args["limit"]
         if not 1 <= limit <= 50:
             raise UsageError("--limit must be between 1 and 50")
@@ -256,6 +344,7 @@ class DeployPlugin:
 
     async def subscribe(self, ctx: Context) -> Text:
         """Announce the target's deploys here."""
+        _check_names(ctx)
         target, env = ctx.args["target"], ctx.args["env"]
         if target != ALL:
             await self._known(ctx, target, env, allow_new=True)
@@ -272,6 +361,7 @@ class DeployPlugin:
 
     async def unsubscribe(self, ctx: Context) -> Text:
         """Stop announcing the target here."""
+        _check_names(ctx)
         target, env = ctx.args["target"], ctx.args["env"]
         key = "sub:" + ctx.conversation.jid
         removed = False
@@ -306,9 +396,14 @@ class DeployPlugin:
 
     async def lock(self, ctx: Context) -> Text:
         """Lock an environment; the CI lock check answers 423 until it is unlocked."""
+        _check_names(ctx)
         service, env = ctx.args["service"], ctx.args["env"]
-        await self._known(ctx, service, env, allow_new=True)
         reason = " ".join(ctx.args["reason"] or ())
+        limit = events.LIMITS["reason"]
+        if len(reason) > limit:
+            # The reason is repeated on every announcement while the lock holds.
+            raise UsageError(f"reason: at most {limit} characters (this one has {len(reason)})")
+        await self._known(ctx, service, env, allow_new=True)
         settings: DeploySettings = ctx.config
         now = ctx.clock.now()
         lock = {
@@ -347,16 +442,25 @@ class DeployPlugin:
         )
 
     async def unlock(self, ctx: Context) -> Text:
-        """Unlock; someone else's lock needs --force, and its holder is told privately."""
+        """Unlock; someone else's lock needs --force (from a bot admin, unless ``force_unlock =
+        "anyone"``), and its holder is told privately."""
+        _check_names(ctx)
         service, env = ctx.args["service"], ctx.args["env"]
         lock = await ctx.store.get(_lock(service, env))
         if lock is None:
             raise UsageError(f"{service} {env} is not locked")
+        holder = lock["by"]["name"]
         theirs = lock["by"]["id"] != ctx.caller.id
+        settings: DeploySettings = ctx.config
+        if theirs and settings.force_unlock == "admins" and not ctx.caller_is_admin:
+            return Text(
+                f"{service} {env} is locked by {holder}: only {holder} or a bot admin "
+                "can remove that lock, so ask them.",
+                private=True,
+            )
         if theirs and not ctx.args["force"]:
             raise UsageError(
-                f"{service} {env} is locked by {lock['by']['name']}; "
-                "add --force to remove their lock"
+                f"{service} {env} is locked by {holder}; add --force to remove their lock"
             )
         await ctx.store.delete(_lock(service, env))
         if lock.get("timer"):
