@@ -71,7 +71,9 @@ def chatops_routes() -> Iterable[Route]:
     Called once at startup. Build them with ``chatopsbot.route``: ``route("POST")`` serves
     ``POST /hooks/<plugin>``, ``route("GET", "/lock")`` serves ``GET /hooks/<plugin>/lock``.
     Handlers get the plugin's context and a ``HookRequest``; they authenticate the caller
-    themselves (``require_bearer``, ``require_signature``). Bodies over the route's
+    themselves: ``await verify_request(ctx, request, secret)`` for signed requests that cannot be
+    replayed (timestamp, method, path, query and delivery id inside the signature), or
+    ``require_bearer``. Bodies over the route's
     ``max_body`` get 413, a ``HookError`` its status, any other exception a 500 with a
     reference logged beside the traceback.
     """
