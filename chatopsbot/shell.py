@@ -18,7 +18,7 @@ from chatopsbot.testing import BotHarness, user
 from chatopsbot.zoom.fake import Message
 
 HELP = """Type a command as you would after the slash command (try: help). Shell commands:
-  /as NAME      act as another user (alice, bob, ...)
+  /as NAME      act as another user (alice, an admin here; bob, ...)
   /in CHANNEL   talk in a channel (#ops); /dm for a direct message with the bot
   /click N      press button N of the cards shown
   /pick N       choose dropdown option N
@@ -190,7 +190,9 @@ async def run_shell(
     read: Callable[[str], str] = input,
 ) -> int:
     """Start the bot against a fake Zoom and run the shell on it."""
-    merged = {**(config or {}), "storage": {"path": storage}}
+    # Alice (the user you start as) is an admin, so admin-only commands can be tried; /as bob
+    # shows what everyone else sees.
+    merged = {"access": {"admins": ["u-alice"]}, **(config or {}), "storage": {"path": storage}}
     bot = BotHarness(config=merged, clock=SystemClock())
     async with bot:
         return await Shell(bot, out or sys.stdout, read).run()

@@ -75,3 +75,16 @@ def test_the_cli_runs_the_shell_on_piped_input(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "pong" in result.stdout
+
+
+async def test_alice_is_an_admin_in_the_shell_and_bob_is_not(tmp_path):
+    out = io.StringIO()
+    status = await run_shell(
+        storage=str(tmp_path / "shell.db"),
+        out=out,
+        read=reader("ping", "audit --command ping", "/as bob", "audit"),
+    )
+    text = out.getvalue()
+    assert status == 0
+    assert "Alice (u-alice)  ops    ping  ok" in text  # the table only an admin gets
+    assert "Only the bot's admins may run audit." in text
