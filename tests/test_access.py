@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -453,3 +454,52 @@ def test_an_action_standing_for_a_missing_command_is_a_load_error():
     )
     with pytest.raises(PluginError, match="stands for command 'launch rockets'"):
         load_plugins(settings.plugins, extra={"broken": Broken()}, entry_points=False)
+
+
+# The same property through the real path: signed webhooks for a command and for a button
+# that stands for it, under random rule sets (a fixed seed, so a failure can be replayed).
+
+
+def _random_rules(rng: random.Random) -> dict[str, dict[str, Any]]:
+    ids = ["u-bob", "u-dave", "dave@xmpp.zoom.us", "u-carol"]
+    rooms = [CHANNEL, RANDOM.jid, "dave@xmpp.zoom.us"]
+    table: dict[str, dict[str, Any]] = {}
+    for key in rng.sample(["rollback", "ops:roll", "ops"], rng.randint(0, 3)):
+        rule: dict[str, Any] = {}
+        for name, pool in (
+            ("allow_users", ids),
+            ("deny_users", ids),
+            ("allow_channels", rooms),
+            ("deny_channels", rooms),
+        ):
+            if rng.random() < 0.4:
+                rule[name] = rng.sample(pool, rng.randint(1, 2))
+        if rng.random() < 0.2:
+            rule["admin_only"] = rng.random() < 0.5
+        table[key] = rule
+    return table
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_random_rule_sets_hold_on_the_command_and_the_button_path(start_bot, seed):
+    rng = random.Random(seed)
+    table = _random_rules(rng)
+    bot = await start_bot(extra={"ops": Ops()}, access={"admins": ["u-alice"], "commands": table})
+    for name, user, room in (("bob", BOB, "ops"), ("dave", DAVE, "random"), ("dave", DAVE, None)):
+        where = OPS if room == "ops" else RANDOM if room == "random" else DM
+        expected = not any(_refuses(table[k], user, where) for k in ("rollback",) if k in table)
+        only = [table[k]["admin_only"] for k in ("rollback",) if "admin_only" in table.get(k, {})]
+        expected = expected and not (only and only[-1])
+        [reply] = await bot.command("rollback", user=name, channel=room)
+        assert (reply.text == "rolled back") is expected, (seed, table, name, room, reply.text)
+
+        # The button: drawn by an admin where the user is, clicked by the user.
+        [card] = await bot.command("panel", user="alice", channel=room if room else None)
+        if room is None:
+            continue  # a 1:1 chat with Alice is not one Dave can click in
+        keys = [k for k in ("rollback", "ops:roll") if k in table]
+        allowed = not any(_refuses(table[k], user, where) for k in keys)
+        settings_ = [table[k]["admin_only"] for k in keys if "admin_only" in table[k]]
+        allowed = allowed and not (settings_ and settings_[-1])
+        [reply] = await bot.click(card, "Roll back", user=name)
+        assert (reply.text.startswith("rolled back by")) is allowed, (seed, table, name, room)
