@@ -30,6 +30,7 @@ from chatopsbot.context import (
     PluginContext,
     User,
 )
+from chatopsbot.errors import ChatopsbotError, UserError
 from chatopsbot.hookspecs import hookimpl, hookspec
 from chatopsbot.outbound.outbox import MessageGone, OutboxClosed, SendFailed
 from chatopsbot.plugins import PluginConfigError, require_known_keys
@@ -89,6 +90,7 @@ __all__ = [
     "ButtonStyle",
     "Card",
     "CardItem",
+    "ChatopsbotError",
     "Clock",
     "Command",
     "CommandTree",
@@ -130,6 +132,7 @@ __all__ = [
     "UnknownCommand",
     "UsageError",
     "User",
+    "UserError",
     "action",
     "command",
     "cron",

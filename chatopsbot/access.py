@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from attrs import field, frozen
 
-from chatopsbot.context import Conversation, User
+from chatopsbot.values import Conversation, User
 
 __all__ = ["AccessRule", "AccessSettings", "Verdict"]
 

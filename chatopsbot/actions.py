@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from attrs import frozen
 
+from chatopsbot.errors import UserError
+
 if TYPE_CHECKING:
     from chatopsbot.context import ActionContext
     from chatopsbot.responses import HandlerResult
@@ -61,7 +63,7 @@ def action(
     return decorate
 
 
-class InvalidAction(ValueError):
+class InvalidAction(UserError, ValueError):
     """A button value that was not made by this bot (or not with its current secret)."""
 
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, fields, frozen
 
+from chatopsbot.errors import UserError
+
 if TYPE_CHECKING:
     from chatopsbot.storage import Backend
 
@@ -131,7 +133,7 @@ def fold_name(name: str) -> str:
     return " ".join(name.casefold().split())
 
 
-class AuditQueryError(ValueError):
+class AuditQueryError(UserError, ValueError):
     """A query option is wrong; the message names the option and what is expected."""
 
 

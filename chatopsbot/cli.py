@@ -21,12 +21,12 @@ from chatopsbot import serve
 from chatopsbot.app import create_app, freeze_startup_objects, handler_options
 from chatopsbot.audit import AuditLog, AuditQuery, AuditQueryError, format_table
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
-from chatopsbot.context import Conversation, User
 from chatopsbot.deadletters import outbox_command
 from chatopsbot.logs import configure_logging
 from chatopsbot.plugins import PluginError, load_plugins
 from chatopsbot.scaffold import ScaffoldError, write_plugin
 from chatopsbot.storage import StorageError, open_backend
+from chatopsbot.values import Conversation, User
 
 log = logging.getLogger("chatopsbot.cli")
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from attrs import field, frozen
 
+from chatopsbot.errors import UserError
+
 if TYPE_CHECKING:
     from chatopsbot.context import Context
     from chatopsbot.responses import HandlerResult
@@ -192,7 +194,7 @@ def command(
     return decorate
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """The words do not fit the command; ``str()`` is the exact problem, fit for the user."""
 
     def __init__(self, message: str, command: Command | None = None) -> None:
@@ -200,7 +202,7 @@ class UsageError(Exception):
         self.command = command
 
 
-class HelpRequested(Exception):
+class HelpRequested(UserError):
     """``--help`` was among the words."""
 
     def __init__(self, command: Command) -> None:
@@ -208,7 +210,7 @@ class HelpRequested(Exception):
         self.command = command
 
 
-class UnknownCommand(Exception):
+class UnknownCommand(UserError):
     """No command starts with these words.
 
     ``suggestions`` holds up to three close command names; ``subcommands`` the commands under

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from attrs import field, frozen
 
 from chatopsbot.access import AccessRule, AccessSettings
+from chatopsbot.errors import UserError
 
 __all__ = [
     "AuditSettings",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A config problem: ``str()`` is ``source: key: message``."""
 
     def __init__(self, source: str, key: str, message: str) -> None:

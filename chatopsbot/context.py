@@ -2,8 +2,8 @@
 
 Handlers never see aiohttp, Zoom's JSON or tokens; everything they may use is on a context.
 :class:`PluginContext` holds what every kind of handler gets (config, store, log, clock,
-sending, buttons); :class:`Context` adds a command's caller and arguments, :class:`ActionContext`
-a click's clicker and the card it came from.
+sending, buttons); :class:`ConversationContext` the person acting (``actor``) and where;
+:class:`Context` adds a command and its arguments, :class:`ActionContext` the card clicked.
 """
 
 from __future__ import annotations
@@ -17,6 +17,18 @@ from attrs import field, frozen
 
 from chatopsbot.clock import Clock
 from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Sent
+from chatopsbot.values import Conversation, User
+
+__all__ = [
+    "ActionContext",
+    "Context",
+    "Conversation",
+    "ConversationContext",
+    "Outlet",
+    "PluginContext",
+    "Sender",
+    "User",
+]
 
 if TYPE_CHECKING:
     from chatopsbot.access import AccessSettings
@@ -25,34 +37,6 @@ if TYPE_CHECKING:
     from chatopsbot.commands import Command, CommandTree
     from chatopsbot.scheduler import Timers
     from chatopsbot.store import Store
-
-
-@frozen
-class User:
-    """A Zoom user: ``id`` is the user id, ``jid`` the chat address, ``name`` the display name."""
-
-    id: str
-    jid: str
-    name: str
-
-
-@frozen
-class Conversation:
-    """Where a message came from and where replies go.
-
-    ``jid`` is a channel JID (``...@conference.xmpp.zoom.us``) or, in a 1:1 chat with the bot, the
-    address Zoom gave for that chat. ``name`` is the channel name when Zoom sent one. Plugins may
-    store it (``attrs.asdict``) to send there later, from a job or an HTTP hook.
-    """
-
-    account_id: str
-    jid: str
-    name: str = ""
-
-    @property
-    def is_channel(self) -> bool:
-        """True in a channel, False in a 1:1 chat with the bot."""
-        return "@conference." in self.jid
 
 
 class Sender(Protocol):
@@ -157,8 +141,10 @@ class PluginContext:
 
 @frozen(kw_only=True)
 class ConversationContext(PluginContext):
-    """What handlers started by a person in a conversation share: where, and how to answer."""
+    """What handlers started by a person in a conversation share: who acts (``actor``, the
+    same name for a command's caller and a button's clicker), where, and how to answer."""
 
+    actor: User
     conversation: Conversation
     sender: Sender
     access: AccessSettings
@@ -167,6 +153,11 @@ class ConversationContext(PluginContext):
     def account_id(self) -> str:
         """The Zoom account the event came from."""
         return self.conversation.account_id
+
+    @property
+    def actor_is_admin(self) -> bool:
+        """Whether the person acting is one of the bot's admins (``[access] admins``)."""
+        return self.access.is_admin(self.actor)
 
     async def send(self, response: Response) -> Sent:
         """Send a response in this conversation now and get its message id back.
@@ -179,24 +170,29 @@ class ConversationContext(PluginContext):
 
 @frozen(kw_only=True)
 class Context(ConversationContext):
-    """Everything a command handler gets: the caller, the conversation and the parsed ``args``."""
+    """Everything a command handler gets: who called (``actor``), the conversation and the
+    parsed ``args``."""
 
-    caller: User
     command: Command
     args: Mapping[str, Any]
     commands: CommandTree
 
     @property
+    def caller(self) -> User:
+        """The person who ran the command: the same as :attr:`actor` (the name before 1.0)."""
+        return self.actor
+
+    @property
     def caller_is_admin(self) -> bool:
-        """Whether the caller is one of the bot's admins (``[access] admins``)."""
-        return self.access.is_admin(self.caller)
+        """The same as :attr:`actor_is_admin` (the name before 1.0)."""
+        return self.actor_is_admin
 
     def may_run(self, command: Command) -> bool:
         """Whether the caller may run ``command`` here (what ``help`` lists)."""
         denial = self.access.denial(
             command.name,
             admin_only=command.admin_only,
-            user=self.caller,
+            user=self.actor,
             conversation=self.conversation,
         )
         return denial is None
@@ -211,7 +207,6 @@ class ActionContext(ConversationContext):
     ``values`` every payload picked, for a dropdown (``(old, new)`` for a form field edit).
     """
 
-    clicker: User
     message_id: str
     original: Mapping[str, Any]
     action: str
@@ -219,6 +214,11 @@ class ActionContext(ConversationContext):
     values: tuple[str, ...]
 
     @property
+    def clicker(self) -> User:
+        """The person who clicked: the same as :attr:`actor` (the name before 1.0)."""
+        return self.actor
+
+    @property
     def clicker_is_admin(self) -> bool:
-        """Whether the clicker is one of the bot's admins (``[access] admins``)."""
-        return self.access.is_admin(self.clicker)
+        """The same as :attr:`actor_is_admin` (the name before 1.0)."""
+        return self.actor_is_admin

@@ -32,7 +32,7 @@ from chatopsbot.commands import (
     parse_args,
     tokenize,
 )
-from chatopsbot.context import ActionContext, Context, Conversation, PluginContext, User
+from chatopsbot.context import ActionContext, Context, PluginContext
 from chatopsbot.messenger import ConversationSender, Decisions, Messenger
 from chatopsbot.metrics import Metrics
 from chatopsbot.responses import (
@@ -48,6 +48,7 @@ from chatopsbot.responses import (
 from chatopsbot.scheduler import Scheduler
 from chatopsbot.storage import PROPOSALS, StorageError
 from chatopsbot.store import Backend, Store
+from chatopsbot.values import Conversation, User
 from chatopsbot.zoom.events import (
     AppDeauthorized,
     BotInstalled,
@@ -276,7 +277,7 @@ class Dispatcher:
         )
         ctx = Context(
             **self.plugin_context(command.plugin, extra, out),
-            caller=caller,
+            actor=caller,
             conversation=conversation,
             command=command,
             args=args,
@@ -471,7 +472,7 @@ class Dispatcher:
             return
         ctx = ActionContext(
             **self.plugin_context(plugin, extra, out),
-            clicker=clicker,
+            actor=clicker,
             conversation=conversation,
             message_id=event.message_id,
             original=event.original,

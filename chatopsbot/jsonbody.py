@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chatopsbot.errors import ChatopsbotError
+
 __all__ = ["BodyError", "load_json"]
 
 
-class BodyError(ValueError):
+class BodyError(ChatopsbotError, ValueError):
     """A body that is not JSON we can read; ``str()`` says why, fit for a 400 answer."""
 
 

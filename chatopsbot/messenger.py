@@ -16,11 +16,11 @@ from typing import Any
 
 from chatopsbot.audit import AuditEntry
 from chatopsbot.clock import Clock
-from chatopsbot.context import Conversation
 from chatopsbot.outbound.outbox import Outbox
 from chatopsbot.outbound.sender import AUTHORS, CardRecord, card_versions, encode_call
 from chatopsbot.responses import Card, Delete, Edit, Response, Sent, Text
 from chatopsbot.storage import Backend, NewMessage
+from chatopsbot.values import Conversation
 from chatopsbot.zoom.cards import render
 from chatopsbot.zoom.client import ApiResult
 

@@ -18,6 +18,7 @@ from chatopsbot import hookspecs
 from chatopsbot.actions import Action
 from chatopsbot.commands import Command, CommandTree
 from chatopsbot.config import ConfigError, PluginSettings
+from chatopsbot.errors import ChatopsbotError, UserError
 from chatopsbot.routes import Route
 from chatopsbot.scheduler import Job, TimerHandler
 
@@ -28,11 +29,11 @@ ENTRY_POINT_GROUP = "chatopsbot"
 T = TypeVar("T")
 
 
-class PluginError(Exception):
+class PluginError(ChatopsbotError):
     """A plugin that cannot be loaded or that broke while starting; the message names it."""
 
 
-class PluginConfigError(Exception):
+class PluginConfigError(UserError):
     """Raised by a plugin's ``chatops_config`` hook: ``key`` (inside its table) is wrong.
 
     Use a dotted path for nested keys (``teams.platform.timezone``).

@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 from attrs import field, frozen
 
+from chatopsbot.errors import UserError
 from chatopsbot.jsonbody import BodyError, load_json
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ RouteHandler: TypeAlias = "Callable[[PluginContext, HookRequest], Awaitable[Hook
 DEFAULT_MAX_BODY = 64 * 1024
 
 
-class HookError(Exception):
+class HookError(UserError):
     """Answer the request with ``status`` and ``{"error": message}``."""
 
     def __init__(self, status: int, message: str) -> None:

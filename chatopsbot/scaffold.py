@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from chatopsbot.errors import UserError
+
 __all__ = ["ScaffoldError", "write_plugin"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(UserError):
     """The plugin cannot be written (bad name, folder exists); the message says why."""
 
 

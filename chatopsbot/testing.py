@@ -30,10 +30,10 @@ from attrs import frozen
 from chatopsbot.app import RUNTIME, create_app, handler_options
 from chatopsbot.clock import Clock, ManualClock
 from chatopsbot.config import Settings, parse_settings
-from chatopsbot.context import User
 from chatopsbot.plugins import load_plugins
 from chatopsbot.routes import sign_request
 from chatopsbot.runtime import Runtime
+from chatopsbot.values import User
 from chatopsbot.zoom.fake import FakeZoom, Message
 from chatopsbot.zoom.payloads import (
     bot_notification,

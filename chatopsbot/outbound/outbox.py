@@ -38,6 +38,7 @@ from attrs import define, field, frozen
 
 from chatopsbot.audit import AuditEntry
 from chatopsbot.clock import Clock
+from chatopsbot.errors import ChatopsbotError
 from chatopsbot.logthrottle import RepeatedLog
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound.pacer import Pacer
@@ -76,7 +77,7 @@ _MAX_HEADS = 1000
 DONE_CHANNEL = "chatopsbot_sent"
 
 
-class SendFailed(Exception):
+class SendFailed(ChatopsbotError):
     """A message that became a dead letter; the log already holds the details."""
 
 

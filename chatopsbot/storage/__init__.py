@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from attrs import frozen
 
 from chatopsbot.audit import AuditEntry, AuditQuery, fold_name
+from chatopsbot.errors import ChatopsbotError
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -54,7 +55,7 @@ TIMERS = "chatopsbot:timers"
 LAST_SENT = "chatopsbot:last-sent"
 
 
-class StorageError(Exception):
+class StorageError(ChatopsbotError):
     """The store cannot be opened or used; the message names the file and the cause."""
 
 

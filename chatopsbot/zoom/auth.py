@@ -16,10 +16,12 @@ from collections.abc import Callable
 
 import aiohttp
 
+from chatopsbot.errors import ChatopsbotError
+
 log = logging.getLogger("chatopsbot.zoom.auth")
 
 
-class TokenError(Exception):
+class TokenError(ChatopsbotError):
     """Zoom would not give us a token; ``retryable`` says whether trying later may help."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:

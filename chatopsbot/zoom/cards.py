@@ -14,6 +14,7 @@ from urllib.parse import quote
 from attrs import frozen
 
 from chatopsbot.context import Conversation
+from chatopsbot.errors import ChatopsbotError
 from chatopsbot.responses import (
     Actions,
     Attachment,
@@ -45,7 +46,7 @@ class ApiCall:
     params: Mapping[str, str] | None = None
 
 
-class RenderError(ValueError):
+class RenderError(ChatopsbotError, ValueError):
     """A response that cannot go where it was aimed (private, with nobody to show it to)."""
 
 

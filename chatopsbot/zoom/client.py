@@ -19,6 +19,7 @@ import aiohttp
 from attrs import frozen
 
 from chatopsbot.clock import Clock, SystemClock
+from chatopsbot.errors import ChatopsbotError
 from chatopsbot.zoom.auth import TokenCache
 from chatopsbot.zoom.cards import ApiCall
 
@@ -43,7 +44,7 @@ class ApiResult:
         return value if isinstance(value, str) and value else None
 
 
-class ZoomApiError(Exception):
+class ZoomApiError(ChatopsbotError):
     """A non-2xx answer from Zoom."""
 
     def __init__(

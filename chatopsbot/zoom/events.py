@@ -12,10 +12,11 @@ from typing import Any
 
 from attrs import frozen
 
+from chatopsbot.errors import ChatopsbotError
 from chatopsbot.jsonbody import BodyError, load_json
 
 
-class EventError(ValueError):
+class EventError(ChatopsbotError, ValueError):
     """A webhook body that is not a well-formed Zoom event; the message says what is wrong."""
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from chatopsbot.errors import ChatopsbotError
+
 #: How far a request's timestamp may be from our clock, either way, before it counts as a replay.
 MAX_SKEW_SECONDS = 300
 
 
-class SignatureError(Exception):
+class SignatureError(ChatopsbotError):
     """A webhook whose signature or timestamp does not check out; the message says which."""
 
 
