@@ -31,6 +31,7 @@ from chatopsbot.context import (
     User,
 )
 from chatopsbot.errors import ChatopsbotError, UserError
+from chatopsbot.hookcaller import HookCaller
 from chatopsbot.hookspecs import hookimpl, hookspec
 from chatopsbot.outbound.outbox import MessageGone, OutboxClosed, SendFailed
 from chatopsbot.plugins import PluginConfigError, require_known_keys
@@ -105,6 +106,7 @@ __all__ = [
     "Fields",
     "HandlerResult",
     "HelpRequested",
+    "HookCaller",
     "HookError",
     "HookRequest",
     "HookResponse",

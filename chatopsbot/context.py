@@ -80,7 +80,8 @@ class PluginContext:
     clock: Clock
     outlet: Outlet
     codec: ActionCodec
-    #: The plugins' hooks, to call the ones a plugin offers others (``chatops_hookspecs``).
+    #: The plugins' hooks, to call the ones a plugin offers others (``chatops_hookspecs``):
+    #: ``await ctx.hooks.first(spec, **kwargs)`` (see :class:`~chatopsbot.HookCaller`).
     hooks: Any
     #: The bot's audit log: who did what (``[audit] keep``); ``None`` outside a running bot.
     audit: AuditLog | None = None

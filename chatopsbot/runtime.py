@@ -26,6 +26,7 @@ from chatopsbot.clock import Clock
 from chatopsbot.config import Settings
 from chatopsbot.context import PluginContext
 from chatopsbot.dispatch import CORE, Dispatcher
+from chatopsbot.hookcaller import HookCaller
 from chatopsbot.inbox import Inbox
 from chatopsbot.messenger import Messenger
 from chatopsbot.metrics import Metrics
@@ -147,7 +148,7 @@ class Runtime:
             metrics=metrics,
             scheduler=scheduler,
             access=settings.access,
-            hooks=plugins.manager.hook,
+            hooks=HookCaller(plugins.manager),
         )
         runtime = cls(
             settings,
