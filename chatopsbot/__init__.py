@@ -5,22 +5,15 @@ This module is the public API for plugin authors; everything else is internal.
 
 from __future__ import annotations
 
-from chatopsbot.access import AccessSettings
 from chatopsbot.actions import Action, action
-from chatopsbot.audit import AuditEntry, AuditLog, AuditQuery, AuditQueryError, format_table
+from chatopsbot.audit import AuditEntry, AuditLog, AuditQuery
 from chatopsbot.clock import Clock, ManualClock, SystemClock
 from chatopsbot.commands import (
     Arg,
     Command,
-    CommandTree,
-    HelpRequested,
     Option,
-    UnknownCommand,
     UsageError,
     command,
-    format_help,
-    format_overview,
-    format_usage,
 )
 from chatopsbot.context import (
     ActionContext,
@@ -77,7 +70,6 @@ from chatopsbot.store import Store
 
 __all__ = [
     "SIGNATURE_WINDOW",
-    "AccessSettings",
     "Action",
     "ActionContext",
     "Actions",
@@ -86,7 +78,6 @@ __all__ = [
     "AuditEntry",
     "AuditLog",
     "AuditQuery",
-    "AuditQueryError",
     "Button",
     "ButtonStyle",
     "Card",
@@ -94,7 +85,6 @@ __all__ = [
     "ChatopsbotError",
     "Clock",
     "Command",
-    "CommandTree",
     "Context",
     "Conversation",
     "ConversationContext",
@@ -105,7 +95,6 @@ __all__ = [
     "Field",
     "Fields",
     "HandlerResult",
-    "HelpRequested",
     "HookCaller",
     "HookError",
     "HookRequest",
@@ -131,7 +120,6 @@ __all__ = [
     "Text",
     "TimerHandler",
     "Timers",
-    "UnknownCommand",
     "UsageError",
     "User",
     "UserError",
@@ -139,10 +127,6 @@ __all__ = [
     "command",
     "cron",
     "every",
-    "format_help",
-    "format_overview",
-    "format_table",
-    "format_usage",
     "hookimpl",
     "hookspec",
     "private",

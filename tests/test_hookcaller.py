@@ -9,7 +9,7 @@ import types
 import pluggy
 import pytest
 
-from chatopsbot import hookimpl, hookspec
+from chatopsbot import Arg, Context, Text, command, hookimpl, hookspec
 from chatopsbot.hookcaller import HookCaller
 from chatopsbot.hookspecs import PROJECT
 
@@ -75,3 +75,32 @@ async def test_a_missing_hook_or_positional_arguments_are_errors():
         await hooks.first(chatops_unknown, x=1)
     with pytest.raises(TypeError, match="keyword arguments"):
         await hooks.first(chatops_weather, "Lisbon")
+
+
+# Through a running bot: one plugin offers a hook (chatops_hookspecs), two implement it.
+
+
+class Forecast:
+    @hookimpl
+    def chatops_hookspecs(self) -> list[object]:
+        module = types.ModuleType("forecast_specs")
+        module.chatops_weather = chatops_weather  # type: ignore[attr-defined]
+        return [module]
+
+    @hookimpl
+    def chatops_commands(self) -> list[object]:
+        @command("weather", help="Ask the other plugins", args=(Arg("city"),))
+        async def weather(ctx: Context) -> Text:
+            answer = await ctx.hooks.first(chatops_weather, city=ctx.args["city"])
+            every = await ctx.hooks.collect(chatops_weather, city=ctx.args["city"])
+            return Text(f"{answer} ({len(every)} answered)")
+
+        return [weather]
+
+
+async def test_a_hook_offered_by_a_plugin_is_answered_by_others_through_ctx_hooks(start_bot):
+    bot = await start_bot(extra={"forecast": Forecast(), "sunny": Sunny(), "nobody": AsyncNobody()})
+    [reply] = await bot.command("weather Lisbon")
+    assert reply.text == "sunny (1 answered)"
+    [reply] = await bot.command("weather Oslo")
+    assert reply.text == "None (0 answered)"

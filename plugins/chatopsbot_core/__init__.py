@@ -1,6 +1,7 @@
 """The built-in ``core`` plugin: ``help``, ``ping``, ``whoami`` and ``audit`` (admins).
 
-Written against the public API only, like any third-party plugin.
+Registered like any third-party plugin; besides the public API it uses the help and audit
+formatting, which only it needs.
 """
 
 from __future__ import annotations
@@ -10,19 +11,16 @@ from collections.abc import Iterable
 from chatopsbot import (
     Arg,
     AuditQuery,
-    AuditQueryError,
     Command,
     Context,
     Option,
     Text,
-    UnknownCommand,
     UsageError,
     command,
-    format_help,
-    format_overview,
-    format_table,
     hookimpl,
 )
+from chatopsbot.audit import AuditQueryError, format_table
+from chatopsbot.commands import UnknownCommand, format_help, format_overview
 
 __all__ = ["audit_command", "chatops_commands", "help_command", "ping", "whoami"]
 
