@@ -78,8 +78,9 @@ class PluginContext:
     timers: Timers
     log: logging.LoggerAdapter[logging.Logger]
     clock: Clock
-    outlet: Outlet
-    codec: ActionCodec
+    # Machinery, not API: private (attrs still takes them as outlet= and codec=).
+    _outlet: Outlet = field(alias="outlet")
+    _codec: ActionCodec = field(alias="codec")
     #: The plugins' hooks, to call the ones a plugin offers others (``chatops_hookspecs``):
     #: ``await ctx.hooks.first(spec, **kwargs)`` (see :class:`~chatopsbot.HookCaller`).
     hooks: Any
@@ -93,7 +94,7 @@ class PluginContext:
 
         A private response (``private=True``) is shown to the user id ``visible_to`` only.
         """
-        sender = self.outlet.to(
+        sender = self._outlet.to(
             conversation,
             caller_id=visible_to,
             log_extra={"plugin": self.plugin},
@@ -120,7 +121,7 @@ class PluginContext:
     def pseudonym(self, value: str) -> str:
         """A stable stand-in for ``value`` (say, a user id) that cannot be turned back into it
         without the bot's secret: store it where the value itself must not be kept."""
-        return self.codec.pseudonym(self.plugin, value)
+        return self._codec.pseudonym(self.plugin, value)
 
     def option(
         self,
@@ -137,7 +138,7 @@ class PluginContext:
         if isinstance(expires_in, timedelta):
             expires_in = expires_in.total_seconds()
         expires_at = None if expires_in is None else self.clock.timestamp() + expires_in
-        return self.codec.encode(self.plugin, action, payload, expires_at=expires_at)
+        return self._codec.encode(self.plugin, action, payload, expires_at=expires_at)
 
 
 @frozen(kw_only=True)
@@ -147,8 +148,8 @@ class ConversationContext(PluginContext):
 
     actor: User
     conversation: Conversation
-    sender: Sender
-    access: AccessSettings
+    _sender: Sender = field(alias="sender")
+    _access: AccessSettings = field(alias="access")
 
     @property
     def account_id(self) -> str:
@@ -158,7 +159,7 @@ class ConversationContext(PluginContext):
     @property
     def actor_is_admin(self) -> bool:
         """Whether the person acting is one of the bot's admins (``[access] admins``)."""
-        return self.access.is_admin(self.actor)
+        return self._access.is_admin(self.actor)
 
     async def send(self, response: Response) -> Sent:
         """Send a response in this conversation now and get its message id back.
@@ -166,7 +167,7 @@ class ConversationContext(PluginContext):
         Use it for progress messages and for cards the handler edits later; returned responses
         are sent after everything sent this way.
         """
-        return await self.sender.send(response)
+        return await self._sender.send(response)
 
 
 @frozen(kw_only=True)
@@ -190,7 +191,7 @@ class Context(ConversationContext):
 
     def may_run(self, command: Command) -> bool:
         """Whether the caller may run ``command`` here (what ``help`` lists)."""
-        denial = self.access.denial(
+        denial = self._access.denial(
             command.name,
             admin_only=command.admin_only,
             user=self.actor,
