@@ -42,6 +42,7 @@ from chatopsbot.responses import (
     Card,
     Edit,
     HandlerResult,
+    Post,
     Text,
     as_responses,
 )
@@ -173,12 +174,43 @@ class Dispatcher:
             log.exception("dispatching %s failed", type(event).__name__)
         await self._record(event, decisions, settle)
 
+    async def decide(self, plugin: str, result: object, what: str) -> None:
+        """Write what a job or timer of ``plugin`` returned (``Post`` values) as one unit.
+
+        Nothing answers a job, so a bare response has nowhere to go: a ``TypeError``, logged
+        by the scheduler like any failure of the job.
+        """
+        decisions = Decisions()
+        out = self._messenger.for_unit(decisions)
+        for item in as_responses(result):
+            if not isinstance(item, Post):
+                raise TypeError(
+                    f"{what} returned a {type(item).__name__} with no conversation: "
+                    "return Post(conversation, response) instead"
+                )
+            sender = out.to(item.conversation, caller_id=item.visible_to, plugin=plugin)
+            sender.post(item.response)
+        if len(decisions):
+            await self._write(decisions, None)
+
     async def _record(
         self, event: Event, decisions: Decisions, settle: tuple[str, float] | None
     ) -> None:
-        """Write what the event decided; while storage is away, keep trying for a while.
+        """Write what the event decided. If storage stays away, the event stays pending in the
+        inbox: it is handled anew later (after a restart, or by the replica that takes over
+        orphaned events)."""
+        what = type(event).__name__
+        try:
+            await self._write(decisions, settle)
+        except StorageError as exc:
+            log.error("could not record what %s decided (%s); it is handled again later", what, exc)
+        except Exception:
+            log.exception("could not record what %s decided; it is handled again later", what)
 
-        Trying again (rather than leaving the event to be handled anew) keeps its replies in
+    async def _write(self, decisions: Decisions, settle: tuple[str, float] | None) -> None:
+        """Write a unit's decisions; while storage is away, keep trying for a while.
+
+        Trying again (rather than leaving the work to be done anew) keeps its replies in
         their place: they are written as soon as storage is back, before newer ones.
         """
         loop = asyncio.get_running_loop()
@@ -190,24 +222,11 @@ class Dispatcher:
             try:
                 await self._messenger.commit(pending, settle=settle, audit=audit)
                 return
-            except StorageError as exc:
+            except StorageError:
                 if loop.time() + delay > give_up:
-                    # The event stays pending in the inbox: it is handled anew later (after a
-                    # restart, or by the replica that takes over orphaned events).
-                    log.error(
-                        "could not record what %s decided (%s); it is handled again later",
-                        type(event).__name__,
-                        exc,
-                    )
-                    return
+                    raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-            except Exception:
-                log.exception(
-                    "could not record what %s decided; it is handled again later",
-                    type(event).__name__,
-                )
-                return
 
     async def _command(self, event: BotNotification, out: Messenger) -> None:
         caller = User(event.user_id, event.user_jid, event.user_name)

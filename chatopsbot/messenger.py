@@ -18,7 +18,7 @@ from chatopsbot.audit import AuditEntry
 from chatopsbot.clock import Clock
 from chatopsbot.outbound.outbox import Outbox
 from chatopsbot.outbound.sender import AUTHORS, CardRecord, card_versions, encode_call
-from chatopsbot.responses import Card, Delete, Edit, Response, Sent, Text
+from chatopsbot.responses import Card, Delete, Edit, Post, Response, Sent, Text
 from chatopsbot.storage import Backend, NewMessage
 from chatopsbot.values import Conversation
 from chatopsbot.zoom.cards import render
@@ -71,8 +71,22 @@ class ConversationSender:
         self._log_extra = log_extra
         self._plugin = plugin
 
-    def post(self, response: Response) -> None:
-        """Decide ``response``: it is written to the outbox when the unit of work ends."""
+    def post(self, response: Response | Post) -> None:
+        """Decide ``response``: it is written to the outbox when the unit of work ends.
+
+        A :class:`~chatopsbot.Post` goes to its own conversation, in the same unit of work.
+        """
+        if isinstance(response, Post):
+            elsewhere = ConversationSender(
+                self._messenger,
+                self._decisions,
+                conversation=response.conversation,
+                caller_id=response.visible_to,
+                log_extra=self._log_extra,
+                plugin=self._plugin,
+            )
+            elsewhere.post(response.response)
+            return
         self._decisions.add(self._message(response))
 
     async def send(self, response: Response) -> Sent:

@@ -7,6 +7,7 @@ one to Zoom's JSON (``chatopsbot.zoom.cards``) and sends it in the order it was 
   (``visible_to_user`` in a channel, a plain message in a 1:1 chat); ``reply_to`` posts it in
   the thread of an earlier message; ``to_jid`` posts it to another conversation.
 - :class:`Edit` replaces the content of an earlier message, :class:`Delete` removes one.
+- :class:`Post` sends any of them to another conversation (the way jobs and timers answer).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 from attrs import field, frozen
+
+from chatopsbot.values import Conversation
 
 
 def _tuple(items: Iterable[object]) -> tuple[object, ...]:
@@ -184,7 +187,25 @@ class Delete:
 
 
 Response = Text | Card | Edit | Delete
-HandlerResult = Response | Sequence[Response] | None
+
+
+@frozen
+class Post:
+    """``response`` for ``conversation``: where a handler's result goes when it is not the
+    conversation being answered. Jobs and timers, which answer no one, return these.
+
+    ``visible_to`` (a user id) makes a private response visible to that user in a channel.
+    Returned, it is decided with the rest of the unit (written to the outbox in one
+    transaction); ``await ctx.send_to(...)`` is the same, sent at once, with the message id.
+    """
+
+    conversation: Conversation
+    response: Response
+    visible_to: str | None = None
+
+
+Outgoing = Response | Post
+HandlerResult = Outgoing | Sequence[Outgoing] | None
 
 
 @frozen
@@ -194,17 +215,17 @@ class Sent:
     message_id: str | None
 
 
-def as_responses(result: object) -> tuple[Response, ...]:
+def as_responses(result: object) -> tuple[Outgoing, ...]:
     """Normalise what a handler returned into a tuple, refusing anything that is not a response."""
     if result is None:
         return ()
-    if isinstance(result, Text | Card | Edit | Delete):
+    if isinstance(result, Text | Card | Edit | Delete | Post):
         return (result,)
     if isinstance(result, str | bytes) or not isinstance(result, Iterable):
         raise TypeError(f"a handler must return responses or None, not {type(result).__name__}")
     items = tuple(result)
     for item in items:
-        if not isinstance(item, Text | Card | Edit | Delete):
+        if not isinstance(item, Text | Card | Edit | Delete | Post):
             raise TypeError(f"a handler returned a {type(item).__name__} among its responses")
     return items
 

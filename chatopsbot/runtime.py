@@ -192,7 +192,7 @@ class Runtime:
         if held and not self.leading and not self.stopping:
             try:
                 await self.outbox.lead()
-                await self.scheduler.start(self.dispatcher.context_for)
+                await self.scheduler.start(self.dispatcher.context_for, self.dispatcher.decide)
             except BaseException:
                 # Half a leader would hold the lease and send nothing: undo, try next round.
                 await self.scheduler.stop(0)

@@ -26,13 +26,16 @@ from chatopsbot.storage import TIMERS, Backend
 
 if TYPE_CHECKING:
     from chatopsbot.context import PluginContext
+    from chatopsbot.responses import HandlerResult
 
 __all__ = ["Job", "Scheduler", "TimerHandler", "Timers", "cron", "every", "timer"]
 
 log = logging.getLogger("chatopsbot.scheduler")
 
-JobHandler: TypeAlias = "Callable[[PluginContext], Awaitable[None]]"
-TimerFunction: TypeAlias = "Callable[[PluginContext, Any], Awaitable[None]]"
+JobHandler: TypeAlias = "Callable[[PluginContext], Awaitable[HandlerResult]]"
+TimerFunction: TypeAlias = "Callable[[PluginContext, Any], Awaitable[HandlerResult]]"
+#: Writes what a job or timer returned (``Post`` values) as one unit of work.
+Deliver: TypeAlias = "Callable[[str, object, str], Awaitable[None]]"
 
 #: Where timers are kept, beside (and out of reach of) the plugins' own namespaces.
 TIMERS_NAMESPACE = TIMERS
@@ -165,6 +168,7 @@ class Scheduler:
         self._backend = backend
         self._clock = clock
         self._context_for: Callable[[str], PluginContext] | None = None
+        self._deliver: Deliver | None = None
         self._timers: dict[str, _Timer] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._runs: set[asyncio.Task[None]] = set()
@@ -205,11 +209,15 @@ class Scheduler:
             overdue = sum(t.due <= self._clock.timestamp() for t in timers.values())
             log.info("loaded %d timer(s), %d overdue", len(timers), overdue)
 
-    async def start(self, context_for: Callable[[str], PluginContext]) -> None:
-        """Load stored timers and start every job's loop; ``context_for`` builds contexts."""
+    async def start(
+        self, context_for: Callable[[str], PluginContext], deliver: Deliver | None = None
+    ) -> None:
+        """Load stored timers and start every job's loop; ``context_for`` builds contexts,
+        ``deliver`` writes what a run returned (without it, a run may return nothing)."""
         if self.running:
             return
         self._context_for = context_for
+        self._deliver = deliver
         await self._load(report=True)
         loop = asyncio.get_running_loop()
         for job in self._jobs:
@@ -291,16 +299,25 @@ class Scheduler:
         except Exception:
             log.exception("%s failed; it stays scheduled", what)
 
+    async def _returned(self, plugin: str, what: str, run: Awaitable[HandlerResult]) -> None:
+        result = await run
+        if result is None:
+            return
+        if self._deliver is None:
+            raise TypeError(f"{what} returned {type(result).__name__}; nothing delivers it here")
+        await self._deliver(plugin, result, what)
+
     def _context(self, plugin: str) -> PluginContext:
         assert self._context_for is not None  # noqa: S101 - set by start() before any loop runs
         return self._context_for(plugin)
 
     async def _job_loop(self, job: Job) -> None:
         ctx = self._context(job.plugin)
+        what = f"job {job.plugin}:{job.name}"
         next_run = job.next_after(self._clock.now())
         while True:
             await self._clock.sleep((next_run - self._clock.now()).total_seconds())
-            await self._run(f"job {job.plugin}:{job.name}", lambda: job.handler(ctx))
+            await self._run(what, lambda: self._returned(job.plugin, what, job.handler(ctx)))
             now = self._clock.now()
             if job.interval is not None:
                 # A run longer than the interval delays the next one; runs never stack up.
@@ -331,6 +348,7 @@ class Scheduler:
         # start() loads only timers whose handler is there, so one is found.
         handler = self._handlers[(entry.plugin, entry.name)]
         ctx = self._context(entry.plugin)
+        what = f"timer {entry.plugin}:{entry.name}"
 
         async def run_then_forget() -> None:
             # Another process may have cancelled it since this one last read the timers.
@@ -340,9 +358,9 @@ class Scheduler:
             # Forgetting is part of the run, so a shutdown waits for it: a timer that ran is
             # never left stored to run again after the restart.
             try:
-                await handler.handler(ctx, entry.payload)
+                await self._returned(entry.plugin, what, handler.handler(ctx, entry.payload))
             finally:
                 self._timers.pop(entry.id, None)
                 await self._backend.delete(TIMERS_NAMESPACE, entry.id)
 
-        await self._run(f"timer {entry.plugin}:{entry.name}", run_then_forget)
+        await self._run(what, run_then_forget)

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from chatopsbot import Arg, Context, Conversation, PluginContext, Text, command, hookimpl
+from chatopsbot import Arg, Context, Conversation, PluginContext, Post, Text, command, hookimpl
 from chatopsbot.clock import ManualClock
 from chatopsbot.scheduler import Job, cron, every, timer
 from tests.conftest import CHANNEL
 
 OPS = Conversation("acct-1", CHANNEL, "ops")
+OTHER = Conversation("acct-1", "other@conference.xmpp.zoom.us", "other")
 START = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
 
 
@@ -242,3 +243,70 @@ async def test_timers_of_a_plugin_not_loaded_are_kept_for_its_return(start_bot, 
     await clock.advance(0)
     await back.settle()
     assert reminder.fired == [{"text": "later", "to": CHANNEL}]
+
+
+class Returning:
+    """A job and a timer that return what they send, as commands do."""
+
+    @hookimpl
+    def chatops_commands(self) -> list[Any]:
+        @command("later", help="Answer in a minute", args=(Arg("text"),))
+        async def later(ctx: Context) -> None:
+            at = ctx.clock.now() + timedelta(minutes=1)
+            where = {"account_id": ctx.account_id, "jid": ctx.conversation.jid}
+            await ctx.timers.schedule("later", at, {"text": ctx.args["text"], "to": where})
+
+        return [later]
+
+    @hookimpl
+    def chatops_jobs(self) -> list[Any]:
+        @every(60, name="report")
+        async def report(ctx: PluginContext) -> list[Post]:
+            return [
+                Post(OPS, Text(f"report {ctx.clock.now():%H:%M}")),
+                Post(OPS, Text("only you", private=True), visible_to="u-alice"),
+            ]
+
+        @every(3600, name="lost")
+        async def lost(ctx: PluginContext) -> Text:
+            return Text("to whom?")
+
+        @timer("later")
+        async def fire(ctx: PluginContext, payload: Any) -> Post:
+            return Post(Conversation(**payload["to"]), Text(payload["text"]))
+
+        return [report, lost, fire]
+
+
+async def test_jobs_and_timers_return_posts_like_commands_return_responses(start_bot, caplog):
+    clock = ManualClock(START)
+    bot = await start_bot(extra={"returning": Returning()}, clock=clock)
+    await bot.command("later hello")
+    await clock.advance(60)
+    await bot.settle()
+    sent = [(m.text, m.visible_to_user) for m in bot.zoom.sent()]
+    assert sent[:2] == [("report 12:01", None), ("only you", "u-alice")]
+    assert ("hello", None) in sent
+    # A bare response from a job has nowhere to go: the job fails loudly, nothing is sent.
+    await clock.advance(3600)
+    await bot.settle()
+    assert "job returning:lost failed" in caplog.text
+    assert (
+        "returned a Text with no conversation: return Post(conversation, response)" in caplog.text
+    )
+    assert "to whom?" not in [m.text for m in bot.zoom.sent()]
+
+
+async def test_a_command_may_post_elsewhere_in_the_same_unit(start_bot):
+    @command("tell", help="Tell ops", args=(Arg("text"),))
+    async def tell(ctx: Context) -> list[Any]:
+        return [Text("told", private=True), Post(OTHER, Text(ctx.args["text"]))]
+
+    class Teller:
+        @hookimpl
+        def chatops_commands(self) -> list[Any]:
+            return [tell]
+
+    bot = await start_bot(extra={"teller": Teller()})
+    replies = await bot.command("tell hi")
+    assert [(r.text, r.to_jid) for r in replies] == [("told", CHANNEL), ("hi", OTHER.jid)]
