@@ -23,10 +23,12 @@ from chatopsbot.context import (
     PluginContext,
     User,
 )
+from chatopsbot.durations import DurationError, format_duration, parse_duration, parse_time_of_day
 from chatopsbot.errors import ChatopsbotError, UserError
 from chatopsbot.hookcaller import HookCaller
 from chatopsbot.hookspecs import hookimpl, hookspec
 from chatopsbot.outbound.outbox import MessageGone, OutboxClosed, SendFailed
+from chatopsbot.pluginconfig import load_config
 from chatopsbot.plugins import PluginConfigError, require_known_keys
 from chatopsbot.responses import (
     Actions,
@@ -92,6 +94,7 @@ __all__ = [
     "Delete",
     "Delivery",
     "Divider",
+    "DurationError",
     "Edit",
     "Field",
     "Fields",
@@ -129,8 +132,12 @@ __all__ = [
     "command",
     "cron",
     "every",
+    "format_duration",
     "hookimpl",
     "hookspec",
+    "load_config",
+    "parse_duration",
+    "parse_time_of_day",
     "private",
     "require_bearer",
     "require_known_keys",

@@ -15,12 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, fields, frozen
 
+from chatopsbot import durations
 from chatopsbot.errors import UserError
 
 if TYPE_CHECKING:
@@ -218,17 +218,15 @@ class AuditQuery:
         return chosen[: self.limit]
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _EXPECTED = "a duration such as 30m, 24h or 7d, or an ISO-8601 time such as 2026-11-25T09:00Z"
 
 
 def parse_duration(text: str) -> float | None:
     """Seconds in ``"90s"``, ``"30m"``, ``"24h"``, ``"7d"``, ``"2w"``; ``None`` if not one."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if match is None:
+    try:
+        return durations.parse_duration(text).total_seconds()
+    except durations.DurationError:
         return None
-    return float(match[1]) * _UNITS[match[2]]
 
 
 def parse_time(text: str, now: float, *, option: str = "--since") -> float:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from attrs import field, frozen
 
 from chatopsbot.access import AccessRule, AccessSettings
+from chatopsbot.durations import DurationError, parse_duration
 from chatopsbot.errors import UserError
 
 __all__ = [
@@ -225,8 +226,7 @@ def _kind(value: object) -> str:
     return _TYPES.get(type(value), type(value).__name__)
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
 
 class _Reader:
@@ -286,10 +286,14 @@ class _Reader:
         self.used.add(key)
         value = self.data.get(key, default)
         if isinstance(value, str):
-            match = _DURATION.fullmatch(value.strip())
-            if match is None:
-                raise self.error(key, f"expected seconds or a duration such as 24h, got {value!r}")
-            value = float(match[1]) * _UNITS[match[2] or "s"]
+            text = value.strip()
+            try:
+                span = None if _SECONDS.fullmatch(text) else parse_duration(text, allow_zero=True)
+            except DurationError:
+                raise self.error(
+                    key, f"expected seconds or a duration such as 24h, got {value!r}"
+                ) from None
+            value = float(text) if span is None else span.total_seconds()
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"expected seconds or a duration such as 24h, got {_kind(value)}")
         if not math.isfinite(value) or value < minimum:

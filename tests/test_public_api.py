@@ -23,13 +23,15 @@ PUBLIC = [
     "Action", "ActionContext", "Actions", "Arg", "Attachment", "AuditEntry", "AuditLog",
     "AuditQuery", "Button", "ButtonStyle", "Card", "CardItem", "ChatopsbotError", "Clock",
     "Command", "Context", "Conversation", "ConversationContext", "Delete", "Delivery",
-    "Divider", "Edit", "Field", "Fields", "HandlerResult", "HookCaller", "HookError",
+    "Divider", "DurationError", "Edit", "Field", "Fields", "HandlerResult", "HookCaller",
+    "HookError",
     "HookRequest", "HookResponse", "Job", "ManualClock", "MessageGone", "Option", "OutboxClosed",
     "Paragraph", "PluginConfigError", "PluginContext", "Post", "Response", "Route",
     "SIGNATURE_WINDOW",
     "Section", "Select", "SelectOption", "SendFailed", "Sent", "Store", "Style", "SystemClock",
     "Text", "TimerHandler", "Timers", "UsageError", "User", "UserError", "action", "command",
-    "cron", "every", "hookimpl", "hookspec", "private", "require_bearer", "require_known_keys",
+    "cron", "every", "format_duration", "hookimpl", "hookspec", "load_config",
+    "parse_duration", "parse_time_of_day", "private", "require_bearer", "require_known_keys",
     "require_signature", "route", "sign_request", "timer", "verify_request", "verify_signature",
 ]  # fmt: skip
 
