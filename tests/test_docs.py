@@ -102,3 +102,15 @@ def test_the_deploy_config_loads_and_names_the_compose_services():
     assert set(re.findall(r"\$\{(\w+)\}", compose)) == set(env)
     upstreams = re.findall(r"server (\w+):8080", (deploy / "nginx.conf").read_text())
     assert upstreams == ["bot1", "bot2"]
+
+
+def test_the_typed_config_example_reads_and_refuses():
+    from chatopsbot import PluginConfigError
+
+    code = next(c for kind, c in BLOCKS if kind == "python" and "load_config" in c)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(PAGE), "exec"), namespace)  # noqa: S102
+    settings = namespace["chatops_config"]({"reminder": "2h", "visibility": "private"})
+    assert (settings.default_minutes, settings.reminder.total_seconds()) == (15, 7200)
+    with pytest.raises(PluginConfigError, match="default_minute: unknown key"):
+        namespace["chatops_config"]({"default_minute": 5})
