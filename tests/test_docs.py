@@ -109,7 +109,8 @@ def test_the_typed_config_example_reads_and_refuses():
 
     code = next(c for kind, c in BLOCKS if kind == "python" and "load_config" in c)
     namespace: dict[str, Any] = {}
-    exec(compile(code, str(PAGE), "exec"), namespace)  # noqa: S102
+    # dont_inherit: annotations stay real types, as in the reader's own module.
+    exec(compile(code, str(PAGE), "exec", dont_inherit=True), namespace)  # noqa: S102
     settings = namespace["chatops_config"]({"reminder": "2h", "visibility": "private"})
     assert (settings.default_minutes, settings.reminder.total_seconds()) == (15, 7200)
     with pytest.raises(PluginConfigError, match="default_minute: unknown key"):
