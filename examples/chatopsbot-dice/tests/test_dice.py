@@ -51,7 +51,7 @@ async def test_bad_rolls_get_private_usage(chatopsbot_bot: Any, text: str, probl
 async def test_config_errors_name_the_key():
     from chatopsbot.config import ConfigError
 
-    with pytest.raises(ConfigError, match=r"plugins\.dice\.max_dice: expected an integer from 1"):
+    with pytest.raises(ConfigError, match=r"plugins\.dice\.max_dice: .max_dice. must be >= 1: 0"):
         async with BotHarness(
             {"dice": DicePlugin()}, config={"plugins": {"dice": {"max_dice": 0}}}, installed=False
         ):

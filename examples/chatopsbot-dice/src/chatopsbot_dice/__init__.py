@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen, validators
 
 from chatopsbot import (
     Action,
@@ -23,7 +23,6 @@ from chatopsbot import (
     HookResponse,
     Option,
     Paragraph,
-    PluginConfigError,
     PluginContext,
     Route,
     Text,
@@ -31,7 +30,7 @@ from chatopsbot import (
     action,
     command,
     hookimpl,
-    require_known_keys,
+    load_config,
     route,
 )
 
@@ -45,7 +44,7 @@ HISTORY = 10
 class DiceSettings:
     """``[plugins.dice]``: how many dice one roll may use, and a seed for repeatable tests."""
 
-    max_dice: int = 20
+    max_dice: int = field(default=20, validator=[validators.ge(1), validators.le(100)])
     seed: int | None = None
 
 
@@ -57,15 +56,8 @@ class DicePlugin:
 
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> DiceSettings:
-        """Validate ``[plugins.dice]``."""
-        require_known_keys(config, ("max_dice", "seed"))
-        max_dice = config.get("max_dice", 20)
-        if not isinstance(max_dice, int) or isinstance(max_dice, bool) or not 1 <= max_dice <= 100:
-            raise PluginConfigError("max_dice", "expected an integer from 1 to 100")
-        seed = config.get("seed")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-            raise PluginConfigError("seed", "expected an integer")
-        return DiceSettings(max_dice, seed)
+        """``[plugins.dice]``, read into :class:`DiceSettings` (the framework checks it)."""
+        return load_config(DiceSettings, config)
 
     @hookimpl
     def chatops_commands(self) -> Iterable[Command]:
@@ -94,12 +86,12 @@ class DicePlugin:
     async def roll(self, ctx: Context) -> Card:
         """Roll and post a card with a re-roll button."""
         count, sides = self._parse(ctx.args["dice"], ctx.config)
-        return await self._rolled(ctx, count, sides, ctx.args["label"], ctx.caller.name)
+        return await self._rolled(ctx, count, sides, ctx.args["label"], ctx.actor.name)
 
     async def again(self, ctx: ActionContext) -> Edit:
         """Roll the same dice again, in place."""
         count, _, sides = ctx.payload.partition("d")
-        card = await self._rolled(ctx, int(count), int(sides), None, ctx.clicker.name)
+        card = await self._rolled(ctx, int(count), int(sides), None, ctx.actor.name)
         return Edit(ctx.message_id, card)
 
     async def history(self, ctx: Context) -> Text:
