@@ -88,7 +88,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from chatopsbot import Arg, Command, Context, PluginConfigError, Text, command, hookimpl
+from attrs import field, frozen, validators
+
+from chatopsbot import Arg, Command, Context, Text, command, hookimpl, load_config
+
+
+@frozen
+class Settings:
+    """[plugins.{plugin}]: an optional ``greeting``."""
+
+    greeting: str = field(default="Hello", validator=validators.min_len(1))
 
 
 @command(
@@ -99,17 +108,15 @@ from chatopsbot import Arg, Command, Context, PluginConfigError, Text, command, 
 )
 async def hello(ctx: Context) -> Text:
     """Greet someone, with the greeting from the config."""
-    who = ctx.args["who"] or ctx.caller.name
-    return Text(f"{{ctx.config['greeting']}}, {{who}}!")
+    settings: Settings = ctx.config
+    who = ctx.args["who"] or ctx.actor.name
+    return Text(f"{{settings.greeting}}, {{who}}!")
 
 
 @hookimpl
-def chatops_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Check [plugins.{plugin}]: an optional ``greeting`` string."""
-    greeting = config.get("greeting", "Hello")
-    if not isinstance(greeting, str) or not greeting:
-        raise PluginConfigError("greeting", "expected a non-empty string")
-    return {{"greeting": greeting}}
+def chatops_config(config: Mapping[str, Any]) -> Settings:
+    """[plugins.{plugin}], read into :class:`Settings` (the framework checks it)."""
+    return load_config(Settings, config)
 
 
 @hookimpl
