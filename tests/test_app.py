@@ -555,3 +555,12 @@ async def test_health_is_degraded_while_zoom_fails_and_ok_again_after(start_bot,
     assert [m.text for m in zoom.sent()] == ["pong"]
     health = await (await bot.client.get("/healthz")).json()
     assert health == {"status": "ok", "queued": 0, "oldest_queued_seconds": None}
+
+
+async def test_a_notification_without_cmd_gets_help_not_a_400(bot):
+    event = bot_notification("ignored")
+    del event["payload"]["cmd"]
+    resp = await bot.post(event)
+    assert resp.status == 200
+    await bot.settle()
+    assert bot.zoom.sent()[-1].text.startswith("Commands:")
