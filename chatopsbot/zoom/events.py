@@ -279,7 +279,9 @@ def _interactive_fields(p: _Fields) -> dict[str, Any]:
 
 def _bot_notification(p: _Fields) -> BotNotification:
     return BotNotification(
-        **_chat_fields(p), cmd=p.text("cmd", required=False), trigger_id=p.text("triggerId", required=False)
+        **_chat_fields(p),
+        cmd=p.text("cmd", required=False),
+        trigger_id=p.text("triggerId", required=False),
     )
 
 
