@@ -167,8 +167,8 @@ def test_malformed_bodies_say_what_is_wrong(raw, message):
 
 def test_missing_and_mistyped_fields_name_their_path():
     event = bot_notification("x")
-    del event["payload"]["cmd"]
-    with pytest.raises(EventError, match=r"^body\.payload\.cmd: missing$"):
+    del event["payload"]["toJid"]
+    with pytest.raises(EventError, match=r"^body\.payload\.toJid: missing$"):
         parse_event(body(event))
     event = bot_notification("x")
     event["payload"]["userJid"] = 5
