@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -172,3 +173,86 @@ async def test_closes_racing_each_other_close_once(bot):
     # One close did it (silently, on the card); the other 49 were told it was closed already.
     assert len(_private(bot, "This poll is already closed.")) == 49
     assert _closed_counts(card) == {"Red": 1, "Blue": 0}
+
+
+# On-call overrides.
+
+ONCALL: dict[str, Any] = {
+    "plugins": {
+        "oncall": {
+            "teams": {
+                "platform": {
+                    "members": ["Alice", {"name": "Bob", "user": "u-bob"}, "Carol"],
+                    "rotation": "weekly",
+                    "start": "2026-01-05T09:00",
+                    "timezone": "Europe/Berlin",
+                }
+            }
+        }
+    },
+    "access": {"admins": ["u-alice", "u-dave"]},
+}
+
+
+def _accepted_overrides(bot: BotHarness) -> list[Message]:
+    return [m for m in bot.messages if " is on call for platform until " in m.text]
+
+
+async def _overrides_racing(bots: list[BotHarness], count: int) -> None:
+    """``count`` overlapping overrides at once (several lengths, several members, two
+    admins): exactly one is stored, one is confirmed, the replaced person is told once."""
+    members = ["carol", "alice"]
+    lengths = ["1h", "2h", "30m", "1d"]
+    commands = [
+        bots[n % len(bots)].command(
+            f"oncall override platform {members[n % 2]} {lengths[n % 4]}",
+            user=("alice", "dave")[n % 2],
+        )
+        for n in range(count)
+    ]
+    await asyncio.gather(*commands)
+    first = bots[0]
+    await _settle_all(
+        bots,
+        lambda: len([m for m in first.messages if "override" in m.text]) >= count,
+    )
+    accepted = _accepted_overrides(first)
+    refused = [m for m in first.messages if m.text.startswith("it overlaps override ")]
+    assert (len(accepted), len(refused)) == (1, count - 1), first.transcript()
+    assert len(_private_to(first, "u-bob")) == 1  # Bob, on call by rotation, told once
+    listing = (await first.command("oncall overrides platform")).only().text.splitlines()
+    assert len(listing) == 2, listing  # the heading and one override
+    override_id = listing[1].split(":")[0]
+    assert f"(override {override_id})" in accepted[0].text
+
+
+def _private_to(bot: BotHarness, user_id: str) -> list[Message]:
+    return [m for m in bot.messages if m.visible_to_user == user_id]
+
+
+async def test_200_overlapping_overrides_at_once_store_exactly_one():
+    async with BotHarness(clock=ManualClock(START), config=ONCALL) as bot:
+        await _overrides_racing([bot], 200)
+
+
+async def test_overlapping_overrides_on_two_replicas_store_exactly_one(start_bot, postgres_schema):
+    storage = {"url": f"{POSTGRES_URL}?search_path={postgres_schema}"}
+    clock = ManualClock(START)
+    bots = [await start_bot(clock=clock, storage=storage, **ONCALL) for _ in range(2)]
+    await _overrides_racing(bots, 100)
+
+
+async def test_clears_racing_overrides_leave_no_overlap():
+    """Overrides and clears interleaved: whatever the order, what is stored never overlaps."""
+    async with BotHarness(clock=ManualClock(START), config=ONCALL) as bot:
+        await asyncio.gather(
+            *(
+                bot.command(
+                    "oncall clear platform" if n % 3 == 0 else "oncall override platform carol 1h",
+                    user="alice",
+                )
+                for n in range(150)
+            )
+        )
+        listing = (await bot.command("oncall overrides platform")).only().text.splitlines()
+        assert len(listing) <= 2, listing
