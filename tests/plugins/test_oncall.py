@@ -459,14 +459,17 @@ async def test_overrides_stored_one_per_key_by_earlier_versions_still_count(bot)
         "replaced": "Bob",
     }
     await store.set("override:platform:abc123", old)
-    assert (await bot.command("oncall platform")).only().text.startswith(
-        "platform: Carol is on call until"
+    assert (
+        (await bot.command("oncall platform"))
+        .only()
+        .text.startswith("platform: Carol is on call until")
     )
     clash = (await bot.command("oncall override platform alice 2h")).only()
     assert clash.text.startswith("it overlaps override abc123 ")
     await bot.clock.advance(3600)
-    assert "is on call for platform" in (
-        await bot.command("oncall override platform alice 2h")
-    ).texts[-1]
+    assert (
+        "is on call for platform"
+        in (await bot.command("oncall override platform alice 2h")).texts[-1]
+    )
     assert [k for k, _ in await store.list("override")] == ["overrides:platform"]
     assert [o["member"] for o in (await store.get("overrides:platform")).values()] == ["Alice"]
