@@ -9,10 +9,11 @@ Each race is one ``asyncio.gather`` of webhooks; the handlers interleave at ever
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from chatopsbot.clock import ManualClock
 from chatopsbot.testing import BotHarness
 from chatopsbot.zoom.fake import Message
+from chatopsbot_deploy.events import when
 from tests.conftest import POSTGRES_URL
 
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -256,3 +258,147 @@ async def test_clears_racing_overrides_leave_no_overlap():
         )
         listing = (await bot.command("oncall overrides platform")).only().text.splitlines()
         assert len(listing) <= 2, listing
+
+
+# Deploys.
+
+TOKEN = "ci-secret"
+DEPLOY: dict[str, Any] = {
+    "plugins": {"deploy": {"webhook_token": TOKEN, "lock_reminder": "4h"}},
+    "access": {"admins": ["u-carol"]},
+}
+RANKS = {"started": 0, "succeeded": 1, "failed": 1, "rolled_back": 2}
+
+
+def _deploy_events(count: int) -> list[dict[str, Any]]:
+    """``count`` events of one deploy in a scrambled order: every status, distinct times."""
+    statuses = ["started", "succeeded", "failed", "rolled_back"]
+    base = START.timestamp()
+    return [
+        {
+            "service": "api",
+            "environment": "prod",
+            "version": "1.4.2",
+            "status": statuses[(n * 7) % 4],
+            "timestamp": base + (n * 37) % count,
+            "actor": "ci",
+        }
+        for n in range(count)
+    ]
+
+
+def _cards(bot: BotHarness, head: str = "api → prod") -> list[Message]:
+    return [m for m in bot.messages if m.visible_to_user is None and m.text.startswith(head)]
+
+
+async def _events_racing(bots: list[BotHarness], count: int) -> None:
+    """``count`` events of one deploy at once, into two subscribed channels: the accepted ones
+    form one forward chain, each in the history once, and each channel has one card, showing
+    the end of the chain."""
+    first = bots[0]
+    await first.command("deploy subscribe api", channel="ops")
+    await first.command("deploy subscribe all", channel="releases")
+    sent = _deploy_events(count)
+    results = await asyncio.gather(
+        *(
+            bots[n % len(bots)].signed_hook(
+                "POST", "deploy", secret=TOKEN, json=body, delivery_id=f"d-{n}"
+            )
+            for n, body in enumerate(sent)
+        )
+    )
+    assert {r.status for r in results} <= {200, 202}
+    accepted = [body for body, r in zip(sent, results, strict=True) if r.status == 202]
+    chain = sorted(accepted, key=lambda e: (RANKS[e["status"]], e["timestamp"]))
+    # Each accepted event moved the deploy past the one before it: applied one at a time.
+    for before, after in itertools.pairwise(chain):
+        assert after["status"] != before["status"], chain
+        assert (RANKS[after["status"]], after["timestamp"]) > (
+            RANKS[before["status"]],
+            before["timestamp"],
+        )
+    top = chain[-1]
+    # The deploy ends at the highest rank sent, whatever the order (a status never repeats, so
+    # which event of that rank got there first depends on the order).
+    assert RANKS[top["status"]] == max(RANKS[e["status"]] for e in sent)
+    history = (await first.command("deploy history api --limit 50")).only().text.splitlines()[1:]
+    assert len(history) == len(accepted)
+    await _settle_all(bots, lambda: len(_cards(first)) >= 2)
+    await asyncio.sleep(0.2)  # edits a follower queued reach the leader
+    for b in bots:
+        await b.settle()
+    cards = _cards(first)
+    assert sorted(c.to_jid for c in cards) == [
+        "ops@conference.xmpp.zoom.us",
+        "releases@conference.xmpp.zoom.us",
+    ], first.transcript()
+    for card in cards:
+        assert f"Status: {_icon(top['status'])} {top['status']}" in card.text, card.text
+        assert f"At: {when(top['timestamp'])}" in card.text
+    status = (await first.command("deploy status api")).only().text
+    assert f"{top['status']} (" in status
+
+
+def _icon(status: str) -> str:
+    return {"started": "🚀", "succeeded": "✅", "failed": "❌", "rolled_back": "↩️"}[status]
+
+
+async def test_200_events_of_one_deploy_at_once_move_it_forward_once_each():
+    async with BotHarness(clock=ManualClock(START), config=DEPLOY) as bot:
+        await _events_racing([bot], 200)
+
+
+async def test_events_racing_on_two_replicas_post_one_card_per_channel(start_bot, postgres_schema):
+    storage = {"url": f"{POSTGRES_URL}?search_path={postgres_schema}"}
+    clock = ManualClock(START)
+    bots = [await start_bot(clock=clock, storage=storage, **DEPLOY) for _ in range(2)]
+    await _events_racing(bots, 120)
+
+
+async def test_200_locks_at_once_one_is_taken_and_reminded():
+    async with BotHarness(clock=ManualClock(START), config=DEPLOY) as bot:
+        await asyncio.gather(
+            *(bot.command("deploy lock api prod busy", user=f"user{n}") for n in range(200))
+        )
+        taken = [m for m in bot.messages if m.text.startswith("🔒 ")]
+        assert len(taken) == 1, bot.transcript()
+        winner = taken[0].text.split()[1]
+        refused = [m for m in bot.messages if m.text.startswith("api prod is already locked by")]
+        assert len(refused) == 199
+        assert all(f"locked by {winner} since" in m.text for m in refused)
+        locks = (await bot.command("deploy locks")).only().text.splitlines()
+        assert len(locks) == 2
+        assert f"api prod: {winner} since" in locks[1]
+        reminders = await bot.advance(timedelta(hours=4, minutes=1))
+        assert [m.visible_to_user for m in reminders] == [f"u-{winner.lower()}"]
+
+
+async def test_unlock_racing_locks_never_removes_a_lock_it_did_not_check():
+    """Alice unlocks her lock while 100 locks by Bob race it: Bob gets it at most once, his
+    lock is never removed by Alice's unlock, and only the lock that remains is reminded."""
+    async with BotHarness(clock=ManualClock(START), config=DEPLOY) as bot:
+        await bot.command("deploy lock api prod", user="alice")
+        await asyncio.gather(
+            bot.command("deploy unlock api prod", user="alice"),
+            *(bot.command("deploy lock api prod", user="bob") for _ in range(100)),
+        )
+        unlocked = [m for m in bot.messages if m.text == "🔓 Alice unlocked api prod"]
+        bob_took = [m for m in bot.messages if m.text == "🔒 Bob locked api prod"]
+        assert len(unlocked) == 1
+        assert len(bob_took) == 1, bot.transcript()  # Alice's unlock ran once, Bob took it after
+        locks = (await bot.command("deploy locks")).only().text.splitlines()
+        assert locks[1].startswith("api prod: Bob since")
+        reminders = await bot.advance(timedelta(hours=4, minutes=1))
+        assert [m.visible_to_user for m in reminders] == ["u-bob"]
+
+
+async def test_100_subscriptions_at_once_are_all_kept():
+    async with BotHarness(clock=ManualClock(START), config=DEPLOY) as bot:
+        await asyncio.gather(*(bot.command(f"deploy subscribe svc{n}") for n in range(100)))
+        listing = (await bot.command("deploy subscriptions")).only().text.splitlines()
+        assert sorted(listing[1:]) == sorted(f"svc{n}" for n in range(100))
+        await asyncio.gather(
+            *(bot.command(f"deploy unsubscribe svc{n}") for n in range(100) if n % 2)
+        )
+        listing = (await bot.command("deploy subscriptions")).only().text.splitlines()
+        assert sorted(listing[1:]) == sorted(f"svc{n}" for n in range(0, 100, 2))
