@@ -48,9 +48,8 @@ from chatopsbot import (
     require_known_keys,
 )
 from chatopsbot_oncall import hookspecs
-from chatopsbot_oncall.rotation import Team, fmt, parse_teams
+from chatopsbot_oncall.rotation import Team, fmt, parse_duration, parse_teams
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 #: No argument of these commands needs more (a team, a member, an id, a duration, a time);
 #: longer text is refused before it is looked up or echoed back.
@@ -470,17 +469,10 @@ class OncallPlugin:
         if bool(duration) == bool(until):
             raise UsageError("give a duration (like 4h) or --until TIME, one of the two")
         if duration:
-            match = _DURATION.match(duration.lower())
-            if match is None or not any(match.groups()):
-                raise UsageError(f"invalid duration {duration!r}: use d, h and m, like 4h or 1d12h")
-            days, hours, minutes = (int(g or 0) for g in match.groups())
-            # Compared as minutes: a timedelta of ten thousand years cannot even be made.
-            if days * 1440 + hours * 60 + minutes > MAX_OVERRIDE.total_seconds() // 60:
-                raise UsageError(f"invalid duration {duration!r}: at most {MAX_OVERRIDE.days}d")
-            end = moment + timedelta(days=days, hours=hours, minutes=minutes)
-            if end <= moment:
-                raise UsageError(f"invalid duration {duration!r}: it must be longer than zero")
-            return end
+            try:
+                return moment + parse_duration(duration, MAX_OVERRIDE)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         clock = _CLOCK.match(until)
         if clock:
             local = moment.astimezone(team.zone)
