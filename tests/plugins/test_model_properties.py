@@ -174,11 +174,19 @@ def test_a_poll_duration_written_out_parses_back(seconds: int) -> None:
     assert model.parse_duration(f" {text.upper()} ") == timedelta(seconds=seconds)
 
 
-@given(st.integers(1, 10**6), st.integers(1, 10**6))
-def test_poll_durations_concatenate_as_sums(a: int, b: int) -> None:
-    left, right = _poll_text(a), _poll_text(b)
-    assume(len(left + right) <= model.MAX_TIME_LENGTH)
-    assert model.parse_duration(left + right) == timedelta(seconds=a + b)
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+pieces = st.tuples(st.integers(0, 9999), st.sampled_from(sorted(UNITS)))
+
+
+@given(pieces, pieces)
+def test_poll_durations_concatenate_as_sums(left: tuple[int, str], right: tuple[int, str]) -> None:
+    text = f"{left[0]}{left[1]}{right[0]}{right[1]}"
+    total = left[0] * UNITS[left[1]] + right[0] * UNITS[right[1]]
+    if 0 < total <= model.MAX_DURATION.total_seconds():
+        assert model.parse_duration(text) == timedelta(seconds=total)
+    else:
+        with pytest.raises(UsageError, match="invalid duration"):
+            model.parse_duration(text)
 
 
 @given(st.text(max_size=20))
