@@ -69,7 +69,7 @@ from chatopsbot.routes import (
     verify_signature,
 )
 from chatopsbot.scheduler import Job, TimerHandler, Timers, cron, every, timer
-from chatopsbot.store import Store
+from chatopsbot.store import Outcome, Refused, Store
 
 __all__ = [
     "SIGNATURE_WINDOW",
@@ -108,10 +108,12 @@ __all__ = [
     "MessageGone",
     "Option",
     "OutboxClosed",
+    "Outcome",
     "Paragraph",
     "PluginConfigError",
     "PluginContext",
     "Post",
+    "Refused",
     "Response",
     "Route",
     "Section",

@@ -484,3 +484,154 @@ async def test_a_version_1_postgres_schema_gains_the_audit_table(postgres_schema
         assert await backend.audit_query(AuditQuery()) == [entry(1.0)]
     finally:
         await backend.close()
+
+
+# Check-then-act in one step: multi-key updates, and refusals under contention.
+
+
+async def test_update_many_reads_a_snapshot_writes_and_deletes_together(any_backend):
+    b = any_backend
+    await b.put("ns", "a", "1", None)
+    await b.put("ns", "b", "2", None)
+    await b.put("other", "a", "x", None)
+    seen: list[dict[str, str]] = []
+
+    def move(current: dict[str, str]) -> dict[str, str | None]:
+        seen.append(current)
+        return {"a": None, "c": str(int(current["a"]) + int(current["b"]))}
+
+    after = await b.update_many("ns", ["a", "b", "c"], move, 0.0, None)
+    assert seen == [{"a": "1", "b": "2"}]  # absent keys are missing, not None
+    assert after == {"b": "2", "c": "3"}
+    assert await b.get_many("ns", ["a", "b", "c", "d"], 0.0) == {"b": "2", "c": "3"}
+    assert await b.get("other", "a", 0.0) == "x"  # another namespace is untouched
+
+
+async def test_update_many_writes_nothing_when_the_change_raises(any_backend):
+    b = any_backend
+    await b.put("ns", "a", "1", None)
+
+    def half(current: dict[str, str]) -> dict[str, str | None]:
+        raise LookupError("refused")
+
+    with pytest.raises(LookupError):
+        await b.update_many("ns", ["a", "b"], half, 0.0, None)
+
+    def stray(current: dict[str, str]) -> dict[str, str | None]:
+        return {"a": "2", "elsewhere": "3"}
+
+    with pytest.raises(ValueError, match="elsewhere"):
+        await b.update_many("ns", ["a"], stray, 0.0, None)
+    assert await b.get_many("ns", ["a", "b", "elsewhere"], 0.0) == {"a": "1"}
+
+
+async def test_update_many_sees_expired_keys_as_absent_and_sets_expiry(any_backend):
+    b = any_backend
+    await b.put("ns", "old", "1", 50.0)
+    got: list[dict[str, str]] = []
+
+    def record(current: dict[str, str]) -> dict[str, str | None]:
+        got.append(current)
+        return {"old": "2"}
+
+    await b.update_many("ns", ["old"], record, 100.0, 150.0)
+    assert got == [{}]
+    assert await b.get_many("ns", ["old"], 120.0) == {"old": "2"}
+    assert await b.get_many("ns", ["old"], 160.0) == {}
+
+
+async def test_concurrent_update_many_over_overlapping_keys_all_count(any_backend):
+    """Transfers between three keys racing: none lost, the total kept, no deadlock."""
+    b = any_backend
+    for key in "xyz":
+        await b.put("ns", key, "100", None)
+
+    def transfer(src: str, dst: str):
+        def move(current: dict[str, str]) -> dict[str, str | None]:
+            return {src: str(int(current[src]) - 1), dst: str(int(current[dst]) + 1)}
+
+        return move
+
+    pairs = [("x", "y"), ("y", "z"), ("z", "x"), ("y", "x")] * 25
+    await asyncio.gather(
+        *(b.update_many("ns", [s, d], transfer(s, d), 0.0, None) for s, d in pairs)
+    )
+    values = await b.get_many("ns", ["x", "y", "z"], 0.0)
+    assert sum(int(v) for v in values.values()) == 300
+    # Per round of four: x gains two and loses one, y the other way round, z breaks even.
+    assert values == {"x": "125", "y": "75", "z": "100"}
+
+
+async def test_single_and_multi_key_updates_of_one_key_serialise(any_backend):
+    b = any_backend
+
+    def bump(old: str | None) -> str:
+        return str(int(old or "0") + 1)
+
+    def bump_both(current: dict[str, str]) -> dict[str, str | None]:
+        return {k: str(int(current.get(k, "0")) + 1) for k in ("n", "m")}
+
+    await asyncio.gather(
+        *(b.update("ns", "n", bump, 0.0, None) for _ in range(50)),
+        *(b.update_many("ns", ["n", "m"], bump_both, 0.0, None) for _ in range(50)),
+    )
+    assert await b.get_many("ns", ["n", "m"], 0.0) == {"n": "100", "m": "50"}
+
+
+def _claim_once(old: str | None) -> str:
+    """A refusing change: the first claim wins, every later one is refused."""
+    if old is not None:
+        raise LookupError(f"taken by {old}")
+    return "claimed"
+
+
+async def test_hundreds_of_refusing_updates_on_one_key_let_one_through(any_backend):
+    async def claim() -> bool:
+        try:
+            await any_backend.update("ns", "slot", _claim_once, 0.0, None)
+        except LookupError:
+            return False
+        return True
+
+    results = await asyncio.gather(*(claim() for _ in range(300)))
+    assert results.count(True) == 1
+
+
+async def test_two_replicas_racing_refusing_updates_never_both_succeed(postgres_schema):
+    """Two pools on one schema are two replicas: of 2 x 200 claims on each of 5 keys (single
+    and multi-key alike), exactly one per key gets through."""
+    from chatopsbot.storage.postgres import PostgresBackend
+    from tests.conftest import POSTGRES_URL
+
+    one = await PostgresBackend.open(POSTGRES_URL, schema=postgres_schema)
+    two = await PostgresBackend.open(POSTGRES_URL, schema=postgres_schema)
+    try:
+
+        def claim_many(key: str):
+            def change(current: dict[str, str]) -> dict[str, str | None]:
+                if key in current:
+                    raise LookupError("taken")
+                return {key: "claimed", "by:" + key: "multi"}
+
+            return change
+
+        async def claim(backend: PostgresBackend, key: str, n: int) -> bool:
+            try:
+                if n % 2:
+                    await backend.update("ns", key, _claim_once, 0.0, None)
+                else:
+                    await backend.update_many("ns", [key, "by:" + key], claim_many(key), 0.0, None)
+            except LookupError:
+                return False
+            return True
+
+        keys = [f"slot{k}" for k in range(5)]
+        tries = [(b, key, n) for n in range(200) for key in keys for b in (one, two)]
+        results = await asyncio.gather(*(claim(b, key, n) for b, key, n in tries))
+        for key in keys:
+            won = [ok for (_, k, _), ok in zip(tries, results, strict=True) if k == key]
+            assert won.count(True) == 1, key
+        assert await one.get_many("ns", keys, 0.0) == dict.fromkeys(keys, "claimed")
+    finally:
+        await one.close()
+        await two.close()

@@ -194,3 +194,78 @@ async def test_purge_deletes_only_what_expired(backend):
     assert await backend.purge(clock.t) == 1
     assert await backend.purge(clock.t) == 0
     assert [k for k, _ in await store.list()] == ["forever"]
+
+
+async def test_attempt_applies_or_refuses_with_the_reason_and_values(backend):
+    from chatopsbot.store import Outcome, Refused
+
+    store = Store(backend, "x", FixedClock())
+
+    def take(current: dict[str, str] | None) -> dict[str, str]:
+        if current is not None:
+            raise Refused("taken", detail=current["by"])
+        return {"by": "alice"}
+
+    assert await store.attempt("lock", take) == Outcome(True, None, {"by": "alice"})
+    assert await store.attempt("lock", take) == Outcome(
+        False, {"by": "alice"}, {"by": "alice"}, "taken", "alice"
+    )
+    with pytest.raises(Refused):
+        await store.update("lock", lambda v: take(v))  # update lets the refusal propagate
+    assert await store.get("lock") == {"by": "alice"}
+
+
+async def test_compare_and_set_only_from_the_expected_value(backend):
+    store = Store(backend, "x", FixedClock())
+    assert (await store.compare_and_set("k", None, 1)).applied  # None: absent
+    refused = await store.compare_and_set("k", None, 2)
+    assert (refused.applied, refused.old) == (False, 1)
+    assert (await store.compare_and_set("k", 1, {"a": [1]})).applied
+    assert (await store.compare_and_set("k", {"a": [1]}, None)).applied  # None deletes
+    assert not await store.exists("k")
+    with pytest.raises(TypeError, match="JSON"):
+        await store.compare_and_set("k", None, {1})
+
+
+async def test_compare_and_set_races_let_exactly_one_through(backend):
+    store = Store(backend, "x", FixedClock())
+    await store.set("v", 0)
+    outcomes = await asyncio.gather(*(store.compare_and_set("v", 0, n) for n in range(1, 101)))
+    winners = [o.new for o in outcomes if o.applied]
+    assert len(winners) == 1
+    assert await store.get("v") == winners[0]
+
+
+async def test_update_many_in_a_namespace_with_outcomes(backend):
+    from chatopsbot.store import Refused
+
+    store = Store(backend, "polls", FixedClock())
+    other = Store(backend, "other", FixedClock())
+    await store.set("poll", {"closed": False})
+    await other.set("votes", {"eve": 1})
+
+    def vote(current: dict[str, object]) -> dict[str, object]:
+        if current["poll"] == {"closed": True}:
+            raise Refused("closed")
+        votes = dict(current.get("votes", {}))  # type: ignore[call-overload]
+        votes["bob"] = 1
+        return {"votes": votes}
+
+    done = await store.update_many(["poll", "votes"], vote)
+    assert done.applied
+    assert done.old == {"poll": {"closed": False}}
+    assert done.new == {"poll": {"closed": False}, "votes": {"bob": 1}}
+    await store.update_many(["poll"], lambda c: {"poll": {"closed": True}})
+    refused = await store.update_many(["poll", "votes"], vote)
+    assert (refused.applied, refused.reason) == (False, "closed")
+    assert refused.new == refused.old == {"poll": {"closed": True}, "votes": {"bob": 1}}
+    assert await store.get_many(["votes", "nothing"]) == {"votes": {"bob": 1}}
+    assert await other.get("votes") == {"eve": 1}  # namespaces stay apart
+
+
+async def test_update_many_with_a_ttl_expires_every_key_written(backend):
+    clock = FixedClock()
+    store = Store(backend, "x", clock)
+    await store.update_many(["a", "b"], lambda c: {"a": 1, "b": 2}, ttl=60)
+    clock.t += 61
+    assert await store.get_many(["a", "b"]) == {}

@@ -13,7 +13,7 @@ replicas implements the same protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -37,6 +37,7 @@ __all__ = [
     "audit_from_row",
     "audit_row",
     "audit_where",
+    "checked_writes",
     "message_from_row",
     "open_backend",
 ]
@@ -162,7 +163,32 @@ class Backend(Protocol):
         """Atomically replace the text with ``change(old)`` (``None`` deletes); return it.
 
         ``change`` runs inside the transaction, possibly on the storage thread: it must be a
-        pure function of its argument.
+        pure function of its argument. An exception from it writes nothing and propagates.
+        """
+        ...
+
+    async def get_many(self, namespace: str, keys: Sequence[str], now: float) -> dict[str, str]:
+        """The live keys among ``keys`` and their text, read in one snapshot (one statement):
+        a multi-key write is seen whole or not at all."""
+        ...
+
+    async def update_many(
+        self,
+        namespace: str,
+        keys: Sequence[str],
+        change: Callable[[dict[str, str]], Mapping[str, str | None]],
+        now: float,
+        expires_at: float | None,
+    ) -> dict[str, str]:
+        """Atomically read ``keys`` (the live ones, as ``{key: text}``), apply ``change`` and
+        write what it returns (``None`` deletes; a key it leaves out stays as it is); return the
+        live keys' text afterwards.
+
+        ``change`` may only write keys among ``keys`` (:class:`ValueError` otherwise). An
+        exception from it writes nothing and propagates. The keys are locked for the whole
+        step, also against :meth:`update` of any one of them and across processes sharing the
+        storage; ``change`` runs inside the transaction, possibly on the storage thread, and
+        must be a pure function of its argument.
         """
         ...
 
@@ -418,6 +444,15 @@ OUTBOX_COLUMNS = (
     "id, lane, account, payload, meta, created_at, attempts, state, reason, error, failed_at, "
     "waited"
 )
+
+
+def checked_writes(keys: Sequence[str], writes: Mapping[str, str | None]) -> dict[str, str | None]:
+    """``writes`` (from an :meth:`Backend.update_many` change), refused with :class:`ValueError`
+    if it names a key that was not locked."""
+    stray = sorted(set(writes) - set(keys))
+    if stray:
+        raise ValueError(f"update_many may only write the keys it was given, not {stray[0]!r}")
+    return dict(writes)
 
 
 async def open_backend(path: str = "", *, url: str = "") -> Backend:

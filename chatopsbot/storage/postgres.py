@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeAlias, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -38,6 +38,7 @@ from chatopsbot.storage import (
     audit_from_row,
     audit_row,
     audit_where,
+    checked_writes,
     message_from_row,
 )
 
@@ -299,7 +300,8 @@ class PostgresBackend:
                 await conn.execute(
                     "SELECT pg_advisory_xact_lock($1)", self._key(f"kv\0{namespace}\0{key}")
                 )
-                old = await conn.fetchval(sql, namespace, key, now)
+                # FOR UPDATE: a plain put of the same key waits for this step too.
+                old = await conn.fetchval(sql + " FOR UPDATE", namespace, key, now)
                 new = change(None if old is None else str(old))
                 if new is None:
                     await conn.execute(
@@ -308,6 +310,58 @@ class PostgresBackend:
                 else:
                     await _put(conn, Write(namespace, key, new, expires_at))
                 return new
+
+        return await self._run(work)
+
+    async def get_many(self, namespace: str, keys: Sequence[str], now: float) -> dict[str, str]:
+        """The live keys among ``keys``, in one statement (one snapshot)."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        sql = (
+            "SELECT key, value FROM kv WHERE namespace = $1 AND key = ANY($2::text[]) "
+            "AND (expires_at IS NULL OR expires_at > $3)"
+        )
+        rows = await self._run(lambda c: c.fetch(sql, namespace, wanted, now))
+        return {str(r["key"]): str(r["value"]) for r in rows}
+
+    async def update_many(
+        self,
+        namespace: str,
+        keys: Sequence[str],
+        change: Callable[[dict[str, str]], Mapping[str, str | None]],
+        now: float,
+        expires_at: float | None,
+    ) -> dict[str, str]:
+        """Read, change and write several keys in one transaction, every key locked."""
+        # One order for every caller: two steps over overlapping keys cannot deadlock.
+        wanted = sorted(set(keys))
+        sql = (
+            "SELECT key, value FROM kv WHERE namespace = $1 AND key = ANY($2::text[]) "
+            'AND (expires_at IS NULL OR expires_at > $3) ORDER BY key COLLATE "C" FOR UPDATE'
+        )
+
+        async def work(conn: Conn) -> dict[str, str]:
+            async with conn.transaction():
+                # The same per-key locks as update(), so the two serialise; they also cover
+                # keys that have no row yet, which FOR UPDATE cannot.
+                for key in wanted:
+                    await conn.execute(
+                        "SELECT pg_advisory_xact_lock($1)", self._key(f"kv\0{namespace}\0{key}")
+                    )
+                rows = await conn.fetch(sql, namespace, wanted, now)
+                current = {str(r["key"]): str(r["value"]) for r in rows}
+                writes = checked_writes(wanted, change(dict(current)))
+                for key, text in writes.items():
+                    if text is None:
+                        await conn.execute(
+                            "DELETE FROM kv WHERE namespace = $1 AND key = $2", namespace, key
+                        )
+                        current.pop(key, None)
+                    else:
+                        await _put(conn, Write(namespace, key, text, expires_at))
+                        current[key] = text
+                return current
 
         return await self._run(work)
 

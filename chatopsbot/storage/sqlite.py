@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeAlias, TypeVar
 
@@ -36,6 +36,7 @@ from chatopsbot.storage import (
     audit_from_row,
     audit_row,
     audit_where,
+    checked_writes,
     message_from_row,
 )
 
@@ -385,6 +386,38 @@ class SqliteBackend:
 
         return await self._run(work)
 
+    async def get_many(self, namespace: str, keys: Sequence[str], now: float) -> dict[str, str]:
+        """The live keys among ``keys``, in one statement (one snapshot)."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        return await self._read(lambda db: _select(db, namespace, wanted, now))
+
+    async def update_many(
+        self,
+        namespace: str,
+        keys: Sequence[str],
+        change: Callable[[dict[str, str]], Mapping[str, str | None]],
+        now: float,
+        expires_at: float | None,
+    ) -> dict[str, str]:
+        """Read, change and write several keys in one transaction (the one writer's)."""
+        wanted = list(dict.fromkeys(keys))
+
+        def work(db: sqlite3.Connection) -> dict[str, str]:
+            current = _select(db, namespace, wanted, now)
+            writes = checked_writes(wanted, change(dict(current)))
+            for key, text in writes.items():
+                if text is None:
+                    db.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
+                    current.pop(key, None)
+                else:
+                    _put(db, Write(namespace, key, text, expires_at))
+                    current[key] = text
+            return current
+
+        return await self._run(work)
+
     async def purge(self, now: float) -> int:
         """Delete expired values and inbox keys past their hour."""
 
@@ -717,6 +750,15 @@ def _put(db: sqlite3.Connection, write: Write) -> None:
         "INSERT OR REPLACE INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)",
         (write.namespace, write.key, write.value, write.expires_at),
     )
+
+
+def _select(db: sqlite3.Connection, namespace: str, keys: list[str], now: float) -> dict[str, str]:
+    marks = ", ".join("?" for _ in keys)
+    sql = (
+        f"SELECT key, value FROM kv WHERE namespace = ? AND key IN ({marks}) "  # noqa: S608
+        f"AND {_LIVE}"
+    )
+    return {str(k): str(v) for k, v in db.execute(sql, (namespace, *keys, now)).fetchall()}
 
 
 def _settle(db: sqlite3.Connection, key: str, expires_at: float) -> bool:

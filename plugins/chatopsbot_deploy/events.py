@@ -115,6 +115,48 @@ def supersedes(new: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     return ahead > (RANKS[current["status"]], current["timestamp"])
 
 
+def advance(
+    record: Mapping[str, Any],
+    deploy: Mapping[str, Any] | None,
+    latest: Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The deploy's new state (``status``, ``timestamp``, ``run``) once event ``record`` is
+    applied to it (``None``: never seen), or ``None`` if the event does not move it.
+
+    ``latest`` is the environment's latest deploy: a ``started`` newer than it, when it was of
+    another version, begins a new run of this version if this one had finished.
+    """
+    moved = {"status": record["status"], "timestamp": record["timestamp"]}
+    if deploy is None:
+        return {**moved, "run": 0}
+    run = deploy.get("run", 0)
+    again = (
+        record["status"] == "started"
+        and latest is not None
+        and latest["version"] != record["version"]
+        and record["timestamp"] > latest["timestamp"]
+    )
+    finished = RANKS[deploy["status"]] > 0
+    if again and finished and record["timestamp"] > deploy["timestamp"]:
+        return {**moved, "run": run + 1}
+    if not supersedes(record, deploy):
+        return None
+    return {**moved, "run": run}
+
+
+def newer(record: Mapping[str, Any], latest: Mapping[str, Any] | None) -> bool:
+    """Whether ``record`` (an event that moved its deploy) becomes the environment's latest.
+
+    The same deploy moved forward always does, even with an older timestamp; another
+    version's deploy only when it is newer.
+    """
+    return (
+        latest is None
+        or latest["version"] == record["version"]
+        or latest["timestamp"] <= record["timestamp"]
+    )
+
+
 def clip(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters: for values stored before the caps existed."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

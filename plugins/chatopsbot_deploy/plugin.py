@@ -1,10 +1,21 @@
-"""The deploy plugin's hooks: the CI hook, the lock check, status, history, subscriptions, locks."""
+"""The deploy plugin's hooks: the CI hook, the lock check, status, history, subscriptions, locks.
+
+Every state change is one atomic step of the store, checked where it is written, so two of
+them racing (on one bot or on two replicas) never both act on what the other changed:
+
+- a CI event moves its deploy, the environment's latest deploy and the history together
+  (``ctx.store.update_many``), deciding "a new deploy of this version" from the same snapshot;
+- ``deploy lock`` takes a free lock or is refused; ``deploy unlock`` removes the lock it checked
+  (the holder, ``--force``, the policy), never one taken since; the reminder timer is attached
+  only to the lock it was scheduled for;
+- subscriptions are read-modify-write of the channel's one key.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Literal
@@ -25,6 +36,7 @@ from chatopsbot import (
     Option,
     PluginConfigError,
     PluginContext,
+    Refused,
     Route,
     Text,
     TimerHandler,
@@ -85,10 +97,7 @@ def _check_names(ctx: Context) -> None:
 
 
 class DeployPlugin:
-    """One instance per bot: it serialises announcements so one deploy gets one card."""
-
-    def __init__(self) -> None:
-        self._announcing = asyncio.Lock()
+    """The deploy plugin; it keeps no state of its own (all of it is in the store)."""
 
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> DeploySettings:
@@ -193,97 +202,135 @@ class DeployPlugin:
         except events.EventInvalid as exc:
             raise HookError(400, str(exc)) from None
         service, env, version = record["service"], record["environment"], record["version"]
-        latest = await ctx.store.get(_latest(service, env))
-        # Another version ran here since, and this "started" is newer than it: a new deploy of
-        # this version (a rollback by redeploying it), not a late event of the old deploy.
-        again = (
-            record["status"] == "started"
-            and latest is not None
-            and latest["version"] != version
-            and record["timestamp"] > latest["timestamp"]
+        stamp = int(record["timestamp"] * 1000)
+        deploy_key, latest_key, lock_key = (
+            _deploy(service, env, version),
+            _latest(service, env),
+            _lock(service, env),
         )
-        behind: dict[str, Any] | None = None
+        # One row per deploy and status: the same event stored twice is one row.
+        row_key = f"hist:{service}:{env}:{stamp:015d}:{version}:{record['status']}"
 
-        def forward(current: dict[str, Any] | None) -> dict[str, Any]:
-            # Decided atomically per deploy: of two events racing, one moves it, in order.
-            nonlocal behind
-            behind = None
-            if current is None:
-                return {"status": record["status"], "timestamp": record["timestamp"], "run": 0}
-            run = current.get("run", 0)
-            finished = events.RANKS[current["status"]] > 0
-            if again and finished and record["timestamp"] > current["timestamp"]:
-                return {"status": "started", "timestamp": record["timestamp"], "run": run + 1}
-            if not events.supersedes(record, current):
-                behind = current
-                return current
-            return {"status": record["status"], "timestamp": record["timestamp"], "run": run}
+        def advance(current: dict[str, Any]) -> dict[str, Any]:
+            # The deploy, the environment's latest and the history in one step: of two events
+            # racing, one moves the deploy first and the other is judged against that.
+            moved = events.advance(record, current.get(deploy_key), current.get(latest_key))
+            if moved is None:
+                raise Refused("superseded", detail=current[deploy_key])
+            stored = {**record, "run": moved["run"]}
+            writes = {deploy_key: moved, row_key: stored}
+            if events.newer(stored, current.get(latest_key)):
+                writes[latest_key] = stored
+            return writes
 
-        moved = await ctx.store.update(_deploy(service, env, version), forward, default=None)
-        if behind is not None:
+        result = await ctx.store.update_many([deploy_key, latest_key, row_key, lock_key], advance)
+        if not result.applied:
             # Out of order or a repeat: a 2xx all the same, so the sender does not retry it.
             return HookResponse(
-                200, {"accepted": False, "reason": "superseded", "current": behind["status"]}
+                200, {"accepted": False, "reason": "superseded", "current": result.detail["status"]}
             )
-        record["run"] = moved["run"]
-        stamp = int(record["timestamp"] * 1000)
-        # One row per deploy and status: the same event stored twice is one row.
-        row = f"hist:{service}:{env}:{stamp:015d}:{version}:{record['status']}"
-        await ctx.store.set(row, record)
-
-        def newer(current: dict[str, Any] | None) -> dict[str, Any]:
-            # The same deploy moved forward (checked above) even if its timestamp is older.
-            if (
-                current is not None
-                and current["version"] != version
-                and current["timestamp"] > record["timestamp"]
-            ):
-                return current
-            return record
-
-        await ctx.store.update(_latest(service, env), newer, default=None)
-        lock = await ctx.store.get(_lock(service, env))
+        record = result.new[row_key]
+        lock = result.new.get(lock_key)
         announced = await self._announce(ctx, record, lock)
         return HookResponse(
             202, {"accepted": True, "announced": announced, "locked": lock is not None}
         )
 
     async def _announce(self, ctx: PluginContext, record: dict[str, Any], lock: Any) -> int:
-        """Post one card per deploy and channel; later events of that deploy edit it."""
+        """Post one card per deploy and channel; later events of that deploy edit it.
+
+        Who posts is decided in one atomic step on the deploy's cards: the first event to
+        reach a channel claims its card (``message_id`` still ``None``), later ones only move
+        the state the card should show. Sends happen after that step, never inside it; each
+        poster or editor then draws again until the card shows the state stored, so the last
+        edit shows the furthest status whichever replica handled which event. Returns in how
+        many channels this event moved the card.
+        """
         service, env = record["service"], record["environment"]
         # Each deploy of a version has its own card (run 0 keeps the key cards had before runs).
         run = record.get("run", 0)
         key = f"ann:{service}:{env}:{record['version']}" + (f":{run}" if run else "")
-        async with self._announcing:
-            cards: dict[str, Any] = await ctx.store.get(key, {})
-            count = 0
-            for _, sub in await ctx.store.list("sub:"):
-                if not _matches(sub["rules"], service, env):
-                    continue
-                where = Conversation(**sub["conversation"])
+        places = [
+            Conversation(**sub["conversation"])
+            for _, sub in await ctx.store.list("sub:")
+            if _matches(sub["rules"], service, env)
+        ]
+        if not places:
+            return 0
+        wanted = {
+            "status": record["status"],
+            "timestamp": record["timestamp"],
+            "record": record,
+            "lock": lock,
+        }
+        now = ctx.clock.now().timestamp()
+
+        def claim(cards: dict[str, Any]) -> dict[str, Any]:
+            cards = dict(cards)
+            for where in places:
                 known = cards.get(where.jid)
-                # Two events that both moved the deploy may reach this lock in either order;
-                # the card shows the furthest. (Cards stored before statuses were kept here
-                # count as "started".)
-                if known is not None and not events.supersedes(
-                    record, {"status": known.get("status", "started"), **known}
-                ):
-                    continue
-                card = events.announcement(record, lock)
-                if known is None:
-                    sent = await ctx.send_to(where, card)
-                    cards[where.jid] = {
-                        "message_id": sent.message_id,
-                        "timestamp": record["timestamp"],
-                        "status": record["status"],
-                    }
-                else:
-                    await ctx.send_to(where, Edit(known["message_id"], card))
-                    known["timestamp"] = record["timestamp"]
-                    known["status"] = record["status"]
-                count += 1
-            await ctx.store.set(key, cards, ttl=timedelta(days=30))
+                if known is None or _abandoned(known, now):
+                    cards[where.jid] = {**wanted, "message_id": None, "claimed_at": now}
+                elif events.supersedes(record, {"status": "started", **known}):
+                    cards[where.jid] = {**known, **wanted}
+            return cards
+
+        result = await ctx.store.attempt(key, claim, default={}, ttl=_CARDS_KEPT)
+        count = 0
+        for where in places:
+            before, after = result.old.get(where.jid), result.new.get(where.jid)
+            if after is None or after == before:
+                continue  # this event does not move that card
+            count += 1
+            if before is None or _abandoned(before, now):
+                await self._post_card(ctx, key, where, after)  # this event claimed the card
+            elif before["message_id"] is not None:
+                await self._draw_card(ctx, key, where, None)
+            # Else another event's handler is posting the card: it draws this state after.
         return count
+
+    async def _post_card(
+        self, ctx: PluginContext, key: str, where: Conversation, claimed: dict[str, Any]
+    ) -> None:
+        """Post the card this handler claimed, note its id, and catch up with what came since."""
+        try:
+            sent = await ctx.send_to(where, events.announcement(claimed["record"], claimed["lock"]))
+        except BaseException:
+            # Give the claim back, so the next event of this deploy posts the card.
+            def release(cards: dict[str, Any]) -> dict[str, Any]:
+                known = cards.get(where.jid)
+                if known is None or known["message_id"] is not None:
+                    raise Refused("posted")
+                return {j: c for j, c in cards.items() if j != where.jid}
+
+            await ctx.store.attempt(key, release, default={}, ttl=_CARDS_KEPT)
+            raise
+
+        def posted(cards: dict[str, Any]) -> dict[str, Any]:
+            known = cards.get(where.jid) or claimed
+            return {**cards, where.jid: {**known, "message_id": sent.message_id}}
+
+        await ctx.store.update(key, posted, default={}, ttl=_CARDS_KEPT)
+        await self._draw_card(ctx, key, where, claimed)
+
+    async def _draw_card(
+        self, ctx: PluginContext, key: str, where: Conversation, drawn: Mapping[str, Any] | None
+    ) -> None:
+        """Edit the card until it shows the state stored for it (``drawn``: what it shows).
+
+        Each edit is queued before the next read, so whichever handler queues the last edit
+        has read the latest state: a change stored after that read is drawn by its own event.
+        """
+        while True:
+            cards: dict[str, Any] = await ctx.store.get(key, {})
+            known = cards.get(where.jid)
+            if known is None or known["message_id"] is None or "record" not in known:
+                return
+            if drawn is not None and _shown(known) == _shown(drawn):
+                return
+            card = events.announcement(known["record"], known["lock"])
+            await ctx.send_to(where, Edit(known["message_id"], card))
+            drawn = known
 
     async def lock_check(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
         """200 ``{"locked": false}``, or 423 with who locked it, when and why.
@@ -364,20 +411,18 @@ class DeployPlugin:
         _check_names(ctx)
         target, env = ctx.args["target"], ctx.args["env"]
         key = "sub:" + ctx.conversation.jid
-        removed = False
 
         def drop(sub: dict[str, Any] | None) -> dict[str, Any] | None:
-            nonlocal removed
-            if sub is None:
-                return None
             rules = [
-                r for r in sub["rules"] if not (r[0] == target and (env is None or r[1] == env))
+                r
+                for r in (sub or {"rules": []})["rules"]
+                if not (r[0] == target and (env is None or r[1] == env))
             ]
-            removed = len(rules) != len(sub["rules"])
+            if sub is None or len(rules) == len(sub["rules"]):
+                raise Refused("not subscribed")
             return {**sub, "rules": rules} if rules else None
 
-        await ctx.store.update(key, drop, default=None)
-        if not removed:
+        if not (await ctx.store.attempt(key, drop)).applied:
             raise UsageError(
                 f"this channel is not subscribed to {target}" + (f" in {env}" if env else "")
             )
@@ -413,16 +458,18 @@ class DeployPlugin:
             "at": now.timestamp(),
             "reason": reason,
             "conversation": attrs.asdict(ctx.conversation),
+            # Tells this lock from a later one by the same person in the same second.
+            "token": secrets.token_hex(8),
         }
-        taken: dict[str, Any] | None = None
 
         def take(current: dict[str, Any] | None) -> dict[str, Any]:
-            nonlocal taken
-            taken = current
-            return current if current is not None else lock
+            if current is not None:
+                raise Refused("locked", detail=current)
+            return lock
 
-        await ctx.store.update(_lock(service, env), take, default=None)
-        if taken is not None:
+        result = await ctx.store.attempt(_lock(service, env), take)
+        if not result.applied:
+            taken = result.detail
             return Text(
                 f"{service} {env} is already locked by {taken['by']['name']} since "
                 f"{events.when(taken['at'])}"
@@ -432,11 +479,9 @@ class DeployPlugin:
         timer_id = await ctx.timers.schedule(
             "lock_reminder",
             now + settings.lock_reminder,
-            {"service": service, "env": env, "at": lock["at"]},
+            {"service": service, "env": env, "at": lock["at"], "token": lock["token"]},
         )
-        await ctx.store.update(
-            _lock(service, env), lambda lk: {**lk, "timer": timer_id}, default=lock
-        )
+        await self._attach_timer(ctx, lock, timer_id)
         return Text(
             f"🔒 {ctx.caller.name} locked {service} {env}" + (f": {reason}" if reason else "")
         )
@@ -446,23 +491,36 @@ class DeployPlugin:
         "anyone"``), and its holder is told privately."""
         _check_names(ctx)
         service, env = ctx.args["service"], ctx.args["env"]
-        lock = await ctx.store.get(_lock(service, env))
-        if lock is None:
-            raise UsageError(f"{service} {env} is not locked")
-        holder = lock["by"]["name"]
-        theirs = lock["by"]["id"] != ctx.caller.id
         settings: DeploySettings = ctx.config
-        if theirs and settings.force_unlock == "admins" and not ctx.caller_is_admin:
+        caller, admin, force = ctx.caller.id, ctx.caller_is_admin, ctx.args["force"]
+
+        def remove(current: dict[str, Any] | None) -> None:
+            # Checked against the lock being removed: never one taken since it was looked at.
+            if current is None:
+                raise Refused("unlocked")
+            theirs = current["by"]["id"] != caller
+            if theirs and settings.force_unlock == "admins" and not admin:
+                raise Refused("not yours", detail=current)
+            if theirs and not force:
+                raise Refused("force", detail=current)
+
+        result = await ctx.store.attempt(_lock(service, env), remove)
+        if result.reason == "unlocked":
+            raise UsageError(f"{service} {env} is not locked")
+        if result.reason == "not yours":
+            holder = result.detail["by"]["name"]
             return Text(
                 f"{service} {env} is locked by {holder}: only {holder} or a bot admin "
                 "can remove that lock, so ask them.",
                 private=True,
             )
-        if theirs and not ctx.args["force"]:
+        if result.reason == "force":
             raise UsageError(
-                f"{service} {env} is locked by {holder}; add --force to remove their lock"
+                f"{service} {env} is locked by {result.detail['by']['name']}; "
+                "add --force to remove their lock"
             )
-        await ctx.store.delete(_lock(service, env))
+        lock = result.old
+        theirs = lock["by"]["id"] != caller
         if lock.get("timer"):
             await ctx.timers.cancel(lock["timer"])
         if theirs:
@@ -490,7 +548,7 @@ class DeployPlugin:
     async def remind(self, ctx: PluginContext, payload: Any) -> None:
         """Remind the holder of a lock that is still there; again after the same time."""
         lock = await ctx.store.get(_lock(payload["service"], payload["env"]))
-        if lock is None or lock["at"] != payload["at"]:
+        if lock is None or not _same_lock(lock, payload):
             return
         settings: DeploySettings = ctx.config
         age = ctx.clock.now().timestamp() - lock["at"]
@@ -507,9 +565,21 @@ class DeployPlugin:
         timer_id = await ctx.timers.schedule(
             "lock_reminder", ctx.clock.now() + settings.lock_reminder, payload
         )
-        await ctx.store.update(
-            _lock(lock["service"], lock["env"]), lambda lk: {**lk, "timer": timer_id}, default=lock
-        )
+        await self._attach_timer(ctx, lock, timer_id)
+
+    async def _attach_timer(self, ctx: PluginContext, lock: dict[str, Any], timer_id: str) -> None:
+        """Note the reminder's timer on ``lock``, if that lock is still there; else the lock
+        was removed meanwhile (its unlock found no timer to cancel): cancel it here."""
+
+        def attach(current: dict[str, Any] | None) -> dict[str, Any]:
+            # Never recreate a lock unlocked meanwhile, nor touch one taken since.
+            if current is None or not _same_lock(current, lock):
+                raise Refused("gone")
+            return {**current, "timer": timer_id}
+
+        result = await ctx.store.attempt(_lock(lock["service"], lock["env"]), attach)
+        if not result.applied:
+            await ctx.timers.cancel(timer_id)
 
     async def _known(
         self, ctx: Context, service: str, env: str | None = None, *, allow_new: bool = False
@@ -528,6 +598,32 @@ class DeployPlugin:
                 raise UsageError(
                     f"unknown environment {env!r} for {service}; known: {', '.join(envs)}"
                 )
+
+
+#: How long a deploy's cards are remembered (later events of it edit them meanwhile).
+_CARDS_KEPT = timedelta(days=30)
+#: A claim to post a card that was never fulfilled (its handler's process died) is given up
+#: after this long, so a later event of the deploy posts the card.
+_CLAIM_SECONDS = 300.0
+
+
+def _abandoned(card: Mapping[str, Any], now: float) -> bool:
+    return card.get("message_id") is None and now - card.get("claimed_at", now) > _CLAIM_SECONDS
+
+
+def _shown(card: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What decides a card's look: the event it shows and the lock shown with it."""
+    return (card["status"], card["timestamp"], card.get("lock"))
+
+
+def _same_lock(lock: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether ``lock`` is the one ``other`` (a lock, or a reminder's payload) was made for.
+
+    Locks from before tokens existed are told apart by when they were taken.
+    """
+    if "token" in lock or "token" in other:
+        return lock.get("token") == other.get("token")
+    return bool(lock["at"] == other["at"])
 
 
 def _matches(rules: list[list[str]], service: str, env: str) -> bool:

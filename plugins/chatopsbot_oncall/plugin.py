@@ -11,13 +11,18 @@ Who may do what, and who sees what (the README's table says the same):
   configured in (``members = [{ name = "Bob", user = "<id or JID>" }]``), never by name.
 - ``oncall override`` and ``oncall clear``: admins only by default (``admin_only``); an operator
   may open them up with an access rule for the command.
+
+A team's overrides are one stored value (``overrides:<team>``, ``{id: override}``), changed in
+one atomic step: the overlap check and the write of a new override cannot come apart, however
+many arrive at once and on however many replicas. Overrides stored one per key by earlier
+versions (``override:<team>:<id>``) are read too, and folded in by the next change.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,8 +36,10 @@ from chatopsbot import (
     Conversation,
     Job,
     Option,
+    Outcome,
     PluginConfigError,
     PluginContext,
+    Refused,
     Text,
     UsageError,
     command,
@@ -41,15 +48,17 @@ from chatopsbot import (
     require_known_keys,
 )
 from chatopsbot_oncall import hookspecs
-from chatopsbot_oncall.rotation import Team, fmt, parse_teams
+from chatopsbot_oncall.rotation import Team, fmt, parse_duration, parse_teams
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 #: No argument of these commands needs more (a team, a member, an id, a duration, a time);
 #: longer text is refused before it is looked up or echoed back.
 MAX_ARG_LENGTH = 64
 #: The longest override; a longer absence is a change of the rotation in the config.
 MAX_OVERRIDE = timedelta(days=366)
+#: A team's overrides, ``{id: override}``.
+OVERRIDES = "overrides:"
+#: Where earlier versions kept each override (``override:<team>:<id>``); read, then folded in.
 OVERRIDE = "override:"
 ANNOUNCED = "announced:"
 
@@ -87,6 +96,27 @@ def effective(team: Team, moment: datetime, overrides: list[dict[str, Any]]) -> 
     member, since, until = shift
     later = [o["start"] for o in overrides if now < o["start"] < until.timestamp()]
     return OnCall(member.name, since, _at(min(later)) if later else until)
+
+
+def live_overrides(
+    snapshot: Mapping[str, Any], team_key: str, now: float
+) -> dict[str, dict[str, Any]]:
+    """The overrides still running or to come (``{id: override}``), from a snapshot of a
+    team's key and any per-override keys of earlier versions (those fill in, never replace)."""
+    found: dict[str, dict[str, Any]] = dict(snapshot.get(team_key) or {})
+    for key, value in snapshot.items():
+        if key != team_key and isinstance(value, dict):
+            found.setdefault(value["id"], value)
+    return {i: o for i, o in found.items() if o["end"] > now}
+
+
+def overlapping(
+    overrides: Iterable[Mapping[str, Any]], start: float, end: float
+) -> list[Mapping[str, Any]]:
+    """The overrides that share some time with ``[start, end)``, earliest first."""
+    return sorted(
+        (o for o in overrides if o["start"] < end and start < o["end"]), key=lambda o: o["start"]
+    )
 
 
 def _at(timestamp: float) -> datetime:
@@ -237,32 +267,40 @@ class OncallPlugin:
             raise UsageError(str(exc)) from None
         moment = ctx.clock.now()
         end = self._end(ctx, team, moment)
-        overrides = await self._overrides(ctx, team)
-        clash = [
-            o for o in overrides if o["start"] < end.timestamp() and moment.timestamp() < o["end"]
-        ]
-        if clash:
-            o = clash[0]
+        start = moment.timestamp()
+        record: dict[str, Any] = {
+            "id": secrets.token_hex(3),
+            "team": team.name.lower(),
+            "member": member.name,
+            "start": start,
+            "end": end.timestamp(),
+            "created": start,
+            "by": ctx.caller.name,
+            # Who set it, as an identity: the name above is only what Zoom displayed then.
+            "by_id": ctx.caller.id,
+        }
+
+        def add(overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            # The overlap check and the write are one step: of overlapping overrides set at
+            # once, the first to get here is stored and every other one is refused.
+            clash = overlapping(overrides.values(), start, record["end"])
+            if clash:
+                raise Refused("overlap", detail=clash[0])
+            replaced = effective(team, moment, list(overrides.values()))
+            new = {**record, "replaced": replaced.name if replaced else ""}
+            return {**overrides, record["id"]: new}
+
+        result = await self._change_overrides(ctx, team, add)
+        if not result.applied:
+            o = result.detail
             raise UsageError(
                 f"it overlaps override {o['id']} "
                 f"({o['member']} until {fmt(_at(o['end']), team.zone)}); "
                 f"oncall clear {team.name} {o['id']} first"
             )
-        replaced = effective(team, moment, overrides)
-        record = {
-            "id": secrets.token_hex(3),
-            "team": team.name.lower(),
-            "member": member.name,
-            "start": moment.timestamp(),
-            "end": end.timestamp(),
-            "created": moment.timestamp(),
-            "by": ctx.caller.name,
-            # Who set it, as an identity: the name above is only what Zoom displayed then.
-            "by_id": ctx.caller.id,
-            "replaced": replaced.name if replaced else "",
-        }
-        await ctx.store.set(f"{OVERRIDE}{record['team']}:{record['id']}", record)
-        who = next((m for m in team.members if replaced and m.name == replaced.name), None)
+        record = result.new[OVERRIDES + record["team"]][record["id"]]
+        replaced = record["replaced"]
+        who = next((m for m in team.members if replaced and m.name == replaced), None)
         if who is not None and who.user and who.name != member.name:
             note = (
                 f"{member.name} takes the {team.name} pager from you until "
@@ -292,18 +330,25 @@ class OncallPlugin:
         """Remove one override, or all of a team's."""
         _bounded(ctx)
         team = self._team(ctx, ctx.args["team"])
-        rows = await self._overrides(ctx, team)
         wanted = ctx.args["id"]
-        if wanted:
-            rows = [o for o in rows if o["id"] == wanted]
-            if not rows:
-                raise UsageError(
-                    f"no override {wanted!r} in {team.name}; "
-                    f"oncall overrides {team.name} lists them"
-                )
-        for o in rows:
-            await ctx.store.delete(f"{OVERRIDE}{o['team']}:{o['id']}")
-        return Text(f"Removed {len(rows)} override(s) of {team.name}.")
+
+        def drop(overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+            if not wanted:
+                return {}
+            if wanted not in overrides:
+                raise Refused("unknown")
+            return {i: o for i, o in overrides.items() if i != wanted}
+
+        result = await self._change_overrides(ctx, team, drop)
+        if not result.applied:
+            raise UsageError(
+                f"no override {wanted!r} in {team.name}; oncall overrides {team.name} lists them"
+            )
+        now = ctx.clock.now().timestamp()
+        team_key = OVERRIDES + team.name.lower()
+        before = live_overrides(result.old, team_key, now)
+        after = live_overrides(result.new, team_key, now)
+        return Text(f"Removed {len(before) - len(after)} override(s) of {team.name}.")
 
     # The handoff watch.
 
@@ -364,8 +409,31 @@ class OncallPlugin:
 
     async def _overrides(self, ctx: PluginContext, team: Team) -> list[dict[str, Any]]:
         now = ctx.clock.now().timestamp()
-        rows = [o for _, o in await ctx.store.list(f"{OVERRIDE}{team.name.lower()}:")]
-        return [o for o in rows if o["end"] > now]
+        team_key = OVERRIDES + team.name.lower()
+        legacy = [key for key, _ in await ctx.store.list(f"{OVERRIDE}{team.name.lower()}:")]
+        snapshot = await ctx.store.get_many([team_key, *legacy])
+        return list(live_overrides(snapshot, team_key, now).values())
+
+    async def _change_overrides(
+        self,
+        ctx: PluginContext,
+        team: Team,
+        change: Callable[[dict[str, dict[str, Any]]], dict[str, dict[str, Any]]],
+    ) -> Outcome:
+        """Apply ``change`` to the team's live overrides (``{id: override}``) in one atomic
+        step; it may raise :class:`Refused`. Expired overrides are dropped on the way, and
+        keys of earlier versions folded into the team's one key."""
+        now = ctx.clock.now().timestamp()
+        team_key = OVERRIDES + team.name.lower()
+        # No key of the old layout is written any more: the set can only shrink, so listing
+        # it before the step is safe (one gone meanwhile is simply absent from the snapshot).
+        legacy = [key for key, _ in await ctx.store.list(f"{OVERRIDE}{team.name.lower()}:")]
+
+        def apply(snapshot: dict[str, Any]) -> dict[str, Any]:
+            overrides = change(live_overrides(snapshot, team_key, now))
+            return {**dict.fromkeys(legacy), team_key: overrides or None}
+
+        return await ctx.store.update_many([team_key, *legacy], apply)
 
     async def _timeline(
         self, ctx: PluginContext, team: Team, moment: datetime, count: int
@@ -401,17 +469,10 @@ class OncallPlugin:
         if bool(duration) == bool(until):
             raise UsageError("give a duration (like 4h) or --until TIME, one of the two")
         if duration:
-            match = _DURATION.match(duration.lower())
-            if match is None or not any(match.groups()):
-                raise UsageError(f"invalid duration {duration!r}: use d, h and m, like 4h or 1d12h")
-            days, hours, minutes = (int(g or 0) for g in match.groups())
-            # Compared as minutes: a timedelta of ten thousand years cannot even be made.
-            if days * 1440 + hours * 60 + minutes > MAX_OVERRIDE.total_seconds() // 60:
-                raise UsageError(f"invalid duration {duration!r}: at most {MAX_OVERRIDE.days}d")
-            end = moment + timedelta(days=days, hours=hours, minutes=minutes)
-            if end <= moment:
-                raise UsageError(f"invalid duration {duration!r}: it must be longer than zero")
-            return end
+            try:
+                return moment + parse_duration(duration, MAX_OVERRIDE)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         clock = _CLOCK.match(until)
         if clock:
             local = moment.astimezone(team.zone)

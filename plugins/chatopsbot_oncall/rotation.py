@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -14,6 +14,7 @@ from attrs import frozen
 from chatopsbot import PluginConfigError, require_known_keys
 
 _INTERVAL = re.compile(r"^(\d+)([hd])$")
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 
 
 @frozen
@@ -54,7 +55,16 @@ class Team:
     def index_at(self, moment: datetime) -> int:
         """How many handoffs have happened by ``moment`` (minus one): the shift it falls in."""
         local = moment.astimezone(self.zone).replace(tzinfo=None)
-        return math.floor((local - self.start) / self.period)
+        k = math.floor((local - self.start) / self.period)
+        # Wall-clock arithmetic is off near a change of the clocks: a handoff time that does
+        # not exist (spring) happens an hour later, one that happens twice (autumn) counts
+        # the first time. Settle on the instants the handoffs really happen at.
+        at = moment.astimezone(UTC)
+        while self.handoff(k).astimezone(UTC) > at:
+            k -= 1
+        while self.handoff(k + 1).astimezone(UTC) <= at:
+            k += 1
+        return k
 
     def shift_at(self, moment: datetime) -> tuple[Member, datetime, datetime] | None:
         """Who the rotation puts on call at ``moment``, from when until when; None before start."""
@@ -87,6 +97,23 @@ class Team:
                 raise LookupError(f"{text!r} matches several members of {self.name}: {names}")
         known = ", ".join(m.name for m in self.members)
         raise LookupError(f"no member {text!r} in {self.name}; members: {known}")
+
+
+def parse_duration(text: str, longest: timedelta) -> timedelta:
+    """An override's length: days, hours and minutes in that order (``4h``, ``1d12h``, ``90m``),
+    any case; :class:`ValueError` (its message fit for the user) if it is not one, is zero, or
+    is longer than ``longest``."""
+    match = _DURATION.match(text.lower())
+    if match is None or not any(match.groups()):
+        raise ValueError(f"invalid duration {text!r}: use d, h and m, like 4h or 1d12h")
+    days, hours, minutes = (int(g or 0) for g in match.groups())
+    # Compared as minutes: a timedelta of ten thousand years cannot even be made.
+    total = days * 1440 + hours * 60 + minutes
+    if total > longest.total_seconds() // 60:
+        raise ValueError(f"invalid duration {text!r}: at most {longest.days}d")
+    if total == 0:
+        raise ValueError(f"invalid duration {text!r}: it must be longer than zero")
+    return timedelta(minutes=total)
 
 
 def parse_period(text: object, key: str) -> timedelta:

@@ -10,6 +10,13 @@ Who may do what (the README's table says the same):
 - ``poll close <id>`` and the Close button: the creator or an admin, or anyone when
   ``[plugins.polls] close = "anyone"``; and only where the poll may be seen (above).
 - Vote buttons: anyone who can see the card (the button's value is signed).
+
+Race-free by construction: a poll and its ballots are two keys changed together
+(``ctx.store.update_many``), so a vote and a close are serialised on the same state, on one
+bot or across replicas. A vote either lands before the close (and is on the closed card and in
+``poll results``, and its voter is told so) or after it (and is refused: "This poll is
+closed."). The card is drawn from a snapshot of both keys, again after every edit until
+nothing has changed, so its last edit shows the last state.
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from chatopsbot import (
     MessageGone,
     Option,
     OutboxClosed,
+    Outcome,
     PluginContext,
+    Refused,
     SendFailed,
     Text,
     TimerHandler,
@@ -43,14 +52,13 @@ from chatopsbot import (
     hookimpl,
     timer,
 )
-
-# The failure ``ctx.send_to`` raises for a message Zoom refused for good; the public API does
-# not name it yet (see the report on issue #17), so it is taken from where it is defined.
 from chatopsbot_polls import model
 from chatopsbot_polls.settings import PollSettings, parse_settings
 
 POLL = "poll:"
 VOTES = "votes:"
+#: What a poll's card is drawn from: the poll and its ballots, read together.
+State = tuple[dict[str, Any], dict[str, Any]]
 
 log = logging.getLogger("chatopsbot.plugin.polls")
 
@@ -176,9 +184,9 @@ class PollsPlugin:
         def posted(stored: dict[str, Any]) -> dict[str, Any]:
             return {**stored, "message_id": sent.message_id, "timer": timer_id}
 
-        await ctx.store.update(POLL + poll_id, posted, default=poll)
-        if await ctx.store.exists(VOTES + poll_id):
-            await self._refresh(ctx, poll_id)
+        stored = await ctx.store.update(POLL + poll_id, posted, default=poll)
+        # Clicks (or a close) that came before the card's id was known are drawn now.
+        await self._refresh(ctx, poll_id, drawn=(stored, {}))
         return None
 
     async def list_open(self, ctx: Context) -> Text:
@@ -197,9 +205,14 @@ class PollsPlugin:
         """A private summary; hidden results only for the creator or an admin until closed."""
         poll = await self._find_visible(ctx, ctx.args["id"])
         insider = ctx.caller.id == poll["creator"]["id"] or ctx.caller_is_admin
+        # The poll and its ballots from one snapshot: "closed" never comes with a tally that
+        # the closed card does not show.
+        state = await self._state(ctx, poll["id"])
+        if state is None:
+            raise UsageError(f"no poll {poll['id']!r}; poll list shows the open ones here")
+        poll, ballots = state
         if poll["hidden"] and not poll["closed"] and not insider:
             return Text("The results of this poll are hidden until it closes.", private=True)
-        ballots = await ctx.store.get(VOTES + poll["id"], {})
         return Text(model.summary(poll, ballots), private=True)
 
     async def close_command(self, ctx: Context) -> Text | None:
@@ -218,21 +231,39 @@ class PollsPlugin:
         if poll["closed"]:
             return Text("This poll is closed.", private=True)
         choice = int(index_text)
+        # Whether the poll is anonymous never changes: the voter's key can be made out here.
         voter = ctx.pseudonym(ctx.clicker.id) if poll["anonymous"] else ctx.clicker.id
         name = None if poll["anonymous"] else ctx.clicker.name
-        outcome = "full"
+        poll_key, votes_key = POLL + poll_id, VOTES + poll_id
 
-        def apply(ballots: dict[str, Any]) -> dict[str, Any]:
-            nonlocal outcome
-            ballots, outcome = model.cast_vote(ballots, voter, name, choice, poll)
-            return ballots
+        def cast(current: dict[str, Any]) -> dict[str, Any]:
+            # Checked where the vote is written: a close cannot come in between.
+            stored = current.get(poll_key)
+            if stored is None:
+                raise Refused("gone")
+            if stored["closed"]:
+                raise Refused("closed")
+            ballots, outcome = model.cast_vote(
+                current.get(votes_key, {}), voter, name, choice, stored
+            )
+            if outcome == "full":
+                raise Refused("full")
+            return {votes_key: ballots}
 
-        await ctx.store.update(VOTES + poll_id, apply, default={})
+        result = await ctx.store.update_many([poll_key, votes_key], cast)
         option = poll["options"][choice]
-        if outcome == "full":
+        if result.reason == "gone":
+            return Text("This poll no longer exists.", private=True)
+        if result.reason == "closed":
+            return Text("This poll is closed.", private=True)
+        if result.reason == "full":
             return Text(
                 f"You can pick at most {poll['max']} options; remove one first.", private=True
             )
+        # What the click did, worked out again from the ballots it was applied to.
+        _, outcome = model.cast_vote(
+            result.old.get(votes_key, {}), voter, name, choice, result.old[poll_key]
+        )
         await self._refresh(ctx, poll_id)
         verb = {
             "added": "You voted",
@@ -252,9 +283,8 @@ class PollsPlugin:
 
     async def deadline(self, ctx: PluginContext, payload: Any) -> None:
         """Close a poll whose time has come (also once at startup if it came while down)."""
-        poll = await ctx.store.get(POLL + payload["id"])
-        if poll is not None and not poll["closed"]:
-            await self._finish(ctx, poll)
+        if (await self._mark_closed(ctx, payload["id"])).applied:
+            await self._refresh(ctx, payload["id"])
 
     # Shared steps.
 
@@ -267,30 +297,46 @@ class PollsPlugin:
                 f"Only {poll['creator']['name']} (who asked) or an admin can close this poll.",
                 private=True,
             )
-        if poll["closed"]:
+        result = await self._mark_closed(ctx, poll["id"])
+        if result.reason == "closed":
             return Text("This poll is already closed.", private=True)
-        if poll.get("timer"):
-            await ctx.timers.cancel(poll["timer"])
-        if await self._finish(ctx, poll):
+        if result.reason == "gone":
+            return Text("This poll no longer exists.", private=True)
+        before = result.old[POLL + poll["id"]]
+        if before.get("timer"):
+            await ctx.timers.cancel(before["timer"])
+        if await self._refresh(ctx, poll["id"]):
             return None
-        # Nobody can see the closed card: the one who closed it gets the result instead.
-        ballots = await ctx.store.get(VOTES + poll["id"], {})
-        closed = {**poll, "closed": True}
+        # Nobody can see the closed card: the one who closed it gets the result instead (the
+        # ballots as they were closed: none can be added since).
+        closed = result.new[POLL + poll["id"]]
+        ballots = result.new.get(VOTES + poll["id"], {})
         return Text(
             "The poll's card was deleted, so here is its result:\n"
             + model.summary(closed, ballots),
             private=True,
         )
 
-    async def _finish(self, ctx: PluginContext, poll: dict[str, Any]) -> bool:
-        """Mark the poll closed and show the result on its card; False if the card is gone."""
+    async def _mark_closed(self, ctx: PluginContext, poll_id: str) -> Outcome:
+        """Close the poll, in one step with its ballots (so no vote is half in): refused
+        ``closed`` if it was closed already, ``gone`` if it no longer exists."""
+        poll_key, votes_key = POLL + poll_id, VOTES + poll_id
 
-        def mark(stored: dict[str, Any]) -> dict[str, Any]:
-            return {**stored, "closed": True}
+        def close(current: dict[str, Any]) -> dict[str, Any]:
+            stored = current.get(poll_key)
+            if stored is None:
+                raise Refused("gone")
+            if stored["closed"]:
+                raise Refused("closed")
+            return {poll_key: {**stored, "closed": True}}
 
-        closed = await ctx.store.update(POLL + poll["id"], mark, default=poll)
-        ballots = await ctx.store.get(VOTES + closed["id"], {})
-        return await self._edit_card(ctx, closed, ballots)
+        return await ctx.store.update_many([poll_key, votes_key], close)
+
+    async def _state(self, ctx: PluginContext, poll_id: str) -> State | None:
+        """The poll and its ballots, read as one snapshot; None if the poll is gone."""
+        found = await ctx.store.get_many([POLL + poll_id, VOTES + poll_id])
+        poll = found.get(POLL + poll_id)
+        return None if poll is None else (poll, found.get(VOTES + poll_id, {}))
 
     async def _edit_card(
         self, ctx: PluginContext, poll: dict[str, Any], ballots: Mapping[str, Any]
@@ -324,25 +370,36 @@ class PollsPlugin:
             log.warning("poll %s: its card could not be updated: %s", poll["id"], exc)
         return True
 
-    async def _refresh(self, ctx: PluginContext, poll_id: str) -> None:
-        """Edit the card to the latest tally, coalescing clicks that arrive meanwhile.
+    async def _refresh(self, ctx: PluginContext, poll_id: str, drawn: State | None = None) -> bool:
+        """Draw the poll's latest state (open or closed) on its card, coalescing clicks that
+        arrive meanwhile; False if there is no card to draw on.
 
-        Each edit reads the store after the previous one reached Zoom, so the card never goes
-        back to an older tally, and a burst of clicks costs two edits, not one per click.
+        Each edit draws a snapshot read after the previous edit was queued, and the loop
+        ends only when a fresh snapshot equals the one drawn last. So the last edit queued
+        for a card, by this process or another replica, shows the last state: a change
+        committed after that final read is drawn by whoever made it. A burst of clicks costs
+        a few edits, not one per click. ``drawn`` is what the card shows already, if known.
         """
         self._dirty.add(poll_id)
         if poll_id in self._editing:
-            return
+            return True  # the edit under way draws this change too
         self._editing.add(poll_id)
         try:
-            while poll_id in self._dirty:
+            while True:
                 self._dirty.discard(poll_id)
-                poll = await ctx.store.get(POLL + poll_id)
-                if poll is None or poll["closed"]:
-                    return
-                ballots = await ctx.store.get(VOTES + poll_id, {})
-                if not await self._edit_card(ctx, poll, ballots):
-                    return
+                state = await self._state(ctx, poll_id)
+                if state is None:
+                    return False
+                if state != drawn:
+                    if await self._edit_card(ctx, *state):
+                        drawn = state
+                        continue
+                    # No card (yet: the id may have come in meanwhile, which marks it dirty).
+                    if poll_id not in self._dirty:
+                        return False
+                elif poll_id not in self._dirty:
+                    # No await between this read and here: a change after it starts its own.
+                    return True
         finally:
             self._editing.discard(poll_id)
 

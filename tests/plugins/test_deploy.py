@@ -505,3 +505,21 @@ async def test_everything_survives_a_restart(tmp_path):
 async def test_bad_config_fails_startup_naming_the_key(table, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         await BotHarness(config={"plugins": {"deploy": table}}).start()
+
+
+async def test_a_card_whose_post_failed_is_posted_by_the_next_event(bot):
+    """The handler that claimed a channel's card could not post it: the claim is given back,
+    so the deploy's next event posts the card (with its own status) instead of waiting on a
+    card that never comes."""
+    from chatopsbot.zoom.fake import Fault
+
+    await bot.command("deploy subscribe api")
+    bot.zoom.inject(Fault(400, {"code": 7001, "message": "Invalid to_jid."}))
+    failed = await signed(bot, event(), delivery_id="first")
+    assert failed.status >= 500
+    assert [m for m in bot.messages if m.text.startswith("api → prod")] == []
+    done = await signed(bot, event("succeeded"), delivery_id="second")
+    assert done.body["announced"] == 1
+    cards = [m for m in bot.messages if m.text.startswith("api → prod")]
+    assert len(cards) == 1
+    assert "succeeded" in cards[0].text

@@ -438,3 +438,38 @@ async def test_over_long_arguments_are_refused_privately(bot, command, problem):
     reply = (await bot.command(command)).only()
     assert reply.visible_to_user == "u-alice"
     assert reply.text.startswith(problem), reply.text
+
+
+async def test_overrides_stored_one_per_key_by_earlier_versions_still_count(bot):
+    """Earlier versions kept each override under ``override:<team>:<id>``: they are read, they
+    refuse an overlapping override, and the next change folds them into the team's key."""
+    from chatopsbot.store import Store
+
+    store = Store(bot.runtime.backend, "oncall", bot.clock)
+    start = START.timestamp()
+    old = {
+        "id": "abc123",
+        "team": "platform",
+        "member": "Carol",
+        "start": start,
+        "end": start + 3600,
+        "created": start,
+        "by": "Alice",
+        "by_id": "u-alice",
+        "replaced": "Bob",
+    }
+    await store.set("override:platform:abc123", old)
+    assert (
+        (await bot.command("oncall platform"))
+        .only()
+        .text.startswith("platform: Carol is on call until")
+    )
+    clash = (await bot.command("oncall override platform alice 2h")).only()
+    assert clash.text.startswith("it overlaps override abc123 ")
+    await bot.clock.advance(3600)
+    assert (
+        "is on call for platform"
+        in (await bot.command("oncall override platform alice 2h")).texts[-1]
+    )
+    assert [k for k, _ in await store.list("override")] == ["overrides:platform"]
+    assert [o["member"] for o in (await store.get("overrides:platform")).values()] == ["Alice"]
