@@ -26,7 +26,7 @@ import difflib
 import functools
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -141,6 +141,19 @@ def _datetime(value: object, _: type) -> dt.datetime:
     raise TypeError(f"expected an ISO-8601 time, got {type(value).__name__}")
 
 
+def _is_literal(kind: Any) -> bool:
+    return get_origin(kind) is Literal
+
+
+def _literal(value: object, kind: Any) -> object:
+    choices = get_args(kind)
+    # 1 == True in Python: a TOML true must not pass for a choice of 1, nor 1 for true.
+    if not any(value == c and type(value) is type(c) for c in choices):
+        spelled = " or ".join(f'"{c}"' if isinstance(c, str) else repr(c) for c in choices)
+        raise ValueError(f"expected {spelled}, got {value!r}")
+    return value
+
+
 def _strict(kind: type) -> Any:
     # cattrs would turn 5 into "5" or "yes" into True; a config file means what it says.
     def structure(value: object, _: type) -> object:
@@ -164,4 +177,5 @@ def _converter() -> cattrs.Converter:
     converter.register_structure_hook(ZoneInfo, _zone)
     for kind in _NAMES:
         converter.register_structure_hook(kind, _strict(kind))
+    converter.register_structure_hook_func(_is_literal, _literal)
     return converter

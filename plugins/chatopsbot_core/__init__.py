@@ -60,13 +60,13 @@ async def help_command(ctx: Context) -> Text:
 @command("whoami", help="Your Zoom ids and this conversation's, for writing access rules")
 async def whoami(ctx: Context) -> Text:
     """Rules match ids and JIDs, never names: this is where an operator gets them."""
-    you, here = ctx.caller, ctx.conversation
+    you, here = ctx.actor, ctx.conversation
     kind = "channel" if "@conference." in here.jid else "1:1 chat"
     lines = [
         f"You: {you.name or '(no name)'}",
         f"  user id: {you.id}",
         f"  JID: {you.jid}",
-        f"  bot admin: {'yes' if ctx.caller_is_admin else 'no'}",
+        f"  bot admin: {'yes' if ctx.actor_is_admin else 'no'}",
         f"This {kind}: {here.name or '(no name)'}",
         f"  JID: {here.jid}",
         f"  account id: {here.account_id}",

@@ -14,7 +14,6 @@ them racing (on one bot or on two replicas) never both act on what the other cha
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -34,7 +33,6 @@ from chatopsbot import (
     HookRequest,
     HookResponse,
     Option,
-    PluginConfigError,
     PluginContext,
     Refused,
     Route,
@@ -43,7 +41,7 @@ from chatopsbot import (
     UsageError,
     command,
     hookimpl,
-    require_known_keys,
+    load_config,
     route,
     timer,
     verify_request,
@@ -52,11 +50,8 @@ from chatopsbot_deploy import events
 
 log = logging.getLogger("chatopsbot.plugin.deploy")
 
-_DURATION = re.compile(r"^(\d+)([mhd])$")
-_UNITS = {"m": 60, "h": 3600, "d": 86400}
 ALL = "all"
 ForceUnlock = Literal["admins", "anyone"]
-_FORCE_UNLOCK: tuple[ForceUnlock, ...] = ("admins", "anyone")
 
 
 @frozen
@@ -101,25 +96,14 @@ class DeployPlugin:
 
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> DeploySettings:
-        """Validate ``webhook_token``, ``lock_reminder`` and ``force_unlock``."""
-        require_known_keys(config, ("webhook_token", "lock_reminder", "force_unlock"))
-        token = config.get("webhook_token", "")
-        if not isinstance(token, str):
-            raise PluginConfigError("webhook_token", "expected a string")
-        reminder = config.get("lock_reminder", "4h")
-        match = _DURATION.match(reminder) if isinstance(reminder, str) else None
-        if match is None or int(match[1]) == 0:
-            raise PluginConfigError("lock_reminder", "expected a duration like 30m, 4h or 1d")
-        force = config.get("force_unlock", "admins")
-        if force not in _FORCE_UNLOCK:
-            raise PluginConfigError("force_unlock", 'expected "admins" or "anyone"')
-        if not token:
+        """``[plugins.deploy]``, read into :class:`DeploySettings` (the framework checks it)."""
+        settings = load_config(DeploySettings, config)
+        if not settings.webhook_token:
             log.warning(
                 "no webhook_token: POST /hooks/deploy refuses every request; "
                 "set [plugins.deploy] webhook_token to let CI report deploys"
             )
-        seconds = int(match[1]) * _UNITS[match[2]]
-        return DeploySettings(token, timedelta(seconds=seconds), force)
+        return settings
 
     @hookimpl
     def chatops_routes(self) -> Iterable[Route]:
@@ -454,7 +438,7 @@ class DeployPlugin:
         lock = {
             "service": service,
             "env": env,
-            "by": {"id": ctx.caller.id, "name": ctx.caller.name},
+            "by": {"id": ctx.actor.id, "name": ctx.actor.name},
             "at": now.timestamp(),
             "reason": reason,
             "conversation": attrs.asdict(ctx.conversation),
@@ -483,7 +467,7 @@ class DeployPlugin:
         )
         await self._attach_timer(ctx, lock, timer_id)
         return Text(
-            f"🔒 {ctx.caller.name} locked {service} {env}" + (f": {reason}" if reason else "")
+            f"🔒 {ctx.actor.name} locked {service} {env}" + (f": {reason}" if reason else "")
         )
 
     async def unlock(self, ctx: Context) -> Text:
@@ -492,7 +476,7 @@ class DeployPlugin:
         _check_names(ctx)
         service, env = ctx.args["service"], ctx.args["env"]
         settings: DeploySettings = ctx.config
-        caller, admin, force = ctx.caller.id, ctx.caller_is_admin, ctx.args["force"]
+        caller, admin, force = ctx.actor.id, ctx.actor_is_admin, ctx.args["force"]
 
         def remove(current: dict[str, Any] | None) -> None:
             # Checked against the lock being removed: never one taken since it was looked at.
@@ -527,11 +511,11 @@ class DeployPlugin:
             await ctx.send_to(
                 Conversation(**lock["conversation"]),
                 Text(
-                    f"Your lock on {service} {env} was removed by {ctx.caller.name}.", private=True
+                    f"Your lock on {service} {env} was removed by {ctx.actor.name}.", private=True
                 ),
                 visible_to=lock["by"]["id"],
             )
-        return Text(f"🔓 {ctx.caller.name} unlocked {service} {env}")
+        return Text(f"🔓 {ctx.actor.name} unlocked {service} {env}")
 
     async def locks(self, ctx: Context) -> Text:
         """Every lock."""

@@ -234,7 +234,7 @@ class OncallPlugin:
 
     async def me(self, ctx: Context) -> Text:
         """The caller's coming shifts, privately; members are matched by Zoom id or JID only."""
-        c = ctx.caller
+        c = ctx.actor
         lines = []
         member_of = 0
         for team in self._settings(ctx).teams.values():
@@ -275,9 +275,9 @@ class OncallPlugin:
             "start": start,
             "end": end.timestamp(),
             "created": start,
-            "by": ctx.caller.name,
+            "by": ctx.actor.name,
             # Who set it, as an identity: the name above is only what Zoom displayed then.
-            "by_id": ctx.caller.id,
+            "by_id": ctx.actor.id,
         }
 
         def add(overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -304,7 +304,7 @@ class OncallPlugin:
         if who is not None and who.user and who.name != member.name:
             note = (
                 f"{member.name} takes the {team.name} pager from you until "
-                f"{fmt(end, team.zone)} (set by {ctx.caller.name})."
+                f"{fmt(end, team.zone)} (set by {ctx.actor.name})."
             )
             await ctx.send_to(ctx.conversation, Text(note, private=True), visible_to=who.user)
         return Text(

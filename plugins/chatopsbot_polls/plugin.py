@@ -164,7 +164,7 @@ class PollsPlugin:
             "id": poll_id,
             "question": question.strip(),
             "options": list(options),
-            "creator": {"id": ctx.caller.id, "name": ctx.caller.name},
+            "creator": {"id": ctx.actor.id, "name": ctx.actor.name},
             "conversation": attrs.asdict(ctx.conversation),
             "multi": bool(args["multi"]),
             "max": most if args["multi"] else 1,
@@ -204,7 +204,7 @@ class PollsPlugin:
     async def results(self, ctx: Context) -> Text:
         """A private summary; hidden results only for the creator or an admin until closed."""
         poll = await self._find_visible(ctx, ctx.args["id"])
-        insider = ctx.caller.id == poll["creator"]["id"] or ctx.caller_is_admin
+        insider = ctx.actor.id == poll["creator"]["id"] or ctx.actor_is_admin
         # The poll and its ballots from one snapshot: "closed" never comes with a tally that
         # the closed card does not show.
         state = await self._state(ctx, poll["id"])
@@ -218,7 +218,7 @@ class PollsPlugin:
     async def close_command(self, ctx: Context) -> Text | None:
         """``poll close <id>``: where the poll may be seen, by whom the policy allows."""
         poll = await self._find_visible(ctx, ctx.args["id"])
-        return await self._close(ctx, poll, ctx.caller.id, ctx.caller_is_admin)
+        return await self._close(ctx, poll, ctx.actor.id, ctx.actor_is_admin)
 
     # Buttons.
 
@@ -232,8 +232,8 @@ class PollsPlugin:
             return Text("This poll is closed.", private=True)
         choice = int(index_text)
         # Whether the poll is anonymous never changes: the voter's key can be made out here.
-        voter = ctx.pseudonym(ctx.clicker.id) if poll["anonymous"] else ctx.clicker.id
-        name = None if poll["anonymous"] else ctx.clicker.name
+        voter = ctx.pseudonym(ctx.actor.id) if poll["anonymous"] else ctx.actor.id
+        name = None if poll["anonymous"] else ctx.actor.name
         poll_key, votes_key = POLL + poll_id, VOTES + poll_id
 
         def cast(current: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +277,7 @@ class PollsPlugin:
         poll = await ctx.store.get(POLL + ctx.payload)
         if poll is None:
             return Text("This poll no longer exists.", private=True)
-        return await self._close(ctx, poll, ctx.clicker.id, ctx.clicker_is_admin)
+        return await self._close(ctx, poll, ctx.actor.id, ctx.actor_is_admin)
 
     # The deadline.
 
@@ -424,8 +424,8 @@ class PollsPlugin:
         if poll is None or not model.visible_to(
             poll,
             conversation_jid=ctx.conversation.jid,
-            user_id=ctx.caller.id,
-            admin=ctx.caller_is_admin,
+            user_id=ctx.actor.id,
+            admin=ctx.actor_is_admin,
         ):
             shown = poll_id if len(poll_id) <= 16 else poll_id[:15] + "…"
             raise UsageError(f"no poll {shown!r}; poll list shows the open ones here")
