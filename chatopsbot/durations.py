@@ -20,26 +20,36 @@ LONGEST = timedelta(days=3660)
 
 
 class DurationError(ValueError):
-    """Text that is not a duration or a time of day; the message says what was expected."""
+    """Text that is not a duration or a time of day; the message says what was expected.
+
+    ``problem`` is the same without the text, for messages that quote it their own way
+    (``invalid duration '5x': use a number and a unit...``).
+    """
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
 
 
 def parse_duration(
     text: str, *, longest: timedelta = LONGEST, allow_zero: bool = False
 ) -> timedelta:
     """``90s``, ``30m``, ``4h``, ``1d``, ``2w``, ``1.5h``, or parts together (``1d12h``,
-    ``1h 30m``). Anything over ``longest`` is refused, and zero unless ``allow_zero``."""
+    ``1h 30m``: the parts add up). Anything over ``longest`` is refused, and zero unless
+    ``allow_zero``."""
     compact = text.strip().lower()
     if not _WHOLE.fullmatch(compact):
-        raise DurationError(f"expected a duration such as 30m, 4h, 1d or 1h30m, got {text!r}")
-    parts = list(_PART.finditer(compact))
-    units = [p[2] for p in parts]
-    if len(set(units)) != len(units):
-        raise DurationError(f"{text!r} names a unit twice")
-    seconds = sum(float(p[1]) * _UNITS[p[2]] for p in parts)
+        raise DurationError(
+            f"expected a duration such as 30m, 4h, 1d or 1h30m, got {text!r}",
+            "use a number and a unit (s, m, h, d or w), like 30m or 1h30m",
+        )
+    seconds = sum(float(p[1]) * _UNITS[p[2]] for p in _PART.finditer(compact))
     if seconds <= 0 and not allow_zero:
-        raise DurationError(f"{text!r} is no time at all")
+        raise DurationError(f"{text!r} is no time at all", "it must be longer than zero")
+    # Compared as seconds: a timedelta of ten thousand years cannot even be made.
     if seconds > longest.total_seconds():
-        raise DurationError(f"{text!r} is longer than {format_duration(longest)}")
+        most = format_duration(longest)
+        raise DurationError(f"{text!r} is longer than {most}", f"at most {most}")
     return timedelta(seconds=seconds)
 
 
@@ -47,7 +57,10 @@ def parse_time_of_day(text: str) -> time:
     """``17:00`` or ``9:05`` (24-hour clock)."""
     match = _CLOCK.fullmatch(text.strip())
     if match is None:
-        raise DurationError(f"expected a time of day such as 09:30 or 17:00, got {text!r}")
+        raise DurationError(
+            f"expected a time of day such as 09:30 or 17:00, got {text!r}",
+            "use HH:MM, like 17:00",
+        )
     return time(int(match[1]), int(match[2]))
 
 

@@ -28,6 +28,7 @@ from chatopsbot.durations import (
         ("1.5h", timedelta(minutes=90)),
         ("1d12h", timedelta(hours=36)),
         (" 1h 30m ", timedelta(minutes=90)),
+        ("1h1h", timedelta(hours=2)),
     ],
 )
 def test_durations(text, expected):
@@ -41,7 +42,6 @@ def test_durations(text, expected):
         ("4", "expected a duration"),
         ("4 hours", "expected a duration"),
         ("-1h", "expected a duration"),
-        ("1h1h", "names a unit twice"),
         ("0m", "is no time at all"),
         ("99999999d", "is longer than"),
     ],
@@ -70,7 +70,6 @@ def test_formatting_then_parsing_gives_the_same_span(seconds):
         st.tuples(st.sampled_from("smhdw"), st.integers(min_value=0, max_value=50)),
         min_size=1,
         max_size=5,
-        unique_by=lambda part: part[0],
     )
 )
 def test_parts_add_up_in_any_order(parts):

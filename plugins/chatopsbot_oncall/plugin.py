@@ -400,8 +400,10 @@ class OncallPlugin:
         current = effective(team, moment, overrides)
         if current is not None and current.override is not None:
             return current
-        pending = ctx.hooks.chatops_oncall_lookup(team=team.name, moment=moment)
-        answer = await pending if pending is not None else None
+        # Awaited one by one: a lookup plugin's async "don't know" (None) lets the next answer.
+        answer = await ctx.hooks.first(
+            hookspecs.chatops_oncall_lookup, team=team.name, moment=moment
+        )
         if answer is None:
             return current
         name, until = answer

@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from attrs import frozen
 
-from chatopsbot import PluginConfigError, require_known_keys
+from chatopsbot import DurationError, PluginConfigError, require_known_keys
+from chatopsbot import parse_duration as parse_any_duration
 
 _INTERVAL = re.compile(r"^(\d+)([hd])$")
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 
 
 @frozen
@@ -100,20 +100,13 @@ class Team:
 
 
 def parse_duration(text: str, longest: timedelta) -> timedelta:
-    """An override's length: days, hours and minutes in that order (``4h``, ``1d12h``, ``90m``),
-    any case; :class:`ValueError` (its message fit for the user) if it is not one, is zero, or
-    is longer than ``longest``."""
-    match = _DURATION.match(text.lower())
-    if match is None or not any(match.groups()):
-        raise ValueError(f"invalid duration {text!r}: use d, h and m, like 4h or 1d12h")
-    days, hours, minutes = (int(g or 0) for g in match.groups())
-    # Compared as minutes: a timedelta of ten thousand years cannot even be made.
-    total = days * 1440 + hours * 60 + minutes
-    if total > longest.total_seconds() // 60:
-        raise ValueError(f"invalid duration {text!r}: at most {longest.days}d")
-    if total == 0:
-        raise ValueError(f"invalid duration {text!r}: it must be longer than zero")
-    return timedelta(minutes=total)
+    """An override's length (``4h``, ``1d12h``, ``90m``: the framework's durations), any case;
+    :class:`ValueError` (its message fit for the user) if it is not one, is zero, or is longer
+    than ``longest``."""
+    try:
+        return parse_any_duration(text, longest=longest)
+    except DurationError as exc:
+        raise ValueError(f"invalid duration {text!r}: {exc.problem}") from None
 
 
 def parse_period(text: object, key: str) -> timedelta:

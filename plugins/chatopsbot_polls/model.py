@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chatopsbot import Actions, Button, ButtonStyle, Card, Paragraph, UsageError
+from chatopsbot import (
+    Actions,
+    Button,
+    ButtonStyle,
+    Card,
+    DurationError,
+    Paragraph,
+    UsageError,
+    parse_time_of_day,
+)
+from chatopsbot import parse_duration as parse_any_duration
 
 MIN_OPTIONS = 2
 MAX_OPTIONS = 10
@@ -23,9 +32,6 @@ MAX_TIME_LENGTH = 16
 MAX_DURATION = timedelta(days=366)
 #: Display names come from Zoom, not from the command, so they are cut on the card, not refused.
 MAX_NAME_LENGTH = 40
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 BAR_WIDTH = 10
 #: Voter names shown per option on the card; ``poll results`` lists them all.
 SHOWN_NAMES = 8
@@ -34,28 +40,23 @@ SHOWN_NAMES = 8
 def parse_duration(text: str) -> timedelta:
     """``30m``, ``2h``, ``1d``, ``1h30m`` as a timedelta; :class:`UsageError` otherwise."""
     _short_time(text)
-    compact = text.strip().lower()
-    if not compact or _DURATION.sub("", compact) != "":
-        raise UsageError(f"invalid duration {text!r}: use a number with s, m, h, d or w, like 30m")
-    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION.findall(compact))
-    if seconds <= 0:
-        raise UsageError(f"invalid duration {text!r}: it must be longer than zero")
-    # Compared as seconds: a timedelta of ten thousand years cannot even be made.
-    if seconds > MAX_DURATION.total_seconds():
-        raise UsageError(f"invalid duration {text!r}: at most {MAX_DURATION.days}d")
-    return timedelta(seconds=seconds)
+    try:
+        return parse_any_duration(text, longest=MAX_DURATION)
+    except DurationError as exc:
+        raise UsageError(f"invalid duration {text!r}: {exc.problem}") from None
 
 
 def parse_clock_time(text: str, now: datetime, zone: ZoneInfo) -> datetime:
     """The next ``HH:MM`` in ``zone`` after ``now`` (today, or tomorrow if already past)."""
     _short_time(text)
-    match = _CLOCK.match(text.strip())
-    if match is None:
-        raise UsageError(f"invalid time {text!r}: use HH:MM, like 17:00")
+    try:
+        clock = parse_time_of_day(text)
+    except DurationError as exc:
+        raise UsageError(f"invalid time {text!r}: {exc.problem}") from None
     local = now.astimezone(zone)
-    at = local.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
+    at = local.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
     if at <= local:
-        at = (at + timedelta(days=1)).replace(hour=int(match[1]), minute=int(match[2]))
+        at = (at + timedelta(days=1)).replace(hour=clock.hour, minute=clock.minute)
     return at
 
 

@@ -207,7 +207,7 @@ async def test_overrides_tell_the_replaced_person_and_can_be_cleared(bot):
             "oncall override platform zed 2h",
             "no member 'zed' in platform; members: Alice, Bob, Carol",
         ),
-        ("oncall override platform bob soon", "invalid duration 'soon': use d, h and m"),
+        ("oncall override platform bob soon", "invalid duration 'soon': use a number and a unit"),
         (
             "oncall override platform bob",
             "give a duration (like 4h) or --until TIME, one of the two",
@@ -300,6 +300,25 @@ async def test_another_plugin_can_answer_from_its_on_call_system(tmp_path):
             .only()
             .text.startswith("platform: Alice is on call until")
         )
+
+
+class AsyncShrug:
+    """A lookup plugin written the natural way, ``async def``, that knows no team."""
+
+    @hookimpl
+    async def chatops_oncall_lookup(self, team: str, moment: datetime) -> Any:
+        return None
+
+
+async def test_an_async_lookup_that_does_not_know_lets_the_next_answer():
+    # Registered after FakePager, so pluggy calls it first: its None must not end the lookup.
+    plugins = {"pager": FakePager(), "shrug": AsyncShrug()}
+    async with BotHarness(plugins, clock=ManualClock(START), config=CONFIG) as bot:
+        assert (await bot.command("oncall platform")).only().text == (
+            "platform: Zed is on call (from the on-call system)"
+        )
+        # Nobody knows data: the rotation answers.
+        assert (await bot.command("oncall data")).only().text.startswith("data: Dan is on call")
 
 
 # Issue #17: overrides are privileged, `oncall me` goes by identity, arguments are bounded.

@@ -192,7 +192,7 @@ async def test_list_and_closes_at_in_the_configured_zone(tmp_path):
         ('poll "Lunch? a b', "unterminated quote"),
         (
             "poll Q? a b --closes-in soon",
-            "invalid duration 'soon': use a number with s, m, h, d or w, like 30m",
+            "invalid duration 'soon': use a number and a unit (s, m, h, d or w), like 30m",
         ),
         ("poll Q? a b --closes-at 25:00", "invalid time '25:00': use HH:MM, like 17:00"),
         ("poll Q? a b --max 2", "--max needs --multi"),
