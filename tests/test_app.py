@@ -18,6 +18,7 @@ import pytest
 from chatopsbot import (
     Arg,
     Card,
+    Command,
     Context,
     Delete,
     Edit,
@@ -31,6 +32,7 @@ from chatopsbot import (
 from chatopsbot.zoom.fake import Fault
 from chatopsbot.zoom.payloads import bot_installed, bot_notification, signed
 from chatopsbot.zoom.signature import sign
+from tests.bot_process import wait_until
 from tests.conftest import CHANNEL, SECRET
 
 ALICE = "u-alice"
@@ -388,24 +390,39 @@ async def test_a_hook_body_is_cut_off_after_the_body_timeout(start_bot):
     assert b"body not received within 0.3 s" in answer
 
 
+class Napper:
+    """A command that runs until the test lets it finish, and says when it started."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.wake = asyncio.Event()
+
+    @hookimpl
+    def chatops_commands(self) -> list[Command]:
+        @command("nap", help="sleeps until woken")
+        async def nap(ctx: Context) -> Text:
+            self.started.set()
+            await self.wake.wait()
+            return Text("rested")
+
+        return [nap]
+
+
 async def test_shutdown_finishes_handlers_drains_and_then_refuses(start_bot, zoom):
-    bot = await start_bot(extra={"sample": Sample()})
-
-    @command("nap", help="sleeps a little")
-    async def nap(ctx: Context) -> Text:
-        await asyncio.sleep(0.3)
-        return Text("rested")
-
-    bot.runtime.dispatcher._commands.add(nap)
+    napper = Napper()
+    bot = await start_bot(extra={"napper": napper})
     resp = await bot.post(bot_notification("nap", to_jid=CHANNEL))
     assert resp.status == 200
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(napper.started.wait(), 5)
     app = bot.client.app
     shutdown = asyncio.ensure_future(app.shutdown())
-    await asyncio.sleep(0.05)
+    runtime = bot.runtime
+    await wait_until(lambda: runtime.stopping, within=5, what="the shutdown has begun")
     resp = await bot.post(bot_notification("ping", to_jid=CHANNEL))
     assert resp.status == 503
     assert (await bot.client.get("/healthz")).status == 503
+    assert not shutdown.done()  # it waits for the nap
+    napper.wake.set()
     await shutdown
     assert [m.text for m in zoom.sent()] == ["rested"]
 
