@@ -351,6 +351,34 @@ async def _hook_response(
             extra={**extra, "ref": ref},
         )
         return web.json_response({"error": "internal error", "ref": ref}, status=500)
+    if answer.send:
+        try:
+            await runtime.dispatcher.decide(
+                plugin, list(answer.send), f"{request.method} {request.path}"
+            )
+        except StorageError as exc:
+            log.error(
+                "%s %s: its messages could not be queued (%s); answered 503",
+                request.method,
+                request.path,
+                exc,
+                extra=extra,
+            )
+            return web.json_response(
+                {"error": "storage unavailable: send again later"},
+                status=503,
+                headers={"Retry-After": "5"},
+            )
+        except Exception:
+            ref = secrets.token_hex(4)
+            log.exception(
+                "%s %s: its messages could not be queued [ref %s]",
+                request.method,
+                request.path,
+                ref,
+                extra={**extra, "ref": ref},
+            )
+            return web.json_response({"error": "internal error", "ref": ref}, status=500)
     if answer.body is None:
         return web.Response(status=answer.status, headers=answer.headers)
     return web.json_response(answer.body, status=answer.status, headers=answer.headers)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import quote
@@ -42,6 +42,7 @@ from chatopsbot.jsonbody import BodyError, load_json
 
 if TYPE_CHECKING:
     from chatopsbot.context import PluginContext
+    from chatopsbot.responses import Post
 
 __all__ = [
     "SIGNATURE_WINDOW",
@@ -101,11 +102,18 @@ class HookRequest:
 
 @frozen
 class HookResponse:
-    """The answer: ``body`` is sent as JSON (``None`` sends no body)."""
+    """The answer: ``body`` is sent as JSON (``None`` sends no body).
+
+    ``send`` holds :class:`~chatopsbot.Post` values, written to the outbox as one unit before
+    the answer goes out: a 2xx then means they are queued, and they are sent even if Zoom is
+    down for a while (the hook does not wait for Zoom, as ``await ctx.send_to`` does). If
+    storage cannot take them, the caller gets 503 and should send the request again.
+    """
 
     status: int = 200
     body: Any = None
     headers: Mapping[str, str] = field(factory=dict)
+    send: Sequence[Post] = ()
 
 
 @frozen

@@ -15,6 +15,7 @@ from chatopsbot import (
     HookRequest,
     HookResponse,
     PluginContext,
+    Post,
     Text,
     hookimpl,
     require_bearer,
@@ -56,10 +57,23 @@ async def sloppy(ctx: PluginContext, request: HookRequest) -> Any:
     return {"not": "a HookResponse"}
 
 
+@route("POST", "/queue")
+async def queue(ctx: PluginContext, request: HookRequest) -> HookResponse:
+    require_bearer(request, TOKEN)
+    text = request.json()["text"]
+    ops = Conversation("acct-1", CHANNEL, "ops")
+    return HookResponse(202, {"queued": True}, send=[Post(ops, Text(text))])
+
+
+@route("POST", "/bare")
+async def bare(ctx: PluginContext, request: HookRequest) -> HookResponse:
+    return HookResponse(202, send=[Text("to whom?")])  # type: ignore[list-item]
+
+
 class Notifier:
     @hookimpl
     def chatops_routes(self) -> list[Any]:
-        return [announce, last, crash, sloppy]
+        return [announce, last, crash, sloppy, queue, bare]
 
 
 @pytest.fixture
@@ -186,3 +200,25 @@ async def test_a_stopping_runtime_refuses_new_work(bot):
     assert bot.runtime.spawn(never(), name="late") is False
     resp = await bot.post({"event": "meeting.started", "payload": {}})
     assert resp.status == 503
+
+
+async def test_a_hook_returns_posts_queued_before_its_answer_even_while_zoom_is_down(bot):
+    bot.zoom.outage(503)
+    resp = await bot.client.post(
+        "/hooks/notify/queue", json={"text": "build 42 is green"}, headers=bearer()
+    )
+    # Answered at once: the message is in the outbox, not waiting for Zoom.
+    assert resp.status == 202
+    assert await resp.json() == {"queued": True}
+    assert bot.zoom.sent() == []
+    bot.zoom.restore()
+    await bot.advance(60)
+    assert [m.text for m in bot.zoom.sent()] == ["build 42 is green"]
+
+
+async def test_a_hook_returning_a_bare_response_is_a_500_with_a_reference(bot, caplog):
+    resp = await bot.client.post("/hooks/notify/bare", json={})
+    assert resp.status == 500
+    ref = (await resp.json())["ref"]
+    assert f"its messages could not be queued [ref {ref}]" in caplog.text
+    assert "returned a Text with no conversation" in caplog.text
