@@ -25,8 +25,9 @@ import datetime as dt
 import difflib
 import functools
 import re
-from collections.abc import Mapping
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from collections.abc import Callable, Mapping
+from types import UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -42,15 +43,38 @@ T = TypeVar("T")
 _QUOTED = re.compile(r"'(\w+)'")
 
 
-def load_config(cls: type[T], table: Mapping[str, Any]) -> T:
+def load_config(
+    cls: type[T],
+    table: Mapping[str, Any],
+    *,
+    hooks: Mapping[Any, Callable[[Any], Any]] | None = None,
+) -> T:
     """``table`` as an instance of the attrs class ``cls``, or :class:`PluginConfigError`
-    naming the first key at fault (dotted for nested tables)."""
+    naming the first key at fault (dotted for nested tables, ``[i]`` for list items).
+
+    ``hooks`` reads the plugin's own types: ``{Rotation: parse_rotation}`` calls
+    ``parse_rotation(value)`` for every field typed ``Rotation``; a ``ValueError`` it raises
+    is reported at that key. A validator may raise ``PluginConfigError(attribute.name, ...)``
+    to put its message at its field.
+    """
     _known_keys(cls, table, "")
+    converter = _converter()
+    if hooks:
+        converter = converter.copy()
+        for kind, read in hooks.items():
+            converter.register_structure_hook(kind, _plugin_hook(read))
     try:
-        return _converter().structure(dict(table), cls)
+        return converter.structure(dict(table), cls)
     except (ClassValidationError, IterableValidationError) as exc:
         key, problem = _first_problem(exc, "")
         raise PluginConfigError(key or "(table)", problem) from None
+
+
+def _plugin_hook(read: Callable[[Any], Any]) -> Callable[[Any, type], Any]:
+    def structure(value: object, _: type) -> Any:
+        return read(value)
+
+    return structure
 
 
 def _known_keys(cls: type[Any], table: Mapping[str, Any], prefix: str) -> None:
@@ -69,19 +93,22 @@ def _first_problem(exc: BaseException, path: str) -> tuple[str, str]:
     if isinstance(exc, ClassValidationError | IterableValidationError):
         inner = exc.exceptions[0]
         notes = getattr(inner, "__notes__", [])
-        step = ""
+        child = path
         for note in notes:
             if "@ attribute" in note:
-                step = note.rsplit("@ attribute", 1)[1].strip()
-            elif "@ index" in note or "@ key" in note:
-                step = note.rsplit(" ", 1)[1].strip().strip("'\"")
-        if not step and isinstance(exc, ClassValidationError) and attrs.has(exc.cl):
+                child = _join(path, note.rsplit("@ attribute", 1)[1].strip())
+            elif "@ index" in note:
+                child = f"{path}[{note.rsplit(' ', 1)[1].strip()}]"
+            elif "@ key" in note:
+                child = _join(path, note.rsplit(" ", 1)[1].strip().strip("'\""))
+        if child == path and isinstance(exc, ClassValidationError) and attrs.has(exc.cl):
             # A validator run by the class itself: attrs' messages start with the name.
             named = _QUOTED.match(str(inner))
             if named and named[1] in {f.name for f in attrs.fields(exc.cl)}:
-                step = named[1]
-        child = f"{path}.{step}" if path and step else step or path
+                child = _join(path, named[1])
         return _first_problem(inner, child)
+    if isinstance(exc, PluginConfigError):
+        return _join(path, exc.key), exc.message
     if isinstance(exc, ForbiddenExtraKeysError):
         key = sorted(exc.extra_fields)[0]
         known = [f.alias or f.name for f in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
@@ -97,6 +124,32 @@ def _first_problem(exc: BaseException, path: str) -> tuple[str, str]:
             path = f"{path}.{field.name}" if path else field.name
         return path, str(exc.args[0]) if exc.args else type(exc).__name__
     return path, f"{type(exc).__name__}: {exc}"
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _is_name_or_table(kind: Any) -> bool:
+    args = get_args(kind)
+    return (
+        get_origin(kind) in (Union, UnionType)
+        and len(args) == 2
+        and str in args
+        and any(attrs.has(a) for a in args if isinstance(a, type))
+    )
+
+
+def _name_or_table(value: object, kind: Any) -> object:
+    """``"Alice"`` or ``{ name = "Alice", ... }``: a string, or the attrs class's table."""
+    table = next(a for a in get_args(kind) if a is not str)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        _known_keys(table, value, "")
+        return _converter().structure(dict(value), table)
+    names = ", ".join(f.alias or f.name for f in attrs.fields(table))
+    raise TypeError(f"expected a string or a table ({names}), got {type(value).__name__}")
 
 
 def _duration(value: object, _: type) -> dt.timedelta:
@@ -178,4 +231,5 @@ def _converter() -> cattrs.Converter:
     for kind in _NAMES:
         converter.register_structure_hook(kind, _strict(kind))
     converter.register_structure_hook_func(_is_literal, _literal)
+    converter.register_structure_hook_func(_is_name_or_table, _name_or_table)
     return converter

@@ -37,7 +37,6 @@ from chatopsbot import (
     Job,
     Option,
     Outcome,
-    PluginConfigError,
     PluginContext,
     Refused,
     Text,
@@ -45,7 +44,6 @@ from chatopsbot import (
     command,
     every,
     hookimpl,
-    require_known_keys,
 )
 from chatopsbot_oncall import hookspecs
 from chatopsbot_oncall.rotation import Team, fmt, parse_duration, parse_teams
@@ -138,11 +136,7 @@ class OncallPlugin:
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> OncallSettings:
         """Validate the teams; a bad zone, an empty member list or a bad rotation names its key."""
-        require_known_keys(config, ("teams", "account_id"))
-        account = config.get("account_id", "")
-        if not isinstance(account, str):
-            raise PluginConfigError("account_id", "expected a string")
-        return OncallSettings(parse_teams(config), account)
+        return OncallSettings(parse_teams(config), config.get("account_id", ""))
 
     @hookimpl
     def chatops_hookspecs(self) -> Iterable[object]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from attrs import frozen
+from attrs import Attribute, field, frozen, validators
 
-from chatopsbot import DurationError, PluginConfigError, require_known_keys
+from chatopsbot import DurationError, PluginConfigError, load_config
 from chatopsbot import parse_duration as parse_any_duration
 
 _INTERVAL = re.compile(r"^(\d+)([hd])$")
@@ -109,105 +109,116 @@ def parse_duration(text: str, longest: timedelta) -> timedelta:
         raise ValueError(f"invalid duration {text!r}: {exc.problem}") from None
 
 
-def parse_period(text: object, key: str) -> timedelta:
-    """``daily``, ``weekly``, or an interval like ``3d`` or ``12h``."""
+@frozen
+class Rotation:
+    """How long a shift lasts: ``daily``, ``weekly``, or an interval like ``3d`` or ``12h``."""
+
+    period: timedelta
+
+
+def parse_rotation(text: object) -> Rotation:
+    """Read a team's ``rotation``; :class:`ValueError` saying what is expected otherwise."""
     if text == "daily":
-        return timedelta(days=1)
+        return Rotation(timedelta(days=1))
     if text == "weekly":
-        return timedelta(weeks=1)
+        return Rotation(timedelta(weeks=1))
     match = _INTERVAL.match(text) if isinstance(text, str) else None
     if match is None or int(match[1]) == 0:
-        raise PluginConfigError(key, "expected daily, weekly or an interval like 3d or 12h")
+        raise ValueError("expected daily, weekly or an interval like 3d or 12h")
     amount = int(match[1])
-    return timedelta(days=amount) if match[2] == "d" else timedelta(hours=amount)
+    return Rotation(timedelta(days=amount) if match[2] == "d" else timedelta(hours=amount))
+
+
+def _one_word_user(_: object, attribute: Attribute[str], value: str) -> None:
+    if len(value.split()) != 1:
+        raise PluginConfigError(
+            attribute.name,
+            "expected the member's Zoom user id or JID (one word, like "
+            '"KdYKjnimT4KPd8FFgQt9FQ" or "alice@xmpp.zoom.us"); leave the key out '
+            "if it is not known",
+        )
+
+
+def _has_name(_: object, attribute: Attribute[str], value: str) -> None:
+    if not value.strip():
+        raise PluginConfigError(attribute.name, "expected a name")
+
+
+@frozen
+class MemberTable:
+    """``{ name = "Alice", user = "<Zoom user id or JID>" }`` in a team's ``members``."""
+
+    name: str = field(validator=_has_name)
+    user: str | None = field(default=None, validator=validators.optional(_one_word_user))
+
+
+def _members_ok(_: object, attribute: Attribute[Any], value: tuple[str | MemberTable, ...]) -> None:
+    members = [_member(item) for item in value]
+    if not members:
+        raise PluginConfigError(attribute.name, "expected a non-empty list of names")
+    names = [m.name.casefold() for m in members]
+    if len(set(names)) != len(names):
+        raise PluginConfigError(attribute.name, "a member is listed twice")
+    users = [m.user.casefold() for m in members if m.user]
+    if len(set(users)) != len(users):
+        raise PluginConfigError(attribute.name, "two members have the same user")
+
+
+def _local_start(_: object, attribute: Attribute[datetime], value: datetime) -> None:
+    if value.tzinfo is not None:
+        raise PluginConfigError(
+            attribute.name, "expected the first handoff as local time, like 2026-01-05T09:00"
+        )
+
+
+def _channel_jid(_: object, attribute: Attribute[str], value: str) -> None:
+    if value and "@conference." not in value:
+        raise PluginConfigError(
+            attribute.name, "expected a channel JID (...@conference.xmpp.zoom.us)"
+        )
+
+
+@frozen
+class TeamTable:
+    """One ``[plugins.oncall.teams.<name>]`` table as written."""
+
+    members: tuple[str | MemberTable, ...] = field(validator=_members_ok)
+    rotation: Rotation
+    start: datetime = field(validator=_local_start)
+    timezone: ZoneInfo
+    channel: str = field(default="", validator=_channel_jid)
+
+
+@frozen
+class OncallTable:
+    """``[plugins.oncall]`` as written: the teams, and the account their channels belong to."""
+
+    teams: dict[str, TeamTable] = field(factory=dict)
+    account_id: str = ""
 
 
 def parse_teams(config: Mapping[str, Any]) -> dict[str, Team]:
-    """Validate ``teams``; every error names the key."""
-    teams_table = config.get("teams", {})
-    if not isinstance(teams_table, Mapping):
-        raise PluginConfigError("teams", "expected tables like [plugins.oncall.teams.platform]")
+    """Read ``[plugins.oncall]`` (the framework checks types and keys); every error names
+    its key."""
+    table = load_config(OncallTable, config, hooks={Rotation: parse_rotation})
     teams: dict[str, Team] = {}
-    for name, table in teams_table.items():
-        teams[name.lower()] = _team(name, table, f"teams.{name}", config)
+    for name, team in table.teams.items():
+        if team.channel and not table.account_id:
+            raise PluginConfigError(
+                f"teams.{name}.channel",
+                "announcing needs plugins.oncall.account_id (the Zoom account id)",
+            )
+        members = tuple(_member(item) for item in team.members)
+        teams[name.lower()] = Team(
+            name, members, team.rotation.period, team.start, team.timezone, team.channel
+        )
     return teams
 
 
-def _team(name: str, table: object, key: str, config: Mapping[str, Any]) -> Team:
-    if not isinstance(table, Mapping):
-        raise PluginConfigError(key, "expected a table")
-    require_known_keys(table, ("members", "rotation", "start", "timezone", "channel"), prefix=key)
-    members = _members(table.get("members"), f"{key}.members")
-    period = parse_period(table.get("rotation"), f"{key}.rotation")
-    zone_name = table.get("timezone")
-    if not isinstance(zone_name, str):
-        raise PluginConfigError(f"{key}.timezone", "required: an IANA time zone like Europe/Berlin")
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise PluginConfigError(f"{key}.timezone", f"unknown time zone {zone_name!r}") from None
-    start_text = table.get("start")
-    try:
-        start = datetime.fromisoformat(start_text) if isinstance(start_text, str) else None
-    except ValueError:
-        start = None
-    if start is None or start.tzinfo is not None:
-        raise PluginConfigError(
-            f"{key}.start", "expected the first handoff as local time, like 2026-01-05T09:00"
-        )
-    channel = table.get("channel", "")
-    if not isinstance(channel, str) or (channel and "@conference." not in channel):
-        raise PluginConfigError(
-            f"{key}.channel", "expected a channel JID (...@conference.xmpp.zoom.us)"
-        )
-    if channel and not isinstance(config.get("account_id"), str):
-        raise PluginConfigError(
-            f"{key}.channel", "announcing needs plugins.oncall.account_id (the Zoom account id)"
-        )
-    return Team(name, members, period, start, zone, channel)
-
-
-_MEMBER_TABLE = '{ name = "...", user = "<Zoom user id or JID>" }'
-
-
-def _members(value: object, key: str) -> tuple[Member, ...]:
-    """A list of names (``"Alice"``) or tables (``{ name = "Alice", user = "u-alice" }``).
-
-    Only a member with ``user`` can be recognised as the person asking (``oncall me``) and told
-    privately when someone takes their pager; a plain name keeps working for everything else.
-    """
-    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
-        raise PluginConfigError(key, "expected a non-empty list of names")
-    members = []
-    for i, item in enumerate(value):
-        if isinstance(item, str) and item.strip():
-            members.append(Member(item.strip()))
-        elif (
-            isinstance(item, Mapping) and isinstance(item.get("name"), str) and item["name"].strip()
-        ):
-            unknown = sorted(set(item) - {"name", "user"})
-            if unknown:
-                raise PluginConfigError(
-                    f"{key}[{i}].{unknown[0]}", f"unknown key; expected {_MEMBER_TABLE}"
-                )
-            user = item.get("user", "")
-            if "user" in item and (not isinstance(user, str) or len(user.split()) != 1):
-                raise PluginConfigError(
-                    f"{key}[{i}].user",
-                    "expected the member's Zoom user id or JID (one word, like "
-                    '"KdYKjnimT4KPd8FFgQt9FQ" or "alice@xmpp.zoom.us"); leave the key out '
-                    "if it is not known",
-                )
-            members.append(Member(item["name"].strip(), user.strip()))
-        else:
-            raise PluginConfigError(f"{key}[{i}]", f"expected a name, or {_MEMBER_TABLE}")
-    names = [m.name.casefold() for m in members]
-    if len(set(names)) != len(names):
-        raise PluginConfigError(key, "a member is listed twice")
-    users = [m.user.casefold() for m in members if m.user]
-    if len(set(users)) != len(users):
-        raise PluginConfigError(key, "two members have the same user")
-    return tuple(members)
+def _member(item: str | MemberTable) -> Member:
+    if isinstance(item, str):
+        return Member(item.strip())
+    return Member(item.name.strip(), (item.user or "").strip())
 
 
 def fmt(moment: datetime, zone: ZoneInfo) -> str:

@@ -408,14 +408,17 @@ async def test_override_resolves_configured_names_not_the_callers_name(bot):
             "teams.t.members[0].user",
             "expected the member's Zoom user id or JID",
         ),
-        ({"members": [{"name": "Bob", "user": 7}]}, "teams.t.members[0].user", "expected the"),
+        ({"members": [{"name": "Bob", "user": 7}]}, "teams.t.members[0].user", "expected a string"),
         ({"members": [{"name": "Bob", "id": "u-bob"}]}, "teams.t.members[0].id", "unknown key"),
         (
             {"members": [{"name": "A", "user": "u-x"}, {"name": "B", "user": "U-X"}]},
             "teams.t.members",
             "two members have the same user",
         ),
-        ({"members": [3]}, "teams.t.members[0]", "expected a name, or { name = "),
+        ({"members": [3]}, "teams.t.members[0]", "expected a string or a table (name, user)"),
+        ({"members": [{"user": "u-bob"}]}, "teams.t.members[0].name", "required"),
+        ({"membres": ["A"]}, "teams.t.membres", "unknown key (did you mean members?)"),
+        ({"rotation": 3}, "teams.t.rotation", "expected daily, weekly or an interval"),
     ],
 )
 def test_bad_members_name_the_key(change, key, message):
