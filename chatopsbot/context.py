@@ -9,13 +9,14 @@ sending, buttons); :class:`ConversationContext` the person acting (``actor``) an
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from attrs import field, frozen
 
 from chatopsbot.clock import Clock
+from chatopsbot.commands import UnknownCommand
 from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Sent
 from chatopsbot.values import Conversation, User
 
@@ -177,7 +178,7 @@ class Context(ConversationContext):
 
     command: Command
     args: Mapping[str, Any]
-    commands: CommandTree
+    _commands: CommandTree = field(alias="commands")
 
     @property
     def caller(self) -> User:
@@ -188,6 +189,30 @@ class Context(ConversationContext):
     def caller_is_admin(self) -> bool:
         """The same as :attr:`actor_is_admin` (the name before 1.0)."""
         return self.actor_is_admin
+
+    def runnable(self) -> list[Command]:
+        """The commands the actor may run here, by name (what ``help`` lists)."""
+        return [c for c in self._commands if self.may_run(c)]
+
+    def lookup(self, words: Sequence[str]) -> tuple[Command, list[str]]:
+        """The command ``words`` start with, and the words after it, if the actor may run it;
+        :class:`~chatopsbot.commands.UnknownCommand` otherwise (listing only the subcommands
+        the actor may run), so what they may not run stays unseen."""
+        try:
+            found, rest = self._commands.resolve(words)
+        except UnknownCommand as exc:
+            raise UnknownCommand(
+                exc.text,
+                [s for s in exc.suggestions if self._may_run_named(s)],
+                [c for c in exc.subcommands if self.may_run(c)],
+            ) from None
+        if not self.may_run(found):
+            raise UnknownCommand(" ".join(words))
+        return found, rest
+
+    def _may_run_named(self, name: str) -> bool:
+        command = self._commands.find(name)
+        return command is not None and self.may_run(command)
 
     def may_run(self, command: Command) -> bool:
         """Whether the caller may run ``command`` here (what ``help`` lists)."""

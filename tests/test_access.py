@@ -503,3 +503,10 @@ async def test_random_rule_sets_hold_on_the_command_and_the_button_path(start_bo
         allowed = allowed and not (settings_ and settings_[-1])
         [reply] = await bot.click(card, "Roll back", user=name)
         assert (reply.text.startswith("rolled back by")) is allowed, (seed, table, name, room)
+
+
+async def test_help_suggests_only_what_the_caller_may_run(bot):
+    [reply] = await bot.command("help rollbak", user_id="u-bob")
+    assert "rollback" not in reply.text
+    [reply] = await bot.command("help rollbak", user_id="u-carol")
+    assert "did you mean 'rollback'?" in reply.text

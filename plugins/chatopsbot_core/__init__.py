@@ -40,18 +40,15 @@ async def help_command(ctx: Context) -> Text:
     """Only the caller sees help, so asking for it never clutters a channel."""
     words: tuple[str, ...] = ctx.args["command"] or ()
     if not words:
-        overview = format_overview(c for c in ctx.commands if ctx.may_run(c))
+        overview = format_overview(ctx.runnable())
         return Text(f"Commands:\n{overview}\nType help <command> for details.", private=True)
     try:
-        found, rest = ctx.commands.resolve(words)
+        # Only what the actor may run: the rest is answered like an unknown command.
+        found, rest = ctx.lookup(words)
     except UnknownCommand as exc:
-        allowed = [c for c in exc.subcommands if ctx.may_run(c)]
-        if allowed:
-            return Text(format_overview(allowed), private=True)
+        if exc.subcommands:
+            return Text(format_overview(exc.subcommands), private=True)
         raise UsageError(str(exc), ctx.command) from None
-    if not ctx.may_run(found):
-        # Told exactly what an unknown command gets: what you may not run stays unseen.
-        raise UsageError(str(UnknownCommand(" ".join(words))), ctx.command)
     if rest:
         raise UsageError(f"{found.name!r} has no subcommand {' '.join(rest)!r}", ctx.command)
     return Text(format_help(found), private=True)
