@@ -11,14 +11,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from attrs import field, frozen
+from typing_extensions import TypeVar
 
 from chatopsbot.clock import Clock
 from chatopsbot.commands import UnknownCommand
 from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Sent
 from chatopsbot.values import Conversation, User
+
+#: What the plugin's ``chatops_config`` returned: ``Context[DeploySettings]`` types
+#: ``ctx.config``; a bare ``Context`` leaves it ``Any``.
+ConfigT = TypeVar("ConfigT", default=Any)
 
 __all__ = [
     "ActionContext",
@@ -64,7 +69,7 @@ class Outlet(Protocol):
 
 
 @frozen(kw_only=True)
-class PluginContext:
+class PluginContext(Generic[ConfigT]):
     """What every handler of a plugin gets, whatever called it.
 
     ``config`` is what the plugin's ``chatops_config`` hook returned for its
@@ -74,7 +79,7 @@ class PluginContext:
 
     plugin: str
     # Kept out of repr: a plugin's settings may hold tokens.
-    config: Any = field(repr=False)
+    config: ConfigT = field(repr=False)
     store: Store
     timers: Timers
     log: logging.LoggerAdapter[logging.Logger]
@@ -143,7 +148,7 @@ class PluginContext:
 
 
 @frozen(kw_only=True)
-class ConversationContext(PluginContext):
+class ConversationContext(PluginContext[ConfigT]):
     """What handlers started by a person in a conversation share: who acts (``actor``, the
     same name for a command's caller and a button's clicker), where, and how to answer."""
 
@@ -172,7 +177,7 @@ class ConversationContext(PluginContext):
 
 
 @frozen(kw_only=True)
-class Context(ConversationContext):
+class Context(ConversationContext[ConfigT]):
     """Everything a command handler gets: who called (``actor``), the conversation and the
     parsed ``args``."""
 
@@ -226,7 +231,7 @@ class Context(ConversationContext):
 
 
 @frozen(kw_only=True)
-class ActionContext(ConversationContext):
+class ActionContext(ConversationContext[ConfigT]):
     """What an action handler gets: who clicked, where, on which message, with which payload.
 
     ``message_id`` is the card clicked on (return ``Edit(ctx.message_id, ...)`` to update it);

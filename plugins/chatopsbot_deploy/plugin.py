@@ -423,7 +423,7 @@ class DeployPlugin:
         ]
         return Text("Deploys announced here:\n" + "\n".join(lines), private=True)
 
-    async def lock(self, ctx: Context) -> Text:
+    async def lock(self, ctx: Context[DeploySettings]) -> Text:
         """Lock an environment; the CI lock check answers 423 until it is unlocked."""
         _check_names(ctx)
         service, env = ctx.args["service"], ctx.args["env"]
@@ -470,7 +470,7 @@ class DeployPlugin:
             f"🔒 {ctx.actor.name} locked {service} {env}" + (f": {reason}" if reason else "")
         )
 
-    async def unlock(self, ctx: Context) -> Text:
+    async def unlock(self, ctx: Context[DeploySettings]) -> Text:
         """Unlock; someone else's lock needs --force (from a bot admin, unless ``force_unlock =
         "anyone"``), and its holder is told privately."""
         _check_names(ctx)

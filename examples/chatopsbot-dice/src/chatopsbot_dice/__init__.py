@@ -83,12 +83,12 @@ class DicePlugin:
         """``GET /hooks/dice/stats``."""
         return [route("GET", "/stats")(self.stats)]
 
-    async def roll(self, ctx: Context) -> Card:
+    async def roll(self, ctx: Context[DiceSettings]) -> Card:
         """Roll and post a card with a re-roll button."""
         count, sides = self._parse(ctx.args["dice"], ctx.config)
         return await self._rolled(ctx, count, sides, ctx.args["label"], ctx.actor.name)
 
-    async def again(self, ctx: ActionContext) -> Edit:
+    async def again(self, ctx: ActionContext[DiceSettings]) -> Edit:
         """Roll the same dice again, in place."""
         count, _, sides = ctx.payload.partition("d")
         card = await self._rolled(ctx, int(count), int(sides), None, ctx.actor.name)
