@@ -52,7 +52,6 @@ from chatopsbot.responses import (
     Sent,
     Style,
     Text,
-    private,
 )
 from chatopsbot.routes import (
     SIGNATURE_WINDOW,
@@ -140,7 +139,6 @@ __all__ = [
     "load_config",
     "parse_duration",
     "parse_time_of_day",
-    "private",
     "require_bearer",
     "require_known_keys",
     "require_signature",

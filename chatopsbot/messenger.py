@@ -18,7 +18,7 @@ from chatopsbot.audit import AuditEntry
 from chatopsbot.clock import Clock
 from chatopsbot.outbound.outbox import Outbox
 from chatopsbot.outbound.sender import AUTHORS, CardRecord, card_versions, encode_call
-from chatopsbot.responses import Card, Delete, Edit, Post, Response, Sent, Text
+from chatopsbot.responses import Card, Delete, Edit, Post, Response, Sent
 from chatopsbot.storage import Backend, NewMessage
 from chatopsbot.values import Conversation
 from chatopsbot.zoom.cards import render
@@ -108,8 +108,6 @@ class ConversationSender:
             caller_id=self._caller_id,
         )
         lane = self._conversation.jid
-        if isinstance(response, Text | Card) and response.to_jid:
-            lane = response.to_jid
         meta: dict[str, Any] = {"log": dict(self._log_extra)}
         if self._plugin is not None and isinstance(response, Card | Edit | Delete):
             meta["author"] = self._plugin

@@ -5,7 +5,7 @@ one to Zoom's JSON (``chatopsbot.zoom.cards``) and sends it in the order it was 
 
 - :class:`Text` and :class:`Card` post a new message. ``private=True`` shows it to the caller only
   (``visible_to_user`` in a channel, a plain message in a 1:1 chat); ``reply_to`` posts it in
-  the thread of an earlier message; ``to_jid`` posts it to another conversation.
+  the thread of an earlier message.
 - :class:`Edit` replaces the content of an earlier message, :class:`Delete` removes one.
 - :class:`Post` sends any of them to another conversation (the way jobs and timers answer).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 
-import attrs
 from attrs import field, frozen
 
 from chatopsbot.values import Conversation
@@ -144,7 +143,6 @@ class Text:
     markdown: bool = False
     private: bool = False
     reply_to: str | None = None
-    to_jid: str | None = None
 
 
 @frozen
@@ -158,7 +156,6 @@ class Card:
     markdown: bool = False
     private: bool = False
     reply_to: str | None = None
-    to_jid: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.head is None and not self.body:
@@ -228,8 +225,3 @@ def as_responses(result: object) -> tuple[Outgoing, ...]:
         if not isinstance(item, Text | Card | Edit | Delete | Post):
             raise TypeError(f"a handler returned a {type(item).__name__} among its responses")
     return items
-
-
-def private(response: Text | Card) -> Text | Card:
-    """Return the same message, shown to the caller only."""
-    return attrs.evolve(response, private=True)

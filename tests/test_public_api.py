@@ -31,7 +31,7 @@ PUBLIC = [
     "Section", "Select", "SelectOption", "SendFailed", "Sent", "Store", "Style", "SystemClock",
     "Text", "TimerHandler", "Timers", "UsageError", "User", "UserError", "action", "command",
     "cron", "every", "format_duration", "hookimpl", "hookspec", "load_config",
-    "parse_duration", "parse_time_of_day", "private", "require_bearer", "require_known_keys",
+    "parse_duration", "parse_time_of_day", "require_bearer", "require_known_keys",
     "require_signature", "route", "sign_request", "timer", "verify_request", "verify_signature",
 ]  # fmt: skip
 

@@ -75,7 +75,7 @@ def render(
             body["is_markdown_support"] = True
         return ApiCall("PUT", _message_path(response.message_id), account_id, body=body)
 
-    to_jid = response.to_jid or conversation.jid
+    to_jid = conversation.jid
     body = {
         "robot_jid": robot_jid,
         "to_jid": to_jid,

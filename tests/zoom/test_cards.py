@@ -24,7 +24,6 @@ from chatopsbot.responses import (
     Style,
     Text,
     as_responses,
-    private,
 )
 from chatopsbot.zoom.cards import MESSAGES_PATH, ApiCall, RenderError, render, render_content
 
@@ -131,13 +130,6 @@ def test_private_card_in_a_channel():
     assert call.body == post_body(content={"head": {"text": "Secret"}}, visible_to_user="u-bob")
 
 
-def test_private_helper_marks_a_copy_private():
-    original = Text("x", markdown=True)
-    assert private(original) == Text("x", markdown=True, private=True)
-    assert original.private is False
-    assert private(Card("h")) == Card("h", private=True)
-
-
 def test_reply_to_posts_in_a_thread():
     call = render(
         Text("in thread", reply_to="msg-123"),
@@ -148,23 +140,9 @@ def test_reply_to_posts_in_a_thread():
     assert call.body == post_body(content=text_content("in thread"), reply_to="msg-123")
 
 
-def test_to_jid_overrides_the_conversation():
-    other = "alerts@conference.xmpp.zoom.us"
-    call = render(Text("x", to_jid=other), robot_jid=ROBOT, conversation=DM, caller_id=CALLER)
-    assert call.body == post_body(to_jid=other, content=text_content("x"))
-
-
-def test_private_to_another_channel_is_visible_to_the_caller():
-    other = "alerts@conference.xmpp.zoom.us"
-    response = Text("x", to_jid=other, private=True)
-    call = render(response, robot_jid=ROBOT, conversation=DM, caller_id=CALLER)
-    assert call.body == post_body(to_jid=other, content=text_content("x"), visible_to_user=CALLER)
-
-
-def test_private_to_a_1_to_1_chat_from_a_channel_needs_no_caller():
-    response = Text("x", to_jid="bob@xmpp.zoom.us", private=True)
-    call = render(response, robot_jid=ROBOT, conversation=CHANNEL, caller_id=None)
-    assert call.body == post_body(to_jid="bob@xmpp.zoom.us", content=text_content("x"))
+def test_private_in_a_1_to_1_chat_needs_no_viewer():
+    call = render(Text("x", private=True), robot_jid=ROBOT, conversation=DM, caller_id=None)
+    assert call.body == post_body(to_jid=DM_JID, content=text_content("x"))
 
 
 def test_markdown_sets_is_markdown_support():
@@ -175,8 +153,8 @@ def test_markdown_sets_is_markdown_support():
 
 
 def test_every_option_at_once():
-    response = Text("all", markdown=True, private=True, reply_to="m-1", to_jid=CHANNEL_JID)
-    call = render(response, robot_jid=ROBOT, conversation=DM, caller_id=CALLER)
+    response = Text("all", markdown=True, private=True, reply_to="m-1")
+    call = render(response, robot_jid=ROBOT, conversation=CHANNEL, caller_id=CALLER)
     assert call == ApiCall(
         "POST",
         "/im/chat/messages",
@@ -569,7 +547,7 @@ def test_edit_with_markdown_content():
 
 def test_edit_ignores_where_the_content_would_have_been_sent():
     # An edit changes a message in place: no to_jid, thread or visibility goes with it.
-    content = Text("x", private=True, reply_to="m0", to_jid="elsewhere@conference.xmpp.zoom.us")
+    content = Text("x", private=True, reply_to="m0")
     call = render(Edit("m1", content), robot_jid=ROBOT, conversation=CHANNEL, caller_id=None)
     assert call.body == {"robot_jid": ROBOT, "account_id": "acct-1", "content": text_content("x")}
 
