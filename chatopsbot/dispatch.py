@@ -477,7 +477,9 @@ class Dispatcher:
         verdict = self._verdict(
             label, admin_only, clicker, conversation, extra, stands_for=handler.command
         )
-        detail = " ".join(values)
+        # Never the payload: it is the plugin's own data (an anonymous poll's vote says what
+        # was chosen), and the log keeps who acted, where, on which card, with what result.
+        detail = ""
 
         def act(result: str) -> None:
             self._audit(

@@ -312,7 +312,7 @@ async def test_commands_clicks_confirmations_and_denials_are_recorded(start_bot)
         ("command", "u-alice", "ping", "ping", "ok"),
         ("command", "u-bob", "board", "board", "denied"),
         ("command", "u-alice", "board", "board", "ok"),
-        ("action", "u-carol", "acts:go", "p1", "ok"),
+        ("action", "u-carol", "acts:go", "", "ok"),
         ("action", "u-alice", "(unknown)", "signature does not match", "stale"),
         ("command", "u-alice", "wipe", "wipe", "proposed"),
         ("confirm", "u-alice", "wipe", "", "ok"),
@@ -343,3 +343,16 @@ async def test_hook_calls_that_may_change_state_are_recorded(start_bot):
     [entry] = [e for e in await _entries(bot) if e.kind == "hook"]
     assert (entry.what, entry.result, entry.ref) == ("POST /hooks/deploy", "401", "d-1")
     assert entry.actor_id == "127.0.0.1"
+
+
+async def test_an_anonymous_vote_leaves_no_link_from_voter_to_choice(start_bot):
+    bot = await start_bot()
+    [card] = await bot.command("poll Raise? yes no --anonymous")
+    buttons = [i for b in card.content["body"] if b.get("type") == "actions" for i in b["items"]]
+    value = next(b["value"] for b in buttons if b["text"] == "yes")
+    await bot.click(card, "yes", user_id="u-bob", user_name="Bob")
+    votes = [e for e in await _entries(bot) if e.what == "polls:vote"]
+    assert [(e.actor_id, e.result) for e in votes] == [("u-bob", "ok")]
+    payload = value.split(":", 3)[3].rsplit(":", 1)[0]  # "<poll id>:<option index>"
+    for entry in await _entries(bot):
+        assert payload not in entry.to_json(), entry
