@@ -56,6 +56,9 @@ from chatopsbot_polls import model
 from chatopsbot_polls.settings import PollSettings, parse_settings
 
 POLL = "poll:"
+#: Ids are typed back (poll results 3f9a1c2e): short, and claimed so that they never collide.
+ID_BYTES = 4
+ID_TRIES = 5
 VOTES = "votes:"
 #: What a poll's card is drawn from: the poll and its ballots, read together.
 State = tuple[dict[str, Any], dict[str, Any]]
@@ -159,9 +162,8 @@ class PollsPlugin:
             closes_at = now + model.parse_duration(args["closes_in"])
         elif args["closes_at"]:
             closes_at = model.parse_clock_time(args["closes_at"], now, zone)
-        poll_id = secrets.token_hex(3)
         poll: dict[str, Any] = {
-            "id": poll_id,
+            "id": "",
             "question": question.strip(),
             "options": list(options),
             "creator": {"id": ctx.actor.id, "name": ctx.actor.name},
@@ -174,8 +176,10 @@ class PollsPlugin:
             "closed": False,
             "message_id": None,
         }
-        # Stored before it is posted, so the earliest click finds it.
-        await ctx.store.set(POLL + poll_id, poll)
+        # Stored before it is posted, so the earliest click finds it; claimed with its ballots
+        # in one step, so a new poll can never take over an old one's id (and its votes).
+        poll_id = await self._claim_id(ctx, poll)
+        poll["id"] = poll_id
         sent = await ctx.send(self._card(ctx, poll, {}))
         timer_id = None
         if closes_at is not None:
@@ -188,6 +192,21 @@ class PollsPlugin:
         # Clicks (or a close) that came before the card's id was known are drawn now.
         await self._refresh(ctx, poll_id, drawn=(stored, {}))
         return None
+
+    async def _claim_id(self, ctx: Context, poll: dict[str, Any]) -> str:
+        """A fresh id, stored with the poll and empty ballots; another one if it is taken."""
+        for _ in range(ID_TRIES):
+            poll_id = secrets.token_hex(ID_BYTES)
+
+            def claim(current: dict[str, Any], poll_id: str = poll_id) -> dict[str, Any]:
+                if current:
+                    raise Refused("taken")
+                return {POLL + poll_id: {**poll, "id": poll_id}, VOTES + poll_id: {}}
+
+            outcome = await ctx.store.update_many([POLL + poll_id, VOTES + poll_id], claim)
+            if outcome.applied:
+                return poll_id
+        raise RuntimeError(f"no free poll id after {ID_TRIES} tries")
 
     async def list_open(self, ctx: Context) -> Text:
         """The open polls of this conversation, privately."""

@@ -448,3 +448,18 @@ async def test_the_buttons_obey_the_rules_of_the_commands_they_stand_for():
         assert refused.text.startswith("You may not do that here.")
         assert (await bot.click(card, "yes", user="bob")).texts == ["You voted yes"]
         assert "yes: 1 (Bob)" in card.text
+
+
+async def test_a_new_poll_never_takes_over_an_old_ones_id(bot, monkeypatch):
+    import chatopsbot_polls.plugin as polls
+
+    ids = iter(["0a0a0a0a", "0a0a0a0a", "0b0b0b0b"])
+    monkeypatch.setattr(polls.secrets, "token_hex", lambda n: next(ids))
+    first = (await bot.command("poll Raise? yes no", user="alice", channel="hr")).only()
+    await bot.click(first, "yes", user="bob")
+    second = (await bot.command("poll Lunch? pizza sushi", user="carol", channel="random")).only()
+    assert _poll_id(first) == "0a0a0a0a"
+    assert _poll_id(second) == "0b0b0b0b"  # the taken id was refused, the next one claimed
+    assert "pizza: 0" in second.text
+    results = (await bot.command("poll results 0a0a0a0a", user="alice", channel="hr")).only()
+    assert "yes: 1 (Bob)" in results.text
