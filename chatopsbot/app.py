@@ -23,9 +23,10 @@ from chatopsbot.config import Settings
 from chatopsbot.logthrottle import RepeatedLog
 from chatopsbot.metrics import Metrics
 from chatopsbot.plugins import Plugins, load_plugins
-from chatopsbot.routes import HookError, HookRequest, HookResponse, Route
+from chatopsbot.routes import HOOK_CLAIMS, HookError, HookRequest, HookResponse, Route
 from chatopsbot.runtime import Runtime
 from chatopsbot.storage import StorageError
+from chatopsbot.store import Store
 from chatopsbot.zoom.events import EventError, UnknownEvent, UrlValidation, parse_event
 from chatopsbot.zoom.signature import SignatureError, url_validation_answer, verify
 
@@ -236,7 +237,14 @@ def _hook(plugin: str, spec: Route) -> Callable[[web.Request], Awaitable[web.Str
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         runtime = app[RUNTIME]
-        response = await _hook_response(app, runtime, plugin, spec, request)
+        claims: list[tuple[Store, str]] = []
+        token = HOOK_CLAIMS.set(claims)
+        try:
+            response = await _hook_response(app, runtime, plugin, spec, request)
+        finally:
+            HOOK_CLAIMS.reset(token)
+        if not 200 <= response.status < 300:
+            await _give_back(claims)
         app[METRICS].hooks.labels(plugin, str(response.status)).inc()
         if request.method != "GET":
             # GET hooks only read (the lock check); everything else may change state.
@@ -244,6 +252,15 @@ def _hook(plugin: str, spec: Route) -> Callable[[web.Request], Awaitable[web.Str
         return response
 
     return handle
+
+
+async def _give_back(claims: list[tuple[Store, str]]) -> None:
+    """Forget the delivery ids of a request that was not done, so its retry is handled."""
+    for store, key in claims:
+        try:
+            await store.delete(key)
+        except StorageError as exc:
+            log.warning("could not forget delivery %s (%s); its retry may be a duplicate", key, exc)
 
 
 async def _audit_hook(runtime: Runtime, request: web.Request, status: int, now: float) -> None:

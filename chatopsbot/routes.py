@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import quote
@@ -43,6 +44,7 @@ from chatopsbot.jsonbody import BodyError, load_json
 if TYPE_CHECKING:
     from chatopsbot.context import PluginContext
     from chatopsbot.responses import Post
+    from chatopsbot.store import Store
 
 __all__ = [
     "SIGNATURE_WINDOW",
@@ -337,6 +339,14 @@ class Delivery:
             await ctx.store.delete(DELIVERY_PREFIX + self.id)
 
 
+#: The delivery ids claimed while one hook request is handled: the app gives them back when
+#: the answer is not a 2xx (a failed handler, messages that could not be queued), so the
+#: sender's retry is handled instead of being answered "duplicate".
+HOOK_CLAIMS: ContextVar[list[tuple[Store, str]] | None] = ContextVar(
+    "chatopsbot_hook_claims", default=None
+)
+
+
 async def verify_request(
     ctx: PluginContext,
     request: HookRequest,
@@ -362,6 +372,11 @@ async def verify_request(
         delivery = _delivery_id(request)
     else:
         delivery = verify_signature(request, secret, now=ctx.clock.timestamp(), window=window)
+        if not delivery:
+            # No id from the sender: the signature itself (it covers the timestamp) is one,
+            # so the same signed request cannot be handled twice within its window.
+            signature = request.header(_SIGNATURE) or ""
+            delivery = "sig-" + hashlib.sha256(signature.encode()).hexdigest()[:32]
     if not delivery or request.method.upper() in _SAFE:
         return Delivery(delivery)
     seen = False
@@ -377,4 +392,7 @@ async def verify_request(
         default=None,
         ttl=timedelta(seconds=max(2 * window, 1)),
     )
+    claims = HOOK_CLAIMS.get()
+    if not seen and claims is not None:
+        claims.append((ctx.store, DELIVERY_PREFIX + delivery))
     return Delivery(delivery, duplicate=seen, remembered=not seen)

@@ -176,10 +176,21 @@ async def unset(ctx: PluginContext, req: HookRequest) -> HookResponse:
     return HookResponse(202, {})
 
 
+@route("POST", "/careless")
+async def careless(ctx: PluginContext, req: HookRequest) -> HookResponse:
+    """A handler that does not forget its delivery when it fails: the app gives it back."""
+    delivery = await verify_request(ctx, req, SECRET)
+    if delivery.duplicate:
+        return delivery.duplicate_response
+    if req.json().get("fail"):
+        raise RuntimeError("handling failed")
+    return HookResponse(202, {"done": True})
+
+
 class Signed:
     @hookimpl
     def chatops_routes(self) -> list[Any]:
-        return [signed, check, unset]
+        return [signed, check, unset, careless]
 
 
 @pytest.fixture
@@ -298,3 +309,30 @@ async def test_a_malformed_delivery_id_is_a_400(bot):
         400,
         {"error": "x-delivery-id: expected 1 to 128 of A-Z a-z 0-9 . _ -"},
     )
+
+
+async def test_a_signed_request_without_a_delivery_id_is_handled_once_within_its_window(bot):
+    body = json.dumps({"text": "deployed"}).encode()
+    now = int(START.timestamp())
+    headers = sign_request(SECRET, "POST", "/hooks/ci/signed", body=body, timestamp=now)
+    first = await bot.client.post("/hooks/ci/signed", data=body, headers=headers)
+    replay = await bot.client.post("/hooks/ci/signed", data=body, headers=headers)
+    assert first.status == 202
+    assert (replay.status, (await replay.json())["status"]) == (200, "duplicate")
+    await bot.settle()
+    assert [m.text for m in bot.zoom.sent()] == ["deployed"]
+
+
+async def test_a_delivery_whose_handling_failed_is_handled_when_sent_again(bot):
+    failed = await bot.signed_hook(
+        "POST", "ci", "/careless", secret=SECRET, json={"fail": True}, delivery_id="run-9"
+    )
+    assert failed.status == 500
+    retried = await bot.signed_hook(
+        "POST", "ci", "/careless", secret=SECRET, json={}, delivery_id="run-9"
+    )
+    assert (retried.status, retried.body) == (202, {"done": True})
+    again = await bot.signed_hook(
+        "POST", "ci", "/careless", secret=SECRET, json={}, delivery_id="run-9"
+    )
+    assert again.body["status"] == "duplicate"

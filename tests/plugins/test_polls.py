@@ -451,10 +451,8 @@ async def test_the_buttons_obey_the_rules_of_the_commands_they_stand_for():
 
 
 async def test_a_new_poll_never_takes_over_an_old_ones_id(bot, monkeypatch):
-    import chatopsbot_polls.plugin as polls
-
     ids = iter(["0a0a0a0a", "0a0a0a0a", "0b0b0b0b"])
-    monkeypatch.setattr(polls.secrets, "token_hex", lambda n: next(ids))
+    monkeypatch.setattr("chatopsbot_polls.plugin.secrets.token_hex", lambda n: next(ids))
     first = (await bot.command("poll Raise? yes no", user="alice", channel="hr")).only()
     await bot.click(first, "yes", user="bob")
     second = (await bot.command("poll Lunch? pizza sushi", user="carol", channel="random")).only()
