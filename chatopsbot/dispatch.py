@@ -143,36 +143,59 @@ class Dispatcher:
         ``settle`` is the event's inbox key and how long to remember it: the key is marked
         handled in the same transaction that writes the replies to the outbox.
         """
-        decisions = Decisions()
-        out = self._messenger.for_unit(decisions)
-        try:
-            match event:
-                case BotNotification():
-                    await self._command(event, out)
-                case ButtonClicked() | OptionSelected():
-                    await self._action(event, out)
-                case FieldEdited() | MessageEdited():
-                    await self._form_edit(event, out)
-                case BotInstalled():
-                    conversation = Conversation(event.account_id, event.user_jid)
-                    log.info(
-                        "installed by %s",
-                        event.user_name or event.user_jid,
-                        extra={"account": event.account_id},
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + RECORD_GRACE
+        delay = 0.25
+        while True:
+            decisions = Decisions()
+            out = self._messenger.for_unit(decisions)
+            try:
+                await self._handle(event, out)
+            except StorageError as exc:
+                # Storage failed before the work was done (reading the card or the
+                # proposal): try the event again soon; if storage stays away, it stays
+                # pending, to be handled anew, rather than settled with nothing done.
+                if loop.time() + delay > give_up:
+                    log.error(
+                        "could not handle %s (%s); it stays pending and is handled again later",
+                        type(event).__name__,
+                        exc,
                     )
-                    out.to(conversation).post(Text(WELCOME))
-                case AppDeauthorized():
-                    log.warning(
-                        "account %s removed the app (keep data: %s)",
-                        event.account_id,
-                        event.keep_data,
-                        extra={"account": event.account_id},
-                    )
-                case _:
-                    log.debug("nothing to do for %r", event)
-        except Exception:
-            log.exception("dispatching %s failed", type(event).__name__)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            except Exception:
+                log.exception("dispatching %s failed", type(event).__name__)
+            break
         await self._record(event, decisions, settle)
+
+    async def _handle(self, event: Event, out: Messenger) -> None:
+        """Run what ``event`` calls for, deciding into ``out``."""
+        match event:
+            case BotNotification():
+                await self._command(event, out)
+            case ButtonClicked() | OptionSelected():
+                await self._action(event, out)
+            case FieldEdited() | MessageEdited():
+                await self._form_edit(event, out)
+            case BotInstalled():
+                conversation = Conversation(event.account_id, event.user_jid)
+                log.info(
+                    "installed by %s",
+                    event.user_name or event.user_jid,
+                    extra={"account": event.account_id},
+                )
+                out.to(conversation).post(Text(WELCOME))
+            case AppDeauthorized():
+                log.warning(
+                    "account %s removed the app (keep data: %s)",
+                    event.account_id,
+                    event.keep_data,
+                    extra={"account": event.account_id},
+                )
+            case _:
+                log.debug("nothing to do for %r", event)
 
     async def decide(self, plugin: str, result: object, what: str) -> None:
         """Write what a job or timer of ``plugin`` returned (``Post`` values) as one unit.

@@ -510,3 +510,21 @@ async def test_help_suggests_only_what_the_caller_may_run(bot):
     assert "rollback" not in reply.text
     [reply] = await bot.command("help rollbak", user_id="u-carol")
     assert "did you mean 'rollback'?" in reply.text
+
+
+async def test_a_click_during_a_storage_hiccup_is_handled_once_storage_answers(bot, monkeypatch):
+    from chatopsbot.messenger import Messenger
+    from chatopsbot.storage import StorageError
+
+    [card] = await bot.command("panel")
+    real = Messenger.card
+    failures = iter([True])
+
+    async def flaky(self: Messenger, message_id: str) -> Any:
+        if next(failures, False):
+            raise StorageError("database is locked")
+        return await real(self, message_id)
+
+    monkeypatch.setattr(Messenger, "card", flaky)
+    [reply] = await bot.click(card, "Roll back", user_id="u-carol", user_name="Carol")
+    assert reply.text == "rolled back by Carol"
