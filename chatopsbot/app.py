@@ -246,8 +246,9 @@ def _hook(plugin: str, spec: Route) -> Callable[[web.Request], Awaitable[web.Str
         if not 200 <= response.status < 300:
             await _give_back(claims)
         app[METRICS].hooks.labels(plugin, str(response.status)).inc()
-        if request.method != "GET":
-            # GET hooks only read (the lock check); everything else may change state.
+        if request.method != "GET" and response.status not in (401, 403):
+            # GET hooks only read (the lock check); everything else may change state. Refused
+            # credentials are a log line, not a row: anyone can send those, as often as they like.
             await _audit_hook(runtime, request, response.status, app[CLOCK].timestamp())
         return response
 
@@ -266,7 +267,7 @@ async def _give_back(claims: list[tuple[Store, str]]) -> None:
 async def _audit_hook(runtime: Runtime, request: web.Request, status: int, now: float) -> None:
     """Record a hook call in the audit log; if storage fails, the log line keeps it."""
     headers = request.headers
-    ref = headers.get("X-GitHub-Delivery") or headers.get("X-Delivery-Id") or ""
+    ref = headers.get("X-Delivery-Id") or headers.get("X-GitHub-Delivery") or ""
     entry = AuditEntry(
         at=now,
         kind="hook",
@@ -277,7 +278,8 @@ async def _audit_hook(runtime: Runtime, request: web.Request, status: int, now: 
         conversation="",
         conversation_name="",
         what=f"{request.method} {request.path}",
-        detail=f"{request.content_length or 0} bytes {request.query_string}".strip(),
+        # Never the query string: senders put tokens there.
+        detail=f"{request.content_length or 0} bytes",
         result=str(status),
         ref=ref[:100],
     )

@@ -338,11 +338,16 @@ async def test_admins_read_the_log_in_chat_and_others_may_not(start_bot):
 
 async def test_hook_calls_that_may_change_state_are_recorded(start_bot):
     bot = await start_bot(plugins={"deploy": {"webhook_token": "t0ken"}})
-    await bot.hook("POST", "deploy", json={}, headers={"X-Delivery-Id": "d-1"})
-    await bot.hook("GET", "deploy", "/lock")
+    auth = {"Authorization": "Bearer t0ken", "X-Delivery-Id": "d-1"}
+    await bot.hook("POST", "deploy", "?token=s3cret", json={"bad": 1}, headers=auth)
+    await bot.hook("GET", "deploy", "/lock?service=api&environment=prod", headers=auth)
+    # Refused credentials are logged, not recorded: anyone could fill the table with them.
+    for _ in range(5):
+        await bot.hook("POST", "deploy", json={}, headers={"X-Delivery-Id": "junk"})
     [entry] = [e for e in await _entries(bot) if e.kind == "hook"]
-    assert (entry.what, entry.result, entry.ref) == ("POST /hooks/deploy", "401", "d-1")
+    assert (entry.what, entry.result, entry.ref) == ("POST /hooks/deploy", "400", "d-1")
     assert entry.actor_id == "127.0.0.1"
+    assert "s3cret" not in entry.to_json()
 
 
 async def test_an_anonymous_vote_leaves_no_link_from_voter_to_choice(start_bot):
