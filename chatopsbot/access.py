@@ -12,6 +12,7 @@ names are chosen by users and prove nothing. ``whoami`` tells a user both.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
@@ -134,6 +135,26 @@ class AccessSettings:
             stands_for=stands_for,
         )
         return None if verdict.allowed else verdict.reason
+
+
+def unmatched_rules(
+    access: AccessSettings, commands: Iterable[str], actions: Iterable[str]
+) -> list[tuple[str, str]]:
+    """``(key, problem)`` for each rule key that covers no loaded command, group or action.
+
+    Such a rule would do nothing, silently: a typo in a deny list must stop the bot instead.
+    """
+    names = list(commands)
+    known = set(names) | set(actions)
+    groups = {" ".join(n.split()[:i]) for n in names for i in range(1, len(n.split()))}
+    problems = []
+    for key in access.rules:
+        if key in known or key in groups:
+            continue
+        close = difflib.get_close_matches(key, sorted(known | groups), n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        problems.append((key, f"no command, group or action by that name{hint}"))
+    return problems
 
 
 def _refusal(key: str, rule: AccessRule, user: User, conversation: Conversation) -> str | None:

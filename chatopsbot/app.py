@@ -22,7 +22,7 @@ from chatopsbot.clock import Clock, SystemClock
 from chatopsbot.config import Settings
 from chatopsbot.logthrottle import RepeatedLog
 from chatopsbot.metrics import Metrics
-from chatopsbot.plugins import Plugins, load_plugins
+from chatopsbot.plugins import Plugins, check_rules, load_plugins
 from chatopsbot.routes import HOOK_CLAIMS, HookError, HookRequest, HookResponse, Route
 from chatopsbot.runtime import Runtime
 from chatopsbot.storage import StorageError
@@ -82,6 +82,7 @@ def create_app(
     """Build the application. Plugins load here, so a broken one fails before the port opens."""
     if plugins is None:
         plugins = load_plugins(settings.plugins, source=settings.source)
+    check_rules(settings, plugins)
     app = web.Application(client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[PLUGINS] = plugins

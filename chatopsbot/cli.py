@@ -23,7 +23,7 @@ from chatopsbot.audit import AuditLog, AuditQuery, AuditQueryError, format_table
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
 from chatopsbot.deadletters import outbox_command
 from chatopsbot.logs import configure_logging
-from chatopsbot.plugins import PluginError, load_plugins
+from chatopsbot.plugins import PluginError, check_rules, load_plugins
 from chatopsbot.scaffold import ScaffoldError, write_plugin
 from chatopsbot.storage import StorageError, open_backend
 from chatopsbot.values import Conversation, User
@@ -271,6 +271,7 @@ async def _outbox(settings: Settings, args: argparse.Namespace) -> int:
 
 def _check(settings: Settings, *, connect: bool = False) -> int:
     plugins = load_plugins(settings.plugins, source=settings.source)
+    check_rules(settings, plugins)
     enabled = [p for p in plugins.info if p.enabled]
     print(
         f"{settings.source}: OK ({len(enabled)} plugin(s) enabled, "

@@ -15,9 +15,10 @@ import pluggy
 from attrs import frozen
 
 from chatopsbot import hookspecs
+from chatopsbot.access import unmatched_rules
 from chatopsbot.actions import Action
 from chatopsbot.commands import Command, CommandTree
-from chatopsbot.config import ConfigError, PluginSettings
+from chatopsbot.config import ConfigError, PluginSettings, Settings
 from chatopsbot.errors import ChatopsbotError, UserError
 from chatopsbot.routes import Route
 from chatopsbot.scheduler import Job, TimerHandler
@@ -264,3 +265,12 @@ def _call(manager: pluggy.PluginManager, name: str, hook: str, **kwargs: Any) ->
         raise
     except Exception as exc:
         raise PluginError(f"plugin {name!r} failed in {hook}: {exc!r}") from exc
+
+
+def check_rules(settings: Settings, plugins: Plugins) -> None:
+    """Refuse access rules that name nothing loaded (a typo would silently allow)."""
+    actions = [f"{plugin}:{name}" for plugin, name in plugins.actions]
+    problems = unmatched_rules(settings.access, (c.name for c in plugins.commands), actions)
+    if problems:
+        key, problem = problems[0]
+        raise ConfigError(settings.source, f'access.commands."{key}"', problem)

@@ -464,7 +464,7 @@ def _random_rules(rng: random.Random) -> dict[str, dict[str, Any]]:
     ids = ["u-bob", "u-dave", "dave@xmpp.zoom.us", "u-carol"]
     rooms = [CHANNEL, RANDOM.jid, "dave@xmpp.zoom.us"]
     table: dict[str, dict[str, Any]] = {}
-    for key in rng.sample(["rollback", "ops:roll", "ops"], rng.randint(0, 3)):
+    for key in rng.sample(["rollback", "ops:roll", "nuke"], rng.randint(0, 3)):
         rule: dict[str, Any] = {}
         for name, pool in (
             ("allow_users", ids),
@@ -528,3 +528,22 @@ async def test_a_click_during_a_storage_hiccup_is_handled_once_storage_answers(b
     monkeypatch.setattr(Messenger, "card", flaky)
     [reply] = await bot.click(card, "Roll back", user_id="u-carol", user_name="Carol")
     assert reply.text == "rolled back by Carol"
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("pol close", ' (did you mean "poll close"?)'),
+        ("Polls:Vote", ' (did you mean "polls:vote"?)'),
+    ],
+)
+async def test_a_rule_that_names_nothing_stops_the_bot(key, hint):
+    from chatopsbot.config import ConfigError
+
+    bot = BotHarness(config={"access": {"commands": {key: {"deny_users": ["u-bob"]}}}})
+    with pytest.raises(ConfigError) as info:
+        await bot.start()
+    assert str(info.value) == (
+        f'harness: access.commands."{key.lower() if ":" not in key else key}": '
+        f"no command, group or action by that name{hint}"
+    )
