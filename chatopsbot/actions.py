@@ -98,7 +98,8 @@ class ActionCodec:
         if expires_at is None:
             return f"{_PREFIX}:{plugin}:{name}:{payload}:{self._sign(plugin, name, payload)}"
         expiry = str(int(expires_at))
-        signature = self._sign(plugin, name, f"{expiry}:{payload}")
+        # The format is signed too: relabelled cob1, the value must not pass without expiry.
+        signature = self._sign(plugin, name, f"{_EXPIRING}|{expiry}:{payload}")
         return f"{_EXPIRING}:{plugin}:{name}:{expiry}:{payload}:{signature}"
 
     def pseudonym(self, plugin: str, value: str) -> str:
@@ -118,7 +119,8 @@ class ActionCodec:
             raise InvalidAction("not a chatopsbot button value")
         plugin, name, tail = parts
         signed, _, signature = tail.rpartition(":")
-        expected = self._sign(plugin, name, signed).encode()
+        covered = signed if head == _PREFIX else f"{_EXPIRING}|{signed}"
+        expected = self._sign(plugin, name, covered).encode()
         if not hmac.compare_digest(signature.encode("utf-8", "replace"), expected):
             raise InvalidAction("signature does not match")
         if head == _PREFIX:

@@ -170,3 +170,18 @@ async def test_a_form_edit_on_an_unknown_card_is_ignored(bot, caplog):
     with caplog.at_level(logging.INFO, "chatopsbot.dispatch"):
         assert await bot.deliver(field_edited("Team", "a", "b", message_id="not-ours")) == []
     assert "field_edited on message not-ours: no plugin handles it" in caplog.text
+
+
+def test_an_expiring_value_cannot_be_relabelled_to_lose_its_expiry():
+    from chatopsbot.actions import ActionCodec, ExpiredAction, InvalidAction
+
+    codec = ActionCodec("secret")
+    value = codec.encode("polls", "vote", "p1", expires_at=1000)
+    with pytest.raises(ExpiredAction):
+        codec.decode(value, now=2000)
+    relabelled = "cob1" + value[len("cob2") :]
+    with pytest.raises(InvalidAction, match="signature does not match"):
+        codec.decode(relabelled, now=2000)
+    plain = codec.encode("polls", "vote", "1000:p1")
+    with pytest.raises(InvalidAction, match="signature does not match"):
+        codec.decode("cob2" + plain[len("cob1") :], now=0)
