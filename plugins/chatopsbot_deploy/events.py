@@ -14,9 +14,10 @@ new deploy of this version (a rollback by redeploying it), with a card of its ow
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chatopsbot import Card, Field, Fields, Paragraph, Style
@@ -162,20 +163,34 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: How far ahead of the bot's clock a CI event's time may be (clocks drift a little; an event
+#: from the far future would pin "latest" for ever).
+MAX_AHEAD = timedelta(hours=1)
+#: Nothing deployed before this: older times are mistakes (milliseconds read as seconds...).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def _timestamp(value: object, now: datetime) -> float:
     if value is None:
         return now.timestamp()
+    stamp: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        stamp = float(value)
+    elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             pass
         else:
             if parsed.tzinfo is not None:
-                return parsed.timestamp()
-    raise EventInvalid("timestamp: expected ISO 8601 with a time zone, or epoch seconds")
+                stamp = parsed.timestamp()
+    if stamp is None or not math.isfinite(stamp):
+        raise EventInvalid("timestamp: expected ISO 8601 with a time zone, or epoch seconds")
+    if not EARLIEST.timestamp() <= stamp <= (now + MAX_AHEAD).timestamp():
+        raise EventInvalid(
+            f"timestamp: must be between {EARLIEST:%Y-%m-%d} and an hour from now (UTC)"
+        )
+    return stamp
 
 
 def when(timestamp: float) -> str:

@@ -527,3 +527,18 @@ async def test_a_card_whose_post_failed_is_posted_by_the_next_event(bot):
     cards = [m for m in bot.messages if m.text.startswith("api → prod")]
     assert len(cards) == 1
     assert "succeeded" in cards[0].text
+
+
+@pytest.mark.parametrize(
+    "timestamp", [1e17, -5, "1970-01-02T00:00:00Z", "2999-01-01T00:00:00+00:00", float("nan")]
+)
+async def test_an_event_time_out_of_range_is_refused_and_status_keeps_working(bot, timestamp):
+    body = {**event(), "timestamp": timestamp}
+    if timestamp != timestamp:  # NaN: JSON has no spelling for it
+        data = json.dumps(body).encode()
+        result = await bot.signed_hook("POST", "deploy", secret=TOKEN, data=data)
+    else:
+        result = await signed(bot, body)
+    assert result.status == 400
+    assert result.body["error"].startswith("timestamp:")
+    assert (await bot.command("deploy status")).only().text.endswith("No deploys recorded yet.")
