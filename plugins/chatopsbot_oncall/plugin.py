@@ -38,6 +38,7 @@ from chatopsbot import (
     Option,
     Outcome,
     PluginContext,
+    Post,
     Refused,
     Text,
     UsageError,
@@ -251,7 +252,7 @@ class OncallPlugin:
             return Text("You have no shifts coming up.", private=True)
         return Text("Your shifts:\n" + "\n".join(lines[:10]), private=True)
 
-    async def override(self, ctx: Context) -> Text:
+    async def override(self, ctx: Context) -> Text | list[Post | Text]:
         """Someone takes the pager; whoever they replace is told privately."""
         _bounded(ctx)
         team = self._team(ctx, ctx.args["team"])
@@ -295,16 +296,28 @@ class OncallPlugin:
         record = result.new[OVERRIDES + record["team"]][record["id"]]
         replaced = record["replaced"]
         who = next((m for m in team.members if replaced and m.name == replaced), None)
-        if who is not None and who.user and who.name != member.name:
-            note = (
-                f"{member.name} takes the {team.name} pager from you until "
-                f"{fmt(end, team.zone)} (set by {ctx.actor.name})."
-            )
-            await ctx.send_to(ctx.conversation, Text(note, private=True), visible_to=who.user)
-        return Text(
+        done = Text(
             f"{member.name} is on call for {team.name} until {fmt(end, team.zone)} "
             f"(override {record['id']})"
         )
+        if who is None or not who.user or who.name == member.name:
+            return done
+        note = Text(
+            f"{member.name} takes the {team.name} pager from you until "
+            f"{fmt(end, team.zone)} (set by {ctx.actor.name})."
+        )
+        # Decided with the confirmation (a failure to deliver it is the outbox's, not the
+        # override's): a direct message when the member's JID is known, else a private note
+        # here if this is a channel, which only a user id can address.
+        if "@" in who.user:
+            return [Post(Conversation(ctx.account_id, who.user), note), done]
+        if ctx.conversation.is_channel:
+            private = attrs.evolve(note, private=True)
+            return [Post(ctx.conversation, private, visible_to=who.user), done]
+        ctx.log.info(
+            "override %s: %s has no JID configured, so is not told", record["id"], who.name
+        )
+        return done
 
     async def overrides(self, ctx: Context) -> Text:
         """A team's current and future overrides."""

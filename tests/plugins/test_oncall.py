@@ -495,3 +495,28 @@ async def test_overrides_stored_one_per_key_by_earlier_versions_still_count(bot)
     )
     assert [k for k, _ in await store.list("override")] == ["overrides:platform"]
     assert [o["member"] for o in (await store.get("overrides:platform")).values()] == ["Alice"]
+
+
+async def test_from_a_direct_message_the_replaced_person_is_told_in_theirs():
+    teams = {
+        **TEAMS,
+        "platform": {
+            **TEAMS["platform"],
+            "members": ["Alice", {"name": "Bob", "user": "bob@xmpp.zoom.us"}, "Carol"],
+        },
+    }
+    config = {**CONFIG, "plugins": {"oncall": {"account_id": "acct-1", "teams": teams}}}
+    async with BotHarness(clock=ManualClock(START), config=config) as bot:
+        replies = await bot.command("oncall override platform car 4h", user="alice", channel=None)
+        note, done = replies
+        # Bob's own 1:1 chat with the bot, not Alice's.
+        assert (note.to_jid, note.visible_to_user) == ("bob@xmpp.zoom.us", None)
+        assert note.text.startswith("Carol takes the platform pager from you")
+        assert done.to_jid == "alice@xmpp.zoom.us"
+        assert done.text.startswith("Carol is on call for platform")
+
+
+async def test_from_a_direct_message_a_member_known_by_id_only_is_not_told_elsewhere():
+    async with BotHarness(clock=ManualClock(START), config=CONFIG) as bot:
+        replies = await bot.command("oncall override platform car 4h", user="alice", channel=None)
+        assert [m.text[:30] for m in replies] == ["Carol is on call for platform "]
