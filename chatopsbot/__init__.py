@@ -6,12 +6,13 @@ This module is the public API for plugin authors; everything else is internal.
 from __future__ import annotations
 
 from chatopsbot.actions import Action, action
-from chatopsbot.audit import AuditEntry, AuditLog, AuditQuery
+from chatopsbot.audit import AuditEntry, AuditQuery, AuditReader
 from chatopsbot.clock import Clock, ManualClock, SystemClock
 from chatopsbot.commands import (
     Arg,
     Command,
     Option,
+    UnknownCommand,
     UsageError,
     command,
 )
@@ -78,8 +79,8 @@ __all__ = [
     "Arg",
     "Attachment",
     "AuditEntry",
-    "AuditLog",
     "AuditQuery",
+    "AuditReader",
     "Button",
     "ButtonStyle",
     "Card",
@@ -126,6 +127,7 @@ __all__ = [
     "Text",
     "TimerHandler",
     "Timers",
+    "UnknownCommand",
     "UsageError",
     "User",
     "UserError",

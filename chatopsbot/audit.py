@@ -33,6 +33,7 @@ __all__ = [
     "AuditLog",
     "AuditQuery",
     "AuditQueryError",
+    "AuditReader",
     "fold_name",
     "format_table",
     "parse_duration",
@@ -316,3 +317,15 @@ class AuditLog:
     async def purge(self, before: float) -> int:
         """Delete entries recorded before ``before``; return how many went."""
         return await self._backend.audit_purge(before)
+
+
+class AuditReader:
+    """What plugins get as ``ctx.audit``: the log to read, not to write or purge (what it
+    records is the framework's word on who did what)."""
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        """The entries ``query`` selects, newest first."""
+        return await self._log.query(query)

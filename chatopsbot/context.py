@@ -39,7 +39,7 @@ __all__ = [
 if TYPE_CHECKING:
     from chatopsbot.access import AccessSettings
     from chatopsbot.actions import ActionCodec
-    from chatopsbot.audit import AuditLog
+    from chatopsbot.audit import AuditReader
     from chatopsbot.commands import Command, CommandTree
     from chatopsbot.scheduler import Timers
     from chatopsbot.store import Store
@@ -90,8 +90,8 @@ class PluginContext(Generic[ConfigT]):
     #: The plugins' hooks, to call the ones a plugin offers others (``chatops_hookspecs``):
     #: ``await ctx.hooks.first(spec, **kwargs)`` (see :class:`~chatopsbot.HookCaller`).
     hooks: Any
-    #: The bot's audit log: who did what (``[audit] keep``); ``None`` outside a running bot.
-    audit: AuditLog | None = None
+    #: The bot's audit log, to read: who did what (``[audit] keep``); ``None`` outside a bot.
+    audit: AuditReader | None = None
 
     async def send_to(
         self, conversation: Conversation, response: Response, *, visible_to: str | None = None

@@ -18,7 +18,7 @@ import attrs
 
 from chatopsbot.access import AccessSettings, Verdict
 from chatopsbot.actions import Action, ActionCodec, ExpiredAction, InvalidAction
-from chatopsbot.audit import AuditEntry, AuditLog
+from chatopsbot.audit import AuditEntry, AuditLog, AuditReader
 from chatopsbot.clock import Clock
 from chatopsbot.commands import (
     Command,
@@ -130,7 +130,7 @@ class Dispatcher:
             "outlet": outlet or self._messenger,
             "codec": self._codec,
             "hooks": self._hooks,
-            "audit": self._audit_log,
+            "audit": AuditReader(self._audit_log),
         }
 
     def context_for(self, plugin: str) -> PluginContext:

@@ -219,6 +219,12 @@ class Store:
             current = {key: json.loads(text) for key, text in texts.items()}
             seen.append(current)
             writes = change(dict(current))
+            if not isinstance(writes, Mapping):
+                # Unlike update's single value, None here would be ambiguous: say what is meant.
+                raise TypeError(
+                    "an update_many change returns {key: new value} (None deletes a key), "
+                    f"not {type(writes).__name__}"
+                )
             return {key: None if value is None else _encode(value) for key, value in writes.items()}
 
         try:

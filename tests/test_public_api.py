@@ -20,8 +20,9 @@ TESTS = {
 }
 
 PUBLIC = [
-    "Action", "ActionContext", "Actions", "Arg", "Attachment", "AuditEntry", "AuditLog",
-    "AuditQuery", "Button", "ButtonStyle", "Card", "CardItem", "ChatopsbotError", "Clock",
+    "Action", "ActionContext", "Actions", "Arg", "Attachment", "AuditEntry",
+    "AuditQuery", "AuditReader", "Button", "ButtonStyle", "Card", "CardItem", "ChatopsbotError",
+    "Clock",
     "Command", "Context", "Conversation", "ConversationContext", "Delete", "Delivery",
     "Divider", "DurationError", "Edit", "Field", "Fields", "HandlerResult", "HookCaller",
     "HookError", "HookRequest", "HookResponse", "Job", "ManualClock", "MessageGone", "Option",
@@ -29,7 +30,8 @@ PUBLIC = [
     "Paragraph", "PluginConfigError", "PluginContext", "Post", "Refused", "Response", "Route",
     "SIGNATURE_WINDOW",
     "Section", "Select", "SelectOption", "SendFailed", "Sent", "Store", "Style", "SystemClock",
-    "Text", "TimerHandler", "Timers", "UsageError", "User", "UserError", "action", "command",
+    "Text", "TimerHandler", "Timers", "UnknownCommand", "UsageError", "User", "UserError",
+    "action", "command",
     "cron", "every", "format_duration", "hookimpl", "hookspec", "load_config",
     "parse_duration", "parse_time_of_day", "require_bearer", "require_known_keys",
     "require_signature", "route", "sign_request", "timer", "verify_request", "verify_signature",

@@ -269,3 +269,18 @@ async def test_update_many_with_a_ttl_expires_every_key_written(backend):
     await store.update_many(["a", "b"], lambda c: {"a": 1, "b": 2}, ttl=60)
     clock.t += 61
     assert await store.get_many(["a", "b"]) == {}
+
+
+async def test_an_update_many_change_must_say_what_to_write(tmp_path):
+    from chatopsbot.clock import ManualClock
+    from chatopsbot.storage import open_backend
+    from chatopsbot.store import Store
+
+    backend = await open_backend(str(tmp_path / "s.db"))
+    try:
+        store = Store(backend, "p", ManualClock())
+        with pytest.raises(TypeError, match=r"returns \{key: new value\}"):
+            await store.update_many(["a"], lambda current: None)  # type: ignore[arg-type,return-value]
+        assert await store.get("a") is None
+    finally:
+        await backend.close()
