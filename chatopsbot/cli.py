@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     access.add_argument("name", help='a command ("deploy unlock") or an action ("polls:close")')
     access.add_argument("--user", required=True, metavar="ID", help="a Zoom user id or JID")
     access.add_argument(
+        "--jid", metavar="JID", help="the user's JID too (rules may name either; give both)"
+    )
+    access.add_argument(
         "--channel", required=True, metavar="JID", help="a channel's (or 1:1 chat's) JID"
     )
     access.add_argument("--config", metavar="FILE", help=config_help)
@@ -243,7 +246,7 @@ def _explain(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         admin_only = command.admin_only
     # The ids an event would carry: a rule may name the user by id or JID.
-    user = User(args.user, args.user if "@" in args.user else "", "")
+    user = User(args.user, args.jid or (args.user if "@" in args.user else ""), "")
     verdict = settings.access.check(
         name,
         admin_only=admin_only,

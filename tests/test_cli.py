@@ -508,3 +508,13 @@ async def test_audit_reads_postgres_and_migrate_copies_the_audit_log(
     assert code == 0
     refs = [json.loads(line)["ref"] for line in capsys.readouterr().out.splitlines()]
     assert refs == ["ev-new", "ev-vote", "ev-old"]
+
+
+def test_access_explain_checks_the_users_id_and_jid_together(tmp_path, capsys):
+    rules = GOOD + '[access.commands."deploy"]\ndeny_users = ["dave@xmpp.zoom.us"]\n'
+    path = write(tmp_path, rules)
+    base = ["access", "explain", "deploy status", "--user", "u-dave", "--channel", OPS_JID]
+    assert main([*base, "--config", path], ENV) == 0  # the id alone is not listed
+    capsys.readouterr()
+    assert main([*base, "--jid", "dave@xmpp.zoom.us", "--config", path], ENV) == 3
+    assert "deny_users lists the user" in capsys.readouterr().out
