@@ -185,16 +185,6 @@ class Context(ConversationContext[ConfigT]):
     args: Mapping[str, Any]
     _commands: CommandTree = field(alias="commands")
 
-    @property
-    def caller(self) -> User:
-        """The person who ran the command: the same as :attr:`actor` (the name before 1.0)."""
-        return self.actor
-
-    @property
-    def caller_is_admin(self) -> bool:
-        """The same as :attr:`actor_is_admin` (the name before 1.0)."""
-        return self.actor_is_admin
-
     def runnable(self) -> list[Command]:
         """The commands the actor may run here, by name (what ``help`` lists)."""
         return [c for c in self._commands if self.may_run(c)]
@@ -244,13 +234,3 @@ class ActionContext(ConversationContext[ConfigT]):
     action: str
     payload: str
     values: tuple[str, ...]
-
-    @property
-    def clicker(self) -> User:
-        """The person who clicked: the same as :attr:`actor` (the name before 1.0)."""
-        return self.actor
-
-    @property
-    def clicker_is_admin(self) -> bool:
-        """The same as :attr:`actor_is_admin` (the name before 1.0)."""
-        return self.actor_is_admin

@@ -263,12 +263,12 @@ async def secret(ctx: Context) -> Card:
 
 @action("purge", admin_only=True)
 async def purge(ctx: ActionContext) -> Text:
-    return Text(f"purged by {ctx.clicker.name} (admin: {ctx.clicker_is_admin})")
+    return Text(f"purged by {ctx.actor.name} (admin: {ctx.actor_is_admin})")
 
 
 @action("roll", command="rollback")
 async def roll(ctx: ActionContext) -> Text:
-    return Text(f"rolled back by {ctx.clicker.name}")
+    return Text(f"rolled back by {ctx.actor.name}")
 
 
 class Ops:
@@ -421,7 +421,7 @@ DROPPED: list[str] = []
 
 @command("drop", help="Drop it", confirm="Drop everything?")
 async def drop(ctx: Context) -> Text:
-    DROPPED.append(ctx.caller.id)
+    DROPPED.append(ctx.actor.id)
     return Text("dropped")
 
 

@@ -62,7 +62,7 @@ async def bump(ctx: ActionContext) -> list[Any]:
     await ctx.store.update("clicks", lambda v: v + 1, default=0)
     return [
         Edit(ctx.message_id, card(ctx, n)),
-        Text(f"{ctx.clicker.name} bumped it to {n}", private=True),
+        Text(f"{ctx.actor.name} bumped it to {n}", private=True),
     ]
 
 

@@ -26,8 +26,8 @@ class Deployer:
             confirm="Roll {service} back in {env}?",
         )
         async def rollback(ctx: Context) -> Text:
-            self.runs.append((ctx.args["service"], ctx.caller.name))
-            return Text(f"{ctx.args['service']} rolled back by {ctx.caller.name}")
+            self.runs.append((ctx.args["service"], ctx.actor.name))
+            return Text(f"{ctx.args['service']} rolled back by {ctx.actor.name}")
 
         return [rollback]
 

@@ -52,7 +52,7 @@ class Lunch:
         @action("vote")
         async def vote(ctx: ActionContext) -> Text:
             n = await ctx.store.update(ctx.values[0], lambda v: v + 1, default=0)
-            return Text(f"{ctx.clicker.name}: {ctx.values[0]} ({n})", private=True)
+            return Text(f"{ctx.actor.name}: {ctx.values[0]} ({n})", private=True)
 
         @action("field_edited")
         async def moved(ctx: ActionContext) -> Edit:
