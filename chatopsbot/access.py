@@ -94,9 +94,6 @@ class AccessSettings:
         the default the command (or action) declared. Admins may run everything.
         """
         keys = (self.keys_for(stands_for) if stands_for else []) + self.keys_for(name)
-        if not keys and not self.admins and not admin_only:
-            # The common case, on every command: nothing to weigh, nothing to explain.
-            return Verdict(True, "allowed", ("declared open to everyone", "no rule covers it"))
         steps: list[str] = []
         only = admin_only
         steps.append(f"declared {'admin-only' if admin_only else 'open to everyone'}")
