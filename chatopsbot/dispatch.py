@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -63,6 +63,7 @@ from chatopsbot.zoom.events import (
 )
 
 log = logging.getLogger("chatopsbot.dispatch")
+T = TypeVar("T")
 
 WELCOME = "Thanks for adding me! Type help to see what I can do."
 EXPIRED = "This confirmation has expired or was already answered. Run the command again."
@@ -143,31 +144,29 @@ class Dispatcher:
         ``settle`` is the event's inbox key and how long to remember it: the key is marked
         handled in the same transaction that writes the replies to the outbox.
         """
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + RECORD_GRACE
-        delay = 0.25
-        while True:
+
+        async def attempt() -> Decisions:
             decisions = Decisions()
-            out = self._messenger.for_unit(decisions)
             try:
-                await self._handle(event, out)
-            except StorageError as exc:
-                # Storage failed before the work was done (reading the card or the
-                # proposal): try the event again soon; if storage stays away, it stays
-                # pending, to be handled anew, rather than settled with nothing done.
-                if loop.time() + delay > give_up:
-                    log.error(
-                        "could not handle %s (%s); it stays pending and is handled again later",
-                        type(event).__name__,
-                        exc,
-                    )
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
+                await self._handle(event, self._messenger.for_unit(decisions))
+            except StorageError:
+                raise
             except Exception:
                 log.exception("dispatching %s failed", type(event).__name__)
-            break
+            return decisions
+
+        try:
+            # Storage failing before the work is done (reading the card or the proposal):
+            # try the event again soon; if storage stays away, it stays pending, to be
+            # handled anew, rather than settled with nothing done.
+            decisions = await _patiently(attempt)
+        except StorageError as exc:
+            log.error(
+                "could not handle %s (%s); it stays pending and is handled again later",
+                type(event).__name__,
+                exc,
+            )
+            return
         await self._record(event, decisions, settle)
 
     async def _handle(self, event: Event, out: Messenger) -> None:
@@ -236,20 +235,9 @@ class Dispatcher:
         Trying again (rather than leaving the work to be done anew) keeps its replies in
         their place: they are written as soon as storage is back, before newer ones.
         """
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + RECORD_GRACE
-        delay = 0.25
         pending = decisions.take()
         audit = tuple(decisions.audit)
-        while True:
-            try:
-                await self._messenger.commit(pending, settle=settle, audit=audit)
-                return
-            except StorageError:
-                if loop.time() + delay > give_up:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        await _patiently(lambda: self._messenger.commit(pending, settle=settle, audit=audit))
 
     async def _command(self, event: BotNotification, out: Messenger) -> None:
         caller = User(event.user_id, event.user_jid, event.user_name)
@@ -632,6 +620,22 @@ class Dispatcher:
 
     def _count(self, command: str, outcome: str) -> None:
         self._metrics.commands.labels(command, outcome).inc()
+
+
+async def _patiently(attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt()``, tried again with backoff while storage fails, for up to
+    :data:`RECORD_GRACE`; then its :class:`StorageError` is raised."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + RECORD_GRACE
+    delay = 0.25
+    while True:
+        try:
+            return await attempt()
+        except StorageError:
+            if loop.time() + delay > give_up:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _teller(sender: ConversationSender) -> Callable[[str], None]:
