@@ -188,11 +188,13 @@ class Messenger:
 
     async def card(self, message_id: str) -> CardRecord | None:
         """What is remembered of the card ``message_id`` (its plugin, viewer and values)."""
-        now = self._clock.timestamp()
-        text = await self._backend.get(AUTHORS, message_id, now)
+        # One read: the card's record and its versions share the message id as a prefix.
+        rows = dict(await self._backend.scan(AUTHORS, message_id, self._clock.timestamp()))
+        text = rows.pop(message_id, None)
         if text is None:
             return None
         card = CardRecord.from_json(text)
-        for _, version in await self._backend.scan(AUTHORS, card_versions(message_id), now):
-            card = card.merge(CardRecord.from_json(version))
+        versions = card_versions(message_id)
+        for key in sorted(k for k in rows if k.startswith(versions)):
+            card = card.merge(CardRecord.from_json(rows[key]))
         return card
