@@ -15,10 +15,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from attrs import field, frozen
 
 from chatopsbot.values import Conversation, User
+
+if TYPE_CHECKING:
+    from chatopsbot.commands import Command
 
 __all__ = ["AccessRule", "AccessSettings", "Verdict"]
 
@@ -116,6 +120,13 @@ class AccessSettings:
         if not keys:
             steps.append("no rule covers it")
         return Verdict(True, "allowed", tuple(steps), only)
+
+    def permits(self, command: Command, user: User, conversation: Conversation) -> bool:
+        """Whether ``user`` may run ``command`` in ``conversation`` (its declared default
+        and every rule that covers it)."""
+        return self.check(
+            command.name, admin_only=command.admin_only, user=user, conversation=conversation
+        ).allowed
 
     def denial(
         self,

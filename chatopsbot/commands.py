@@ -250,6 +250,11 @@ class CommandTree:
             )
         self._commands[command.path] = command
 
+    def narrow(self, exc: UnknownCommand, may_run: Callable[[Command], bool]) -> UnknownCommand:
+        """``exc`` suggesting only the commands ``may_run`` admits: the others stay unseen."""
+        suggested = [s for s in exc.suggestions if (c := self.find(s)) is not None and may_run(c)]
+        return UnknownCommand(exc.text, suggested, [c for c in exc.subcommands if may_run(c)])
+
     def find(self, name: str) -> Command | None:
         """The command called exactly ``name``, if any."""
         return self._commands.get(tuple(name.lower().split()))

@@ -196,28 +196,14 @@ class Context(ConversationContext[ConfigT]):
         try:
             found, rest = self._commands.resolve(words)
         except UnknownCommand as exc:
-            raise UnknownCommand(
-                exc.text,
-                [s for s in exc.suggestions if self._may_run_named(s)],
-                [c for c in exc.subcommands if self.may_run(c)],
-            ) from None
+            raise self._commands.narrow(exc, self.may_run) from None
         if not self.may_run(found):
             raise UnknownCommand(" ".join(words))
         return found, rest
 
-    def _may_run_named(self, name: str) -> bool:
-        command = self._commands.find(name)
-        return command is not None and self.may_run(command)
-
     def may_run(self, command: Command) -> bool:
-        """Whether the caller may run ``command`` here (what ``help`` lists)."""
-        denial = self._access.denial(
-            command.name,
-            admin_only=command.admin_only,
-            user=self.actor,
-            conversation=self.conversation,
-        )
-        return denial is None
+        """Whether the actor may run ``command`` here (what ``help`` lists)."""
+        return self._access.permits(command, self.actor, self.conversation)
 
 
 @frozen(kw_only=True)

@@ -8,6 +8,7 @@ long, the person who asked hears about it privately and everyone else carries on
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
@@ -274,7 +275,10 @@ class Dispatcher:
         except UnknownCommand as exc:
             self._count(UNKNOWN, "unknown")
             log.info("unknown command %r", event.cmd[:200], extra=extra)
-            tell(_unknown(exc, lambda name: self._may_run(name, caller, conversation)))
+            may_run = functools.partial(
+                self._access.permits, user=caller, conversation=conversation
+            )
+            tell(_unknown(self._commands.narrow(exc, may_run)))
             return
         except UsageError as exc:
             self._count(exc.command.name if exc.command else UNKNOWN, "usage")
@@ -581,14 +585,6 @@ class Dispatcher:
             log.warning("refused %s: %s", name, verdict.reason, extra=extra)
         return verdict
 
-    def _may_run(self, name: str, user: User, conversation: Conversation) -> bool:
-        command = self._commands.find(name)
-        return command is not None and (
-            self._access.check(
-                command.name, admin_only=command.admin_only, user=user, conversation=conversation
-            ).allowed
-        )
-
     def _audit(
         self,
         out: Messenger,
@@ -700,13 +696,10 @@ def _denied(name: str, admin_only: bool, *, action: bool = False) -> str:
     )
 
 
-def _unknown(exc: UnknownCommand, may_run: Callable[[str], bool]) -> str:
-    """Suggest only what the caller may run: the others stay unseen."""
-    subcommands = [c for c in exc.subcommands if may_run(c.name)]
-    if subcommands:
-        return "Did you mean one of these?\n" + format_overview(subcommands)
+def _unknown(exc: UnknownCommand) -> str:
+    if exc.subcommands:
+        return "Did you mean one of these?\n" + format_overview(exc.subcommands)
     text = f"Unknown command {exc.text!r}."
-    suggestions = [s for s in exc.suggestions if may_run(s)]
-    if suggestions:
-        text += " Did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
+    if exc.suggestions:
+        text += " Did you mean " + " or ".join(repr(s) for s in exc.suggestions) + "?"
     return text + "\nType help to see the commands."
