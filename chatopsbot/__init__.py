@@ -24,7 +24,13 @@ from chatopsbot.context import (
     PluginContext,
     User,
 )
-from chatopsbot.durations import DurationError, format_duration, parse_duration, parse_time_of_day
+from chatopsbot.durations import (
+    DurationError,
+    format_duration,
+    next_time_of_day,
+    parse_duration,
+    parse_time_of_day,
+)
 from chatopsbot.errors import ChatopsbotError, UserError
 from chatopsbot.hookcaller import HookCaller
 from chatopsbot.hookspecs import hookimpl, hookspec
@@ -139,6 +145,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "load_config",
+    "next_time_of_day",
     "parse_duration",
     "parse_time_of_day",
     "require_bearer",

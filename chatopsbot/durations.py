@@ -7,9 +7,15 @@ Commands (``--closes-in 2h``, ``oncall override platform bob 1d12h``), config va
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 
-__all__ = ["DurationError", "format_duration", "parse_duration", "parse_time_of_day"]
+__all__ = [
+    "DurationError",
+    "format_duration",
+    "next_time_of_day",
+    "parse_duration",
+    "parse_time_of_day",
+]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _WHOLE = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*[smhdw])+")
@@ -62,6 +68,16 @@ def parse_time_of_day(text: str) -> time:
             "use HH:MM, like 17:00",
         )
     return time(int(match[1]), int(match[2]))
+
+
+def next_time_of_day(clock: time, after: datetime, zone: tzinfo) -> datetime:
+    """The first moment after ``after`` when the clock in ``zone`` shows ``clock``: today,
+    or tomorrow if that time has passed (``--closes-at 17:00``, ``--until 09:00``)."""
+    local = after.astimezone(zone)
+    at = local.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
+    if at <= local:
+        at = (at + timedelta(days=1)).replace(hour=clock.hour, minute=clock.minute)
+    return at
 
 
 def format_duration(span: timedelta) -> str:

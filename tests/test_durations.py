@@ -82,3 +82,15 @@ def test_parts_add_up_in_any_order(parts):
             parse_duration(text)
     else:
         assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_the_next_time_of_day_is_today_or_tomorrow_in_the_zone():
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from chatopsbot.durations import next_time_of_day
+
+    paris = ZoneInfo("Europe/Paris")
+    now = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # 16:00 in Paris
+    assert next_time_of_day(time(17, 0), now, paris) == datetime(2026, 11, 25, 17, 0, tzinfo=paris)
+    assert next_time_of_day(time(16, 0), now, paris) == datetime(2026, 11, 26, 16, 0, tzinfo=paris)

@@ -33,6 +33,7 @@ PUBLIC = [
     "Text", "TimerHandler", "Timers", "UnknownCommand", "UsageError", "User", "UserError",
     "action", "command",
     "cron", "every", "format_duration", "hookimpl", "hookspec", "load_config",
+    "next_time_of_day",
     "parse_duration", "parse_time_of_day", "require_bearer", "require_known_keys",
     "require_signature", "route", "sign_request", "timer", "verify_request", "verify_signature",
 ]  # fmt: skip

@@ -20,7 +20,6 @@ versions (``override:<team>:<id>``) are read too, and folded in by the next chan
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from chatopsbot import (
     Command,
     Context,
     Conversation,
+    DurationError,
     Job,
     Option,
     Outcome,
@@ -45,11 +45,12 @@ from chatopsbot import (
     command,
     every,
     hookimpl,
+    next_time_of_day,
+    parse_time_of_day,
 )
 from chatopsbot_oncall import hookspecs
 from chatopsbot_oncall.rotation import Team, fmt, parse_duration, parse_teams
 
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 #: No argument of these commands needs more (a team, a member, an id, a duration, a time);
 #: longer text is refused before it is looked up or echoed back.
 MAX_ARG_LENGTH = 64
@@ -482,11 +483,10 @@ class OncallPlugin:
                 return moment + parse_duration(duration, MAX_OVERRIDE)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
-        clock = _CLOCK.match(until)
-        if clock:
-            local = moment.astimezone(team.zone)
-            end = local.replace(hour=int(clock[1]), minute=int(clock[2]), second=0, microsecond=0)
-            return end if end > local else end + timedelta(days=1)
+        try:
+            return next_time_of_day(parse_time_of_day(until), moment, team.zone)
+        except DurationError:
+            pass  # not HH:MM: a date and time, then
         try:
             end = datetime.fromisoformat(until)
         except ValueError:

@@ -15,6 +15,7 @@ from chatopsbot import (
     DurationError,
     Paragraph,
     UsageError,
+    next_time_of_day,
     parse_time_of_day,
 )
 from chatopsbot import parse_duration as parse_any_duration
@@ -53,11 +54,7 @@ def parse_clock_time(text: str, now: datetime, zone: ZoneInfo) -> datetime:
         clock = parse_time_of_day(text)
     except DurationError as exc:
         raise UsageError(f"invalid time {text!r}: {exc.problem}") from None
-    local = now.astimezone(zone)
-    at = local.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
-    if at <= local:
-        at = (at + timedelta(days=1)).replace(hour=clock.hour, minute=clock.minute)
-    return at
+    return next_time_of_day(clock, now, zone)
 
 
 def validate_options(question: str, options: tuple[str, ...]) -> None:
