@@ -210,6 +210,22 @@ async def webhook(request: web.Request) -> web.Response:
     return _answer(app, "accepted")
 
 
+async def _read_body(request: web.Request) -> bytes:
+    """``request.read()``, with a connection closed mid-body always a ``ConnectionResetError``.
+
+    aiohttp raises ``ConnectionResetError`` when the peer goes away while the body is awaited,
+    but a bare ``RuntimeError("Connection closed.")`` when it went away between two chunks
+    (the stream checks the protocol before it waits); both mean the same to a handler.
+    """
+    try:
+        return await request.read()
+    except RuntimeError as exc:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("connection closed before the body arrived") from exc
+        raise
+
+
 async def _read(request: web.Request, gate: Gate, peer: str) -> bytes | web.Response:
     """The body, or the answer for a body that is too large or too slow."""
     app = request.app
@@ -218,7 +234,7 @@ async def _read(request: web.Request, gate: Gate, peer: str) -> bytes | web.Resp
     limit = app[SETTINGS].server.body_timeout
     try:
         async with asyncio.timeout(limit):
-            return await request.read()
+            return await _read_body(request)
     except web.HTTPRequestEntityTooLarge:
         gate.warn(f"webhook refused: body over {MAX_BODY} bytes", f"from {peer}")
         return _answer(app, "too_large", 413, headers={"Connection": "close"})
@@ -303,7 +319,7 @@ async def _hook_response(
     try:
         # The same limit as for webhooks: a hook is as reachable by a slow client.
         async with asyncio.timeout(limit):
-            body = await request.read()
+            body = await _read_body(request)
     except web.HTTPRequestEntityTooLarge:
         return too_large
     except TimeoutError:

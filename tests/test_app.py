@@ -22,6 +22,7 @@ from chatopsbot import (
     command,
     hookimpl,
 )
+from chatopsbot.app import _read_body
 from chatopsbot.zoom.fake import Fault
 from chatopsbot.zoom.payloads import bot_installed, bot_notification, signed
 from chatopsbot.zoom.signature import sign
@@ -289,8 +290,9 @@ async def test_slow_bodies_are_cut_off_and_logged_in_bounded_lines(start_bot, zo
     assert reply.text == "pong"
 
 
-async def test_a_client_that_disconnects_mid_body_is_not_an_error(bot, caplog):
-    head = b"POST /zoom/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"
+@pytest.mark.parametrize("path", ["/zoom/webhook", "/hooks/deploy"])
+async def test_a_client_that_disconnects_mid_body_is_not_an_error(bot, caplog, path):
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{{".encode()
     _reader, writer = await asyncio.open_connection("127.0.0.1", bot.client.port)
     writer.write(head)
     await writer.drain()
@@ -300,6 +302,41 @@ async def test_a_client_that_disconnects_mid_body_is_not_an_error(bot, caplog):
     [reply] = await bot.command("ping")
     assert reply.text == "pong"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+class _Transport:
+    def __init__(self, closing: bool) -> None:
+        self.closing = closing
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+class _Request:
+    """What ``_read_body`` uses of a request whose ``read()`` fails as aiohttp's does."""
+
+    def __init__(self, transport: _Transport | None, error: Exception) -> None:
+        self.transport = transport
+        self.error = error
+
+    async def read(self) -> bytes:
+        raise self.error
+
+
+@pytest.mark.parametrize("transport", [None, _Transport(closing=True)])
+async def test_a_connection_closed_between_two_chunks_reads_as_a_reset(transport):
+    # aiohttp raises a bare RuntimeError when the connection went away before the handler
+    # waited for the next chunk (the connection guard closing the oldest connection does that);
+    # the handlers treat it as the reset it is, not as a server error.
+    request = _Request(transport, RuntimeError("Connection closed."))
+    with pytest.raises(ConnectionResetError):
+        await _read_body(request)  # type: ignore[arg-type]
+
+
+async def test_other_runtime_errors_while_reading_are_not_hidden():
+    request = _Request(_Transport(closing=False), RuntimeError("something else"))
+    with pytest.raises(RuntimeError, match="something else"):
+        await _read_body(request)  # type: ignore[arg-type]
 
 
 async def test_too_many_unverified_requests_get_503_without_being_read(bot):
