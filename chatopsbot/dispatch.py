@@ -522,6 +522,9 @@ class Dispatcher:
             for item in event.items:
                 pressed = item.kind == "actionItem" and not item.action_id
                 signed = (item.values[0] if item.values else "") if pressed else item.action_id
+                if not signed and item.text:
+                    # Zoom's sample app reads inputs as {text, value}: found by their label.
+                    signed = card.routes.get(f"input:{item.text}", "")
                 if not self._codec.looks_signed(signed):
                     log.info("a form item (%s) without a bot action_id: left out", item.kind)
                     continue

@@ -141,8 +141,9 @@ def render_content(content: Content) -> dict[str, Any]:
 
 def routes(response: Response) -> dict[str, str]:
     """Where the interactions Zoom fills in on ``response``'s card go: the ``action_id`` of
-    its member or channel select (key ``select``), of each editable field (``field:<key>``)
-    and of each editable paragraph (``message:<text>``).
+    its member or channel select (key ``select``), of each editable field (``field:<key>``),
+    of each editable paragraph (``message:<text>``) and of each text input (``input:<label>``,
+    for submissions that name an input by its label only, as Zoom's sample app reads them).
 
     Zoom's events for these carry no value the plugin chose, so these are kept with the card
     the bot sent (see :class:`~chatopsbot.outbound.sender.CardRecord`), never sent to Zoom.
@@ -157,6 +158,8 @@ def routes(response: Response) -> dict[str, str]:
                 found["select"] = item.action_id
             case Paragraph(action_id=str(action_id)):
                 found[f"message:{item.text}"] = action_id
+            case TextInput():
+                found[f"input:{item.text}"] = item.action_id
             case Fields():
                 for f in item.items:
                     if f.action_id is not None:
