@@ -309,6 +309,8 @@ class Dispatcher:
         extra: dict[str, Any],
         out: Messenger,
     ) -> str:
+        # Which plugin: a handler's failure (an invalid card, say) is logged with it.
+        extra["plugin"] = command.plugin
         # Same conversation, same outbox lane: in order with any reply decided before it.
         sender = out.to(
             conversation, caller_id=caller.id or None, log_extra=extra, plugin=command.plugin

@@ -56,6 +56,8 @@ def truncate(text: str, limit: int = MAX_TEXT) -> str:
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """``text`` in parts of at most ``limit`` characters, cut at line ends (else at spaces)
     where possible; every part after the first starts with :data:`CONTINUED`."""
+    if limit <= len(CONTINUED):
+        raise ValueError(f"a limit of {limit} leaves no room beside the continuation marker")
     parts: list[str] = []
     rest = text
     while True:

@@ -25,6 +25,7 @@ from chatopsbot import (
     Paragraph,
     RadioButtons,
     Section,
+    Select,
     SelectOption,
     Text,
     TextInput,
@@ -94,7 +95,11 @@ class Widgets:
                 ],
             )
 
-        return [assign, announce, note, schedule]
+        @command("broken", help="Draws an invalid card")
+        async def broken(ctx: Context) -> Card:
+            return Card(head="Where to?", body=[Select("Environment", [])])
+
+        return [assign, announce, note, schedule, broken]
 
     @hookimpl
     def chatops_actions(self) -> list[Any]:
@@ -240,3 +245,15 @@ async def test_a_form_submission_that_does_not_fit_is_acknowledged_and_logged(ca
             assert (await bot.deliver(event)).only().text.startswith("Sorry, this button")
         assert "chat_message.submit without account_id, to_jid, user_id, message_id" in caplog.text
         assert "submit_items[1] does not fit" in caplog.text
+
+
+async def test_an_invalid_card_is_a_handler_error_logged_with_plugin_and_command(caplog):
+    async with _harness() as bot:
+        with caplog.at_level(logging.ERROR, logger="chatopsbot.dispatch"):
+            reply = (await bot.command("broken", user="bob")).only()
+        assert reply.text.startswith("Sorry, broken failed (reference ")
+        assert reply.visible_to_user == "u-bob"
+        [record] = [r for r in caplog.records if "broken failed" in r.getMessage()]
+        assert (record.plugin, record.command) == ("widgets", "broken")
+        assert "CardError: Select 'Environment': no options" in caplog.text
+        assert len(bot.zoom.requests) == 1
