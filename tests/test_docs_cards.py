@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chatopsbot import Action, Command, hookimpl
-from chatopsbot.testing import BotHarness
+from chatopsbot.testing import BotHarness, FormValue
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "writing-plugins.md"
 
@@ -53,7 +53,7 @@ async def test_the_catalogue_card_holds_every_element_and_its_form_comes_back():
             "file", "divider", "section", "datepicker", "timepicker", "radio_buttons",
             "checkboxes", "plain_text_input", "actions", "page", "select",
         }  # fmt: skip
-        values = {
+        values: dict[str, FormValue] = {
             "day": datetime.date(2026, 12, 4),
             "at": datetime.time(10, 0),
             "notify": ["Email"],
