@@ -36,6 +36,7 @@ from chatopsbot import (
 )
 from chatopsbot.testing import BotHarness, FormValue
 from chatopsbot.zoom.payloads import form_submitted, option_selected
+from tests.conftest import POSTGRES_URL
 
 CHANNEL = "ops@conference.xmpp.zoom.us"
 
@@ -257,3 +258,13 @@ async def test_an_invalid_card_is_a_handler_error_logged_with_plugin_and_command
         assert (record.plugin, record.command) == ("widgets", "broken")
         assert "CardError: Select 'Environment': no options" in caplog.text
         assert len(bot.zoom.requests) == 1
+
+
+async def test_routes_kept_with_the_card_work_on_postgresql(postgres_schema):
+    storage = {"url": f"{POSTGRES_URL}?search_path={postgres_schema}"}
+    async with _harness(config={"storage": storage}) as bot:
+        card = (await bot.command("note")).only()
+        assert (await bot.edit(card, "v2")).texts[0] == "note(n1) by Alice: ['first draft', 'v2']"
+        card = (await bot.command("assign")).only()
+        reply = (await bot.select_member(card, "dave")).only()
+        assert reply.text == "assign(T-1) by Alice: ['dave@xmpp.zoom.us']"
