@@ -100,7 +100,12 @@ class Widgets:
         async def broken(ctx: Context) -> Card:
             return Card(head="Where to?", body=[Select("Environment", [])])
 
-        return [assign, announce, note, schedule, broken]
+        @command("secret", help="A private member select that expires")
+        async def secret(ctx: Context) -> Card:
+            who = MemberSelect("Who", ctx.action_id("assign", "S", expires_in=60))
+            return Card(head="Private", body=[who], private=True)
+
+        return [assign, announce, note, schedule, broken, secret]
 
     @hookimpl
     def chatops_actions(self) -> list[Any]:
@@ -120,7 +125,7 @@ class Widgets:
         async def owner(ctx: ActionContext) -> Text:
             return _said(ctx)
 
-        @action("schedule")
+        @action("schedule", command="schedule")
         async def schedule(ctx: ActionContext) -> Text:
             return _said(ctx)
 
@@ -268,3 +273,26 @@ async def test_routes_kept_with_the_card_work_on_postgresql(postgres_schema):
         card = (await bot.command("assign")).only()
         reply = (await bot.select_member(card, "dave")).only()
         assert reply.text == "assign(T-1) by Alice: ['dave@xmpp.zoom.us']"
+
+
+async def test_access_rules_apply_to_a_form_submission_as_to_its_command():
+    rules = {"access": {"commands": {"schedule": {"deny_users": ["u-bob"]}}}}
+    async with _harness(config=rules) as bot:
+        card = (await bot.command("schedule", user="alice")).only()
+        reply = (await bot.submit(card, {"env": "Staging"}, button="Schedule", user="bob")).only()
+        assert reply.text.startswith("You may not do that here.")
+        assert reply.visible_to_user == "u-bob"
+
+
+async def test_a_private_member_select_answers_only_its_viewer_and_only_in_time():
+    async with _harness() as bot:
+        card = (await bot.command("secret", user="carol")).only()
+        assert card.visible_to_user == "u-carol"
+        refused = (await bot.select_member(card, "bob", user="dave")).only()
+        assert refused.text.startswith("Sorry, this button no longer works")
+        assert (await bot.select_member(card, "bob", user="carol")).only().text == (
+            "assign(S) by Carol: ['bob@xmpp.zoom.us']"
+        )
+        await bot.advance(61)
+        late = (await bot.select_member(card, "bob", user="carol")).only()
+        assert late.text.startswith("Sorry, this button no longer works")
