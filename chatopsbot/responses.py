@@ -8,6 +8,10 @@ one to Zoom's JSON (``chatopsbot.zoom.cards``) and sends it in the order it was 
   the thread of an earlier message.
 - :class:`Edit` replaces the content of an earlier message, :class:`Delete` removes one.
 - :class:`Post` sends any of them to another conversation (the way jobs and timers answer).
+
+A card's body is built from one class per Zoom card element (:data:`CardItem`, and
+:class:`Pages` at the top). Each checks itself when built and raises :class:`CardError` naming
+the element and what is wrong, so a card Zoom would refuse never leaves the handler.
 """
 
 from __future__ import annotations
