@@ -9,6 +9,7 @@ marked with who sees them, edits as updates of an earlier card.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
@@ -143,10 +144,9 @@ class Shell:
             self._block(message, block, "    ")
 
     def _block(self, message: Message, block: Mapping[str, Any], indent: str) -> None:
-        kind = block.get("type")
+        kind = str(block.get("type"))
         if kind == "message":
-            for line in str(block.get("text", "")).splitlines() or [""]:
-                self._say(f"{indent}{line}")
+            self._message(block, indent)
         elif kind == "fields":
             for item in block.get("items", []):
                 mark = " (editable)" if item.get("editable") else ""
@@ -157,19 +157,48 @@ class Shell:
                 labels.append(f"[{self._control('button', message, item['text'])}: {item['text']}]")
             self._say(indent + " ".join(labels))
         elif kind == "select":
-            options = []
-            for item in block.get("select_items", []):
-                options.append(
-                    f"<{self._control('option', message, item['text'])}: {item['text']}>"
-                )
-            self._say(f"{indent}{block.get('text', '')} " + " ".join(options))
-        elif kind == "divider":
-            self._say(f"{indent}" + "-" * 20)
-        elif kind == "attachments":
-            self._say(f"{indent}[attachment] {block.get('resource_url', '')}")
+            self._select(message, block, indent)
         elif kind == "section":
             for child in block.get("sections", []):
                 self._block(message, child, indent + "  ")
+            self._footer(block, indent + "  ")
+        elif kind == "page":
+            pages = block.get("pages", [])
+            for page in pages:
+                self._say(f"{indent}(page {page.get('pageNo')} of {len(pages)})")
+                for child in page.get("body", []):
+                    self._block(message, child, indent + "  ")
+        else:
+            line = _line(kind, block)
+            self._say(f"{indent}{line}" if line is not None else f"{indent}[{kind}]")
+
+    def _message(self, block: Mapping[str, Any], indent: str) -> None:
+        lines = str(block.get("text", "")).splitlines() or [""]
+        if block.get("link"):
+            lines[-1] += f" <{block['link']}>"
+        if block.get("editable"):
+            lines[-1] += " (editable)"
+        for line in lines:
+            self._say(f"{indent}{line}")
+
+    def _select(self, message: Message, block: Mapping[str, Any], indent: str) -> None:
+        source = block.get("static_source")
+        if source:
+            # Zoom fills these in from its directory; the shell has none to offer.
+            self._say(f"{indent}{block.get('text', '')} <a {source[:-1]} to pick>")
+            return
+        options = []
+        for item in block.get("select_items", []):
+            options.append(f"<{self._control('option', message, item['text'])}: {item['text']}>")
+        self._say(f"{indent}{block.get('text', '')} " + " ".join(options))
+
+    def _footer(self, block: Mapping[str, Any], indent: str) -> None:
+        parts = [str(block["footer"])] if block.get("footer") else []
+        if isinstance(block.get("ts"), int | float):
+            when = datetime.datetime.fromtimestamp(block["ts"] / 1000, datetime.UTC)
+            parts.append(when.strftime("%Y-%m-%d %H:%M UTC"))
+        if parts:
+            self._say(f"{indent}-- " + " · ".join(parts))
 
     def _audience(self, message: Message) -> str:
         if message.visible_to_user:
@@ -180,6 +209,55 @@ class Shell:
         if message.to_jid == user(self._user).jid:
             return " (direct message)"
         return ""
+
+
+def _line(kind: str, block: Mapping[str, Any]) -> str | None:
+    """One line showing a display or form element readably; ``None`` for an unknown one."""
+    if kind == "divider":
+        return "-" * 20
+    if kind == "attachments":
+        title = block.get("information", {}).get("title", {}).get("text", "")
+        return f"[attachment] {title} <{block.get('resource_url', '')}>".replace("  ", " ")
+    if kind == "file":
+        title = block.get("title", {})
+        description = block.get("description", {}).get("text", "")
+        return (
+            f"[file] {title.get('text', '')} <{title.get('file_url', '')}> {description}".rstrip()
+        )
+    if kind == "progress_bar":
+        value = float(block.get("value", 0))
+        filled = round(value / 10)
+        return f"[{'#' * filled}{'.' * (10 - filled)}] {value:g}%"
+    if kind == "datepicker":
+        return f"[date: {block.get('initial_date', 'choose')}]"
+    if kind == "timepicker":
+        return f"[time: {block.get('initial_time', 'choose')}]"
+    if kind == "radio_buttons":
+        chosen = (block.get("initial_option") or {}).get("value")
+        marks = [f"({'*' if o['value'] == chosen else ' '}) {o['text']}" for o in block["options"]]
+        return "  ".join(marks)
+    if kind == "checkboxes":
+        on, off = ("[on]", "[off]") if block.get("style") else ("[x]", "[ ]")
+        boxes = [
+            f"{on if o.get('initial_selected') else off} {o['text']}" for o in block["options"]
+        ]
+        return "  ".join(boxes)
+    if kind == "alert":
+        return f"! {str(block.get('level', 'info')).upper()}: {block.get('text', '')}"
+    if kind == "images":
+        images = block.get("images", [])
+        current = images[int(block.get("cur_index", 0))] if images else {}
+        alt = f" {current['alt_text']}" if current.get("alt_text") else ""
+        shown = f"{int(block.get('cur_index', 0)) + 1}/{len(images)}"
+        return f"[image {shown}]{alt} <{current.get('image_url', '')}>"
+    if kind == "plain_text_input":
+        hint = block.get("value") or block.get("placeholder") or ""
+        lines = " (several lines)" if block.get("multiline") else ""
+        return f"{block.get('text', '')}: [{hint}]{lines}"
+    if kind == "video":
+        title = block.get("title", {}).get("text", "")
+        return f"[video] {title} <{block.get('video_url', '')}>"
+    return None
 
 
 async def run_shell(
