@@ -94,7 +94,8 @@ class Schedule:
 
     def at(self, moment: datetime) -> tuple[str, datetime, datetime | None] | None:
         """Who is on call at ``moment``, since when and until when; a gap is :data:`NOBODY`
-        until the next shift; ``None`` past what was read (or before it)."""
+        until the next shift (no end when none is known); ``None`` past what was read (or
+        before it)."""
         if moment < self.fetched or moment >= self.until:
             return None
         covering = [s for s in self.shifts if _starts(s) <= moment and _before(moment, s.end)]
@@ -110,7 +111,7 @@ class Schedule:
         # A gap: since the last shift ended (else since now: handoffs then go by name only).
         ended = [s.end for s in self.shifts if s.end is not None and s.end <= moment]
         upcoming = [_starts(s) for s in self.shifts if _starts(s) > moment]
-        return NOBODY, max(ended, default=moment), min(upcoming, default=self.until)
+        return NOBODY, max(ended, default=moment), min(upcoming, default=None)
 
     def to_json(self) -> dict[str, Any]:
         """A form the store keeps (the last known schedule)."""

@@ -18,8 +18,9 @@ import pytest
 from chatopsbot.clock import ManualClock
 from chatopsbot.config import ConfigError
 from chatopsbot.testing import BotHarness
-from chatopsbot_deploy import payload
+from chatopsbot_deploy import DeployPlugin, payload
 from chatopsbot_deploy.events import EventInvalid
+from tests.plugins.example_config import example_tables
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GH_SECRET = "gh-webhook-secret"
@@ -543,3 +544,11 @@ def test_slugs_and_gitlab_times():
     assert payload.gitlab_time(None, "t") is None
     with pytest.raises(EventInvalid, match=r"^t: expected a time"):
         payload.gitlab_time("2021-04-28 21:50:00", "t")
+
+
+def test_the_example_config_of_the_integrations_is_valid():
+    table = example_tables("deploy")
+    assert {"github_secret", "gitlab_token", "github", "gitlab"} <= set(table)
+    settings = DeployPlugin().chatops_config(table)
+    assert settings.github.workflows == {"deploy.yml": "production"}
+    assert settings.gitlab.services == {"gitlab-org/gitlab-test": "web"}

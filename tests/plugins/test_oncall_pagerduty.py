@@ -14,7 +14,9 @@ import pytest
 from chatopsbot.clock import ManualClock
 from chatopsbot.config import ConfigError
 from chatopsbot.testing import BotHarness
-from chatopsbot_oncall.pagerduty import Schedule, Shift, Source, shifts
+from chatopsbot_oncall import OncallPlugin
+from chatopsbot_oncall.pagerduty import Schedule, Shift, Source, _retry_after, shifts
+from tests.plugins.example_config import example_tables
 from tests.plugins.fake_pagerduty import TOKEN, Entry, FakePagerDuty
 
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # Wednesday
@@ -75,7 +77,6 @@ async def test_oncall_and_oncall_team_answer_from_the_schedule(bot, pagerduty):
         "Next: Bob from Wed 2026-11-25 17:00 UTC",
         "Then: Carol from Thu 2026-11-26 05:00 UTC",
         "Then: Alice from Thu 2026-11-26 17:00 UTC",
-        "Then: nobody from Fri 2026-11-27 05:00 UTC",
         "From PagerDuty (schedule P123ABC).",
     ]
     # What PagerDuty requires: the token, its media type, the array filter, the window.
@@ -117,7 +118,6 @@ async def test_pages_are_followed(pagerduty):
             "Wed 2026-11-25 17:00 UTC → Thu 2026-11-26 05:00 UTC: Bob",
             "Thu 2026-11-26 05:00 UTC → Thu 2026-11-26 17:00 UTC: Carol",
             "Thu 2026-11-26 17:00 UTC → Fri 2026-11-27 05:00 UTC: Alice",
-            "Fri 2026-11-27 05:00 UTC → Wed 2026-12-23 09:00 UTC: nobody",
         ]
         offsets = [dict(q)["offset"] for q in pagerduty.queries()]
         assert offsets == ["0", "2"]
@@ -145,6 +145,14 @@ async def test_handoffs_are_announced_as_for_a_rotation(bot):
         ("📟 Bob is now on call for platform until Thu 2026-11-26 05:00 UTC.", CHANNEL)
     ]
     assert await bot.advance(timedelta(minutes=10)) == []  # refetched, the same: no handoff
+    texts = [m.text for m in await bot.advance(timedelta(hours=12))]
+    assert texts == ["📟 Carol is now on call for platform until Thu 2026-11-26 17:00 UTC."]
+    texts = [m.text for m in await bot.advance(timedelta(hours=12))]
+    assert texts == ["📟 Alice is now on call for platform until Fri 2026-11-27 05:00 UTC."]
+    # Past the last shift PagerDuty has: a gap, announced once.
+    texts = [m.text for m in await bot.advance(timedelta(hours=12))]
+    assert texts == ["📟 nobody is now on call for platform."]
+    assert await bot.advance(timedelta(minutes=10)) == []
 
 
 async def test_an_override_beats_pagerduty(pagerduty):
@@ -340,3 +348,18 @@ def test_a_permanent_entry_and_two_people_at_once():
     assert schedule.at(at(25, 11)) == ("Bea, Ops", at(25, 10), at(25, 12))
     assert schedule.at(START + timedelta(days=28)) is None
     assert Schedule.from_json(schedule.to_json()) == schedule
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("120", 120.0), (None, 30.0), ("soon", 30.0), ("0", 1.0), ("1e9", 3600.0)],
+)
+def test_retry_after_is_honoured_within_bounds(header, seconds):
+    assert _retry_after(header) == seconds
+
+
+def test_the_example_config_of_pagerduty_is_valid():
+    table = example_tables("oncall")
+    settings = OncallPlugin().chatops_config(table)
+    assert settings.pagerduty_cache == timedelta(seconds=60)
+    assert settings.teams["sre"].source == Source(schedule="P123ABC")  # type: ignore[union-attr]
