@@ -67,11 +67,13 @@ class Source:
             return ("schedule_ids[]", self.schedule)
         return ("escalation_policy_ids[]", self.escalation_policy)
 
-    def describe(self) -> str:
-        """``schedule P123ABC`` or ``escalation policy P123ABC``."""
+    def describe(self, name: str = "") -> str:
+        """``schedule P123ABC`` (``schedule "Primary", P123ABC`` with its ``name``) or
+        ``escalation policy P123ABC``."""
+        named = f'"{name}", ' if name else ""
         if self.schedule:
-            return f"schedule {self.schedule}"
-        return f"escalation policy {self.escalation_policy}"
+            return f"schedule {named}{self.schedule}"
+        return f"escalation policy {named}{self.escalation_policy}"
 
 
 @frozen
@@ -91,6 +93,8 @@ class Schedule:
     shifts: tuple[Shift, ...]
     fetched: datetime
     until: datetime
+    #: The schedule's name in PagerDuty (``GET /schedules/{id}``), when known.
+    name: str = ""
 
     def at(self, moment: datetime) -> tuple[str, datetime, datetime | None] | None:
         """Who is on call at ``moment``, since when and until when; a gap is :data:`NOBODY`
@@ -119,6 +123,7 @@ class Schedule:
             "fetched": self.fetched.timestamp(),
             "until": self.until.timestamp(),
             "shifts": [[s.name, _stamp(s.start), _stamp(s.end)] for s in self.shifts],
+            "name": self.name,
         }
 
     @classmethod
@@ -128,6 +133,7 @@ class Schedule:
             tuple(Shift(name, _time(start), _time(end)) for name, start, end in data["shifts"]),
             _time(data["fetched"]) or datetime.now(UTC),
             _time(data["until"]) or datetime.now(UTC),
+            data.get("name", ""),
         )
 
 
@@ -200,6 +206,7 @@ class PagerDuty:
         self._cache = cache
         self._session: aiohttp.ClientSession | None = None
         self._fresh: dict[str, Schedule] = {}
+        self._names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._blocked_until: datetime | None = None
 
@@ -225,9 +232,26 @@ class PagerDuty:
                 shifts(await self._oncalls(source, now, now + LOOKAHEAD), source),
                 now,
                 now + LOOKAHEAD,
+                await self._name(source, now),
             )
             self._fresh[key] = fetched
             return fetched, True
+
+    async def _name(self, source: Source, now: datetime) -> str:
+        """A schedule's name, asked once per process; "" for a policy or while unknown (a
+        failure here is no reason to withhold who is on call)."""
+        if not source.schedule:
+            return ""
+        if source.schedule not in self._names:
+            try:
+                body = await self._get(f"/schedules/{source.schedule}", [("time_zone", "UTC")], now)
+            except Unavailable as exc:
+                log.info("PagerDuty: no name for schedule %s yet: %s", source.schedule, exc)
+                return ""
+            schedule = body.get("schedule")
+            name = schedule.get("name") if isinstance(schedule, Mapping) else None
+            self._names[source.schedule] = name if isinstance(name, str) else ""
+        return self._names[source.schedule]
 
     async def _oncalls(
         self, source: Source, since: datetime, until: datetime

@@ -597,8 +597,9 @@ class OncallPlugin:
             lines.append(f"Next: {rest[0][0]} from {fmt(rest[0][1], team.zone)}")
         lines += [f"Then: {n} from {fmt(since, team.zone)}" for n, since, _ in rest[1:]]
         if isinstance(team, PagerDutyTeam):
-            _, note = await self._rota(ctx, team, moment)
-            lines.append(f"⚠ {note}" if note else f"From PagerDuty ({team.source.describe()}).")
+            rota, note = await self._rota(ctx, team, moment)
+            source = team.source.describe(rota.name if isinstance(rota, Schedule) else "")
+            lines.append(f"⚠ {note}" if note else f"From PagerDuty ({source}).")
         return "\n".join(lines)
 
     def _end(self, ctx: Context, team: Team | PagerDutyTeam, moment: datetime) -> datetime:

@@ -77,8 +77,10 @@ async def test_oncall_and_oncall_team_answer_from_the_schedule(bot, pagerduty):
         "Next: Bob from Wed 2026-11-25 17:00 UTC",
         "Then: Carol from Thu 2026-11-26 05:00 UTC",
         "Then: Alice from Thu 2026-11-26 17:00 UTC",
-        "From PagerDuty (schedule P123ABC).",
+        'From PagerDuty (schedule "Platform primary", P123ABC).',
     ]
+    [named] = [r for r in pagerduty.requests if r.path == "/schedules/P123ABC"]
+    assert named.headers["Authorization"] == f"Token token={TOKEN}"
     # What PagerDuty requires: the token, its media type, the array filter, the window.
     first = pagerduty.requests[0]
     assert first.headers["Authorization"] == f"Token token={TOKEN}"
