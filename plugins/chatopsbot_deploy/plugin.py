@@ -225,6 +225,10 @@ class DeployPlugin:
         if not kind:
             raise HookError(400, "X-GitHub-Event: required")
         delivery = request.header("x-github-delivery") or "-"
+        if (request.header("content-type") or "").startswith("application/x-www-form-urlencoded"):
+            raise HookError(
+                415, "set the webhook's Content type to application/json on GitHub (not form)"
+            )
         body = request.json()
         if kind == "ping":
             log.info("GitHub ping (delivery %s, hook %s)", delivery, _hook_id(body))

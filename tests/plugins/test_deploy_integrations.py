@@ -318,6 +318,21 @@ async def test_github_signatures(bot):
         headers={"X-GitHub-Event": "deployment_status", "X-Hub-Signature": sha1},
     )
     assert old.status == 401
+    # The form content type GitHub offers: signed, but not what the hook reads.
+    form = b"payload=" + raw
+    signature = "sha256=" + hmac.new(GH_SECRET.encode(), form, hashlib.sha256).hexdigest()
+    formed = await github(
+        bot,
+        "deployment_status",
+        None,
+        data=form,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Hub-Signature-256": signature,
+        },
+    )
+    assert formed.status == 415
+    assert "Content type to application/json" in formed.body["error"]
     assert await status_lines(bot) == ["No deploys recorded yet."]
 
 
