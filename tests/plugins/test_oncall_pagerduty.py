@@ -212,7 +212,9 @@ async def test_slow_pagerduty_times_out_into_the_last_known(pagerduty):
         await clock.advance(timedelta(seconds=2))
         began = time.monotonic()
         detail = await say(bot, "oncall platform")
-        assert time.monotonic() - began < 2.5
+        # Waited for PagerDuty once (not once per line of the answer), then used what it had.
+        assert time.monotonic() - began < 0.6
+        assert len(pagerduty.queries()) == 2
         assert detail.splitlines()[0] == "platform: Alice is on call until Wed 2026-11-25 17:00 UTC"
         assert detail.splitlines()[-1] == (
             "⚠ could not reach PagerDuty (no answer within 0.3 s), last known: its schedule as "
