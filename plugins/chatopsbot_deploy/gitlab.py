@@ -20,6 +20,7 @@ same deploy with different versions (a deployment event has no ref).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +48,7 @@ JOB_STATUSES = {
 #: ``X-Gitlab-Event`` values the hook reads; anything else is acknowledged and ignored.
 EVENTS = ("Deployment Hook", "Pipeline Hook")
 _SHA = 8  # GitLab's own short sha
+_SHA_HEX = re.compile(r"^[0-9a-f]{40,64}$")
 
 
 @frozen
@@ -97,8 +99,7 @@ def _deployment(body: Mapping[str, Any], settings: GitlabSettings) -> Translatio
                 ),
                 "actor": payload.text(body, "user.username", "user.name"),
                 "url": payload.text(body, "deployable_url") or commit_url,
-                # The full sha when the payload has it: the commit URL ends with it.
-                "commit": commit_url.rsplit("/", 1)[-1] if commit_url else sha,
+                "commit": _full_sha(commit_url, sha),
                 "message": payload.first_line(payload.text(body, "commit_title")),
             },
         )
@@ -152,3 +153,10 @@ def _pipeline(body: Mapping[str, Any], settings: GitlabSettings) -> Translation:
         states = ", ".join(f"{e} {payload.text(j, 'status')}" for e, j in sorted(jobs.items()))
         return Translation(ignored=f"no deploy job has run yet ({states})")
     return Translation(tuple(found))
+
+
+def _full_sha(commit_url: str | None, short: str) -> str:
+    """The commit's full sha, which a deployment event gives only as the end of its
+    ``commit_url``; the short one otherwise."""
+    tail = (commit_url or "").rsplit("/", 1)[-1]
+    return tail if _SHA_HEX.match(tail) and tail.startswith(short) else short
