@@ -169,6 +169,16 @@ async def test_an_override_beats_pagerduty(pagerduty):
         assert await say(bot, "oncall") == (
             "platform: Dana until Wed 2026-11-25 11:00 UTC, then Alice"
         )
+        assert "Dana" in await say(bot, "oncall overrides platform")
+        assert (await say(bot, "oncall schedule platform --count 2")).splitlines()[1:] == [
+            "Wed 2026-11-25 09:00 UTC → Wed 2026-11-25 11:00 UTC: Dana",
+            "Wed 2026-11-25 11:00 UTC → Wed 2026-11-25 17:00 UTC: Alice",
+        ]
+        assert await say(bot, "oncall clear platform") == "Removed 1 override(s) of platform."
+        assert await say(bot, "oncall") == (
+            "platform: Alice until Wed 2026-11-25 17:00 UTC, then Bob"
+        )
+        assert (await say(bot, "oncall me")).startswith("You are not in any on-call rotation")
 
 
 async def test_an_override_without_members_says_where_to_list_them(bot):
