@@ -8,7 +8,7 @@ Hooks are called with keyword arguments, so an implementation may accept fewer t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -101,5 +101,17 @@ def chatops_hookspecs() -> Iterable[object]:
     Called once, first, so that plugins can offer hooks of their own to other plugins (the
     on-call plugin's ``chatops_oncall_lookup`` lets another plugin answer from PagerDuty). Mark
     them with ``chatopsbot.hookspec``; call them through ``ctx.hooks``.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def chatops_shutdown() -> Awaitable[None] | None:
+    """Release what the plugin opened while it ran (an HTTP client session, say).
+
+    Called once when the bot stops, after running handlers, jobs and the outbox are done and
+    before storage closes; it may be ``async def``. A failing implementation is logged and the
+    others still run. Open such things lazily, on first use inside a handler, so they belong to
+    the running event loop.
     """
     raise NotImplementedError

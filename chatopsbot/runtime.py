@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 import aiohttp
+import pluggy
 from attrs import define, field
 
 from chatopsbot.actions import ActionCodec
@@ -80,6 +82,8 @@ class Runtime:
     # Webhooks being recorded: storage stays open until they are (see stop()).
     _accepting: int = 0
     _accepted: asyncio.Event = field(factory=asyncio.Event)
+    #: The plugins' hooks, for ``chatops_shutdown`` when the runtime closes.
+    manager: pluggy.PluginManager | None = None
 
     @classmethod
     async def start(
@@ -162,6 +166,7 @@ class Runtime:
             scheduler,
             metrics,
             clock,
+            manager=plugins.manager,
         )
         try:
             await outbox.start()
@@ -399,5 +404,18 @@ class Runtime:
             await self._close()
 
     async def _close(self) -> None:
+        await self._shut_plugins()
         await self.session.close()
         await self.backend.close()
+
+    async def _shut_plugins(self) -> None:
+        """Each plugin's ``chatops_shutdown``; one failing does not keep the others open."""
+        if self.manager is None:
+            return
+        for impl in reversed(self.manager.hook.chatops_shutdown.get_hookimpls()):
+            try:
+                answer = impl.function()
+                if inspect.isawaitable(answer):
+                    await answer
+            except Exception:
+                log.exception("plugin %s: chatops_shutdown failed", impl.plugin_name)
