@@ -37,10 +37,12 @@ class Matcher:
     @property
     def operator(self) -> str:
         """``=``, ``!=``, ``=~`` or ``!~``."""
-        return ("=" if self.is_equal else "!=") + ("~" if self.is_regex else "")
+        if self.is_regex:
+            return "=~" if self.is_equal else "!~"
+        return "=" if self.is_equal else "!="
 
     def __str__(self) -> str:
-        plain = re.fullmatch(r"[A-Za-z0-9_.:/-]+", self.value)
+        plain = self.value and not re.search(r'[\s,"{}\\]', self.value)
         value = self.value if plain else '"' + self.value.replace('"', '\\"') + '"'
         return f"{self.name}{self.operator}{value}"
 

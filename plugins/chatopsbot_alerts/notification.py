@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-import attrs
+import attr
 import cattrs
 from attrs import frozen
 
@@ -67,8 +67,8 @@ class Notification:
         return tuple(a for a in self.alerts if a.status == "firing")
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON data, for the store."""
-        return attrs.asdict(self, retain_collection_types=False)
+        """Plain JSON data, for the store (lists, as it gives them back)."""
+        return attr.asdict(self, retain_collection_types=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Notification:
