@@ -612,11 +612,12 @@ async def test_the_session_to_alertmanager_is_closed_when_the_bot_stops(alertman
     async with BotHarness(clock=ManualClock(START), config=config(alertmanager.url)) as bot:
         manager = bot.runtime.manager
         assert manager is not None
-        client = manager.get_plugin("alerts")._alertmanager
+        plugin: Any = manager.get_plugin("alerts")
+        client: Any = plugin._alertmanager
         assert client._session is None  # opened on first use, on the running loop
         await bot.command("alerts silences")
         await bot.command("alerts silences")
-        session = client._session
+        session: Any = client._session
         assert session is not None
         assert not session.closed
     assert session.closed
