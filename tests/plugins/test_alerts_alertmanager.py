@@ -8,7 +8,11 @@ Skipped without the binary, except where ``CHATOPSBOT_REQUIRE_ALERTMANAGER`` is 
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
+import subprocess
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from chatopsbot_alerts.settings import read_settings
 
 from chatopsbot.clock import SystemClock
 from chatopsbot.testing import BotHarness, channel_jid
@@ -165,3 +170,43 @@ async def test_alertmanager_groups_alerts_into_one_card_silences_and_resolves(
             assert card.content["head"]["style"]["color"] == "#1F9D55"
             assert len(cards(bot)) == 1
             assert time.monotonic() - started < 30
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
+
+
+def test_the_documented_bot_config_reads() -> None:
+    from chatopsbot.config import parse_settings
+
+    [table] = re.findall(r"```toml\n(.*?)```", DOCS.read_text(), re.S)
+    data = {
+        "zoom": {"client_id": "a", "client_secret": "b", "bot_jid": "c", "secret_token": "d"},
+        **tomllib.loads(table),
+    }
+    parse_settings(data, environ={"ALERTS_WEBHOOK_TOKEN": "t"})
+    settings = read_settings(data["plugins"]["alerts"])
+    assert [r for r in settings.routes] == ["pages", "db"]
+    where = settings.destination({"severity": "critical", "team": "db"})
+    assert where is not None
+    assert where.jid == "pages@conference.xmpp.zoom.us"
+
+
+def test_the_documented_receiver_blocks_pass_amtool(tmp_path: Path) -> None:
+    """Both documented ``http_config`` forms, as Alertmanager's own checker reads them."""
+    alertmanager_process.binary()
+    amtool = shutil.which("amtool")
+    if amtool is None:
+        pytest.skip("no amtool beside the Alertmanager binary")
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.S)
+    receiver, basic = blocks
+    basic_config = receiver.replace(
+        receiver[receiver.index("        http_config:") :], basic.rstrip() + "\n"
+    )
+    for n, text in enumerate([receiver, basic_config]):
+        path = tmp_path / f"am{n}.yml"
+        path.write_text(text.replace("<the webhook_token>", "s3cret"))
+        done = subprocess.run(  # noqa: S603 - amtool, on our own docs
+            [amtool, "check-config", str(path)], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "SUCCESS" in done.stdout + done.stderr
