@@ -392,6 +392,27 @@ async def test_two_notifications_racing_make_one_card(bot):
     assert card.text.startswith(f"🔥 FIRING: {count} · HighLatency")
 
 
+async def test_a_notification_stored_while_the_card_is_being_posted_is_drawn(bot):
+    """The second notification arrives while the first one's card is on its way to Zoom: it
+    finds the card claimed and leaves it to the poster, who draws it once the card is posted."""
+    body = json.dumps(with_second_alert(fixture("firing"))).encode()
+    answers: list[int] = []
+
+    async def second_notification_meanwhile(request: Any) -> None:
+        if request.method == "POST" and not answers:
+            resp = await bot.client.post(
+                "/hooks/alerts", data=body, headers={**AUTH, "Content-Type": "application/json"}
+            )
+            answers.append(resp.status)
+
+    bot.zoom.on_request = second_notification_meanwhile
+    await notify(bot, fixture("firing"))
+    assert answers == [200]
+    [card] = cards(bot)
+    assert card.text.startswith("🔥 FIRING: 2 · HighLatency")
+    assert card.edits == 1
+
+
 async def test_groups_are_routed_by_their_common_labels(alertmanager):
     routes = {"pages": {"match": {"severity": "critical"}, "channel": PAGES}}
     async with BotHarness(
