@@ -643,3 +643,46 @@ async def test_the_session_to_alertmanager_is_closed_when_the_bot_stops(alertman
         assert not session.closed
     assert session.closed
     assert client._session is None
+
+
+def numbered(count: int) -> dict[str, Any]:
+    """The real firing notification with ``count`` alerts (instances api-0 ... api-<count-1>)."""
+    body = fixture("firing")
+    template = body["alerts"][0]
+    body["alerts"] = []
+    for n in range(count):
+        one = copy.deepcopy(template)
+        one["labels"]["instance"] = f"api-{n}:9090"
+        one["fingerprint"] = f"{n:016x}"
+        body["alerts"].append(one)
+    body["commonLabels"].pop("instance")
+    return body
+
+
+async def test_notifications_racing_on_two_replicas_sharing_postgres_make_one_card(
+    start_bot, postgres_schema, alertmanager
+):
+    from tests.conftest import POSTGRES_URL
+
+    storage = {"url": f"{POSTGRES_URL}?search_path={postgres_schema}"}
+    clock = ManualClock(START)
+    bots = [
+        await start_bot(clock=clock, storage=storage, **config(alertmanager.url)) for _ in range(2)
+    ]
+    results = await asyncio.gather(*(notify(bots[n % 2], numbered(1 + n % 5)) for n in range(20)))
+    assert all(r.status == 200 for r in results)
+    [card] = cards(bots[0])
+    stored = (
+        await bots[0]
+        .runtime.dispatcher.context_for("alerts")
+        .store.get(_key(group_id(fixture("firing")["groupKey"], Conversation("acct-1", OPS))))
+    )
+    count = len(stored["notification"]["alerts"])
+    assert card.text.startswith(f"🔥 FIRING: {count} · HighLatency"), bots[0].transcript()
+    # Twenty people click Silence on both replicas at once: one silence is made.
+    await asyncio.gather(
+        *(bots[n % 2].click(card, "Silence 1 h", user=f"user{n}") for n in range(20))
+    )
+    assert len(alertmanager.silences) == 1
+    refused = [m for m in bots[0].messages if "is already silenced by" in m.text]
+    assert len(refused) == 19, bots[0].transcript()
