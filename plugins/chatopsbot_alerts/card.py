@@ -67,16 +67,19 @@ def render(view: GroupView, buttons: Sequence[Button] = ()) -> Card:
         if common.get(key) and all(a.annotations.get(key) == common[key] for a in n.alerts):
             body.append(Paragraph(common[key]))
     shown = sorted(n.alerts, key=lambda a: (a.status != "firing", a.starts_at))[:SHOWN]
+    # Alerts of one rule share its generator URL and, usually, its runbook: each link once.
+    linked: set[str] = set()
     for alert in shown:
         body.append(Paragraph(line(alert, n.common_labels, common)))
-        links = _links(alert)
-        for text, url in links:
-            body.append(Paragraph(text, link=url))
+        for text, url in _links(alert):
+            if url not in linked:
+                linked.add(url)
+                body.append(Paragraph(text, link=url))
     hidden = len(n.alerts) - len(shown) + n.truncated_alerts
     if hidden:
         body.append(Paragraph(f"… and {hidden} more alert(s)"))
     runbook = common.get("runbook_url", "")
-    if _is_link(runbook) and not any(a.annotations.get("runbook_url") for a in shown):
+    if _is_link(runbook) and runbook not in linked:
         body.append(Paragraph("Runbook", link=runbook))
     fields: list[Field] = []
     if view.ack is not None:

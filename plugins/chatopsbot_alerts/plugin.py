@@ -277,6 +277,8 @@ class AlertsPlugin:
         if record is None or duration is None:
             return Text("This alert group is no longer tracked.", private=True)
         n = Notification.from_json(record["notification"])
+        if n.status != "firing" or not n.firing:
+            return Text(f"{card.title(n)} has resolved: there is nothing to silence.", private=True)
         matchers = equality(n.group_labels) or equality(n.common_labels)
         if not matchers:
             return Text(

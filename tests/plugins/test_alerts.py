@@ -365,6 +365,9 @@ async def test_one_card_per_group_edited_as_alerts_fire_repeat_and_resolve(bot):
     assert (len(bot.messages), card.edits) == (1, 1)
     assert card.text.startswith("🔥 FIRING: 2 · HighLatency")
     assert "instance=api-2:9090" in card.text
+    # Both alerts come from one rule: its runbook and source are linked once.
+    links = [item["text"] for item in card.content["body"] if item.get("link")]
+    assert links == ["Runbook: HighLatency", "Source: HighLatency", "Open Alertmanager"]
     assert "API latency above 900ms" in card.text
     # Resolved: still the same card, now green, without silence buttons.
     await notify(bot, fixture("resolved"))
@@ -372,6 +375,9 @@ async def test_one_card_per_group_edited_as_alerts_fire_repeat_and_resolve(bot):
     assert card.text.startswith("✅ RESOLVED · HighLatency")
     assert head_color(card) == "#1F9D55"
     assert "Silence 1 h" not in json.dumps(card.content)
+    # A client still showing the red card: its Silence button says there is nothing to silence.
+    stale = (await bot.click(card, "Silence 1 h")).only()
+    assert stale.text == "HighLatency has resolved: there is nothing to silence."
     # The group fires again later: a new card; the green one stays as it was.
     await notify(bot, fixture("firing"))
     assert len(cards(bot)) == 2
