@@ -692,3 +692,19 @@ async def test_notifications_racing_on_two_replicas_sharing_postgres_make_one_ca
     assert len(alertmanager.silences) == 1
     refused = [m for m in bots[0].messages if "is already silenced by" in m.text]
     assert len(refused) == 19, bots[0].transcript()
+
+
+async def test_a_card_whose_post_failed_is_posted_by_alertmanagers_retry(bot, caplog):
+    """Zoom refused the card: the hook answers 5xx (Alertmanager retries those) and gives the
+    claim back, so the retry posts the card instead of waiting on one that never comes."""
+    from chatopsbot.zoom.fake import Fault
+
+    caplog.set_level("ERROR")
+    bot.zoom.inject(Fault(400, {"code": 7001, "message": "Invalid to_jid."}))
+    failed = await notify(bot, fixture("firing"))
+    assert failed.status >= 500
+    assert cards(bot) == []
+    retried = await notify(bot, fixture("firing"))
+    assert (retried.status, retried.body["changed"]) == (200, True)
+    [card] = cards(bot)
+    assert card.text.startswith("🔥 FIRING: 1 · HighLatency")
