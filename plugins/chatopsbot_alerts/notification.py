@@ -19,8 +19,9 @@ Status = Literal["firing", "resolved"]
 STATUSES = ("firing", "resolved")
 #: The most characters kept of each kind of text.
 LIMITS = {"label": 200, "annotation": 1000, "url": 1000, "key": 1000}
-#: The most alerts one notification may carry (Alertmanager's ``max_alerts`` caps it there).
-MAX_ALERTS = 1000
+#: The most alerts of one notification kept; the rest are counted as truncated, as
+#: Alertmanager's own ``max_alerts`` does.
+MAX_ALERTS = 200
 #: The most labels or annotations one alert may have.
 MAX_PAIRS = 100
 
@@ -92,11 +93,14 @@ def parse(data: object) -> Notification:
     alerts = data.get("alerts")
     if not isinstance(alerts, list) or not alerts:
         raise NotificationInvalid("alerts: expected a non-empty list")
-    if len(alerts) > MAX_ALERTS:
-        raise NotificationInvalid(f"alerts: at most {MAX_ALERTS} (set max_alerts in Alertmanager)")
     truncated = data.get("truncatedAlerts", 0)
     if not isinstance(truncated, int) or isinstance(truncated, bool) or truncated < 0:
         raise NotificationInvalid("truncatedAlerts: expected a whole number")
+    # Firing ones first, so that a huge group keeps what matters most.
+    ordered = sorted(
+        alerts, key=lambda a: not (isinstance(a, dict) and a.get("status") == "firing")
+    )
+    kept, truncated = ordered[:MAX_ALERTS], truncated + max(0, len(alerts) - MAX_ALERTS)
     return Notification(
         group_key=group_key,
         status=_status(data, "status"),
@@ -105,7 +109,7 @@ def parse(data: object) -> Notification:
         common_labels=_pairs(data, "commonLabels", "label"),
         common_annotations=_pairs(data, "commonAnnotations", "annotation"),
         external_url=_url(data, "externalURL"),
-        alerts=tuple(_alert(item, f"alerts[{n}]") for n, item in enumerate(alerts)),
+        alerts=tuple(_alert(item, f"alerts[{n}]") for n, item in enumerate(kept)),
         truncated_alerts=truncated,
     )
 

@@ -694,6 +694,21 @@ async def test_notifications_racing_on_two_replicas_sharing_postgres_make_one_ca
     assert len(refused) == 19, bots[0].transcript()
 
 
+async def test_a_huge_group_keeps_its_firing_alerts_and_counts_the_rest(bot):
+    body = numbered(260)
+    for alert in body["alerts"][:100]:
+        alert["status"] = "resolved"
+    body["truncatedAlerts"] = 5
+    notification = parse(body)
+    assert len(notification.alerts) == 200
+    assert len(notification.firing) == 160
+    assert notification.truncated_alerts == 65
+    assert (await notify(bot, body)).status == 200
+    [card] = cards(bot)
+    assert card.text.startswith("🔥 FIRING: 160 · HighLatency")
+    assert "… and 255 more alert(s)" in card.text
+
+
 async def test_a_card_whose_post_failed_is_posted_by_alertmanagers_retry(bot, caplog):
     """Zoom refused the card: the hook answers 5xx (Alertmanager retries those) and gives the
     claim back, so the retry posts the card instead of waiting on one that never comes."""
