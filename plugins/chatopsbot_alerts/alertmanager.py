@@ -37,8 +37,8 @@ class AlertmanagerError(Exception):
 
     @property
     def gone(self) -> bool:
-        """Whether the silence asked about does not exist or has already ended (Alertmanager
-        0.25 answers 500 "silence not found" to expiring an unknown one; later ones 404)."""
+        """Whether the silence asked about does not exist (Alertmanager 0.25 answers 500
+        "silence not found" to expiring an unknown one, and 200 to expiring an expired one)."""
         return self.status in (404, 500) and (
             "not found" in self.reason or "expired" in self.reason
         )

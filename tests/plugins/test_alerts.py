@@ -478,6 +478,23 @@ async def test_silence_from_the_card_then_unsilence(bot, alertmanager):
     ]
 
 
+async def test_unsilence_of_a_silence_alertmanager_no_longer_has_clears_the_card(bot, alertmanager):
+    await notify(bot, fixture("firing"))
+    [card] = cards(bot)
+    await bot.click(card, "Silence 4 h")
+    alertmanager.silences.clear()  # Alertmanager lost it (a restart without its storage)
+    reply = (await bot.click(card, "Unsilence", user="bob")).only()
+    assert reply.text.startswith("Silence ")
+    assert reply.text.endswith(" lifted.")
+    assert "Silenced" not in card.text
+    # Any other error leaves the card as it is and says why.
+    await bot.click(card, "Silence 1 h")
+    alertmanager.fail_with = 502
+    refused = (await bot.click(card, "Unsilence")).only()
+    assert refused.text.startswith("Could not lift the silence: Alertmanager answered 502")
+    assert "Silenced: by Alice" in card.text
+
+
 async def test_a_silence_runs_out_on_the_card(bot):
     await notify(bot, fixture("firing"))
     [card] = cards(bot)

@@ -172,6 +172,64 @@ async def test_alertmanager_groups_alerts_into_one_card_silences_and_resolves(
             assert time.monotonic() - started < 30
 
 
+async def test_silence_commands_against_alertmanager(tmp_path: Path) -> None:
+    """Typed matchers of all four kinds as Alertmanager stores them; listing; expiring; and
+    Alertmanager's own refusals passed on to the user."""
+    alertmanager_process.binary()
+    port = free_port()
+    am_url = f"http://127.0.0.1:{port}"
+    async with BotHarness(clock=SystemClock(), config=settings(am_url)) as bot:
+        hook = str(bot.client.make_url("/hooks/alerts"))
+        async with (
+            running(tmp_path, port=port, receiver_url=hook, token=TOKEN),
+            aiohttp.ClientSession() as am,
+        ):
+            made = (
+                await bot.command(
+                    "alerts silence "
+                    "'alertname=HighLatency,severity=~crit.*,env!=dev,job!~\"a, b\"' "
+                    "30m deploying the fix",
+                    user="bob",
+                )
+            ).only()
+            assert made.text.startswith(
+                '🔕 Bob silenced alertname=HighLatency,severity=~crit.*,env!=dev,job!~"a, b" '
+                "for 30m, until "
+            )
+            [silence] = await api(am, "GET", f"{am_url}/api/v2/silences")
+            assert silence["id"] in made.text
+            assert (silence["createdBy"], silence["comment"]) == (
+                "Bob (u-bob)",
+                "deploying the fix",
+            )
+            assert sorted(
+                (m["name"], m["value"], m["isRegex"], m["isEqual"]) for m in silence["matchers"]
+            ) == [
+                ("alertname", "HighLatency", False, True),
+                ("env", "dev", False, False),
+                ("job", "a, b", True, False),
+                ("severity", "crit.*", True, True),
+            ]
+            listing = (await bot.command("alerts silences")).only().text.splitlines()
+            assert listing[0] == "Silences:"
+            assert listing[1].startswith(f"{silence['id']} · alertname=HighLatency,")
+            assert listing[1].endswith("· by Bob (u-bob) · deploying the fix")
+            expired = (await bot.command(f"alerts expire {silence['id']}")).only()
+            assert expired.text == f"🔔 Alice expired silence {silence['id']}."
+            [after] = await api(am, "GET", f"{am_url}/api/v2/silences")
+            assert after["status"]["state"] == "expired"
+            assert (await bot.command("alerts silences")).only().text == "No active silences."
+            # Alertmanager 0.25 answers 200 to expiring an expired silence: so does the bot.
+            again = (await bot.command(f"alerts expire {silence['id']}")).only()
+            assert again.text == expired.text
+            unknown = (
+                await bot.command("alerts expire 00000000-0000-0000-0000-000000000000")
+            ).only()
+            assert unknown.visible_to_user == "u-alice"
+            assert unknown.text.startswith("Could not expire silence 00000000-")
+            assert "silence not found" in unknown.text
+
+
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "alerts.md"
 
 
