@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import io
 import json
 import re
 from collections.abc import AsyncIterator
@@ -346,6 +347,19 @@ async def test_malformed_bodies_get_400_with_the_reason(bot, data, error):
     )
     assert result.status == 400
     assert result.body["error"].startswith(error)
+    assert cards(bot) == []
+
+
+async def test_a_body_over_2_mib_is_refused_with_413(bot):
+    body = fixture("firing")
+    body["alerts"][0]["annotations"]["description"] = "x" * (2 * 1024 * 1024)
+    resp = await bot.client.post(
+        "/hooks/alerts",
+        data=io.BytesIO(json.dumps(body).encode()),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert resp.status == 413
+    assert (await resp.json()) == {"error": "body over 2097152 bytes"}
     assert cards(bot) == []
 
 
