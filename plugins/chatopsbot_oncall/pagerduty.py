@@ -209,6 +209,9 @@ class PagerDuty:
         self._names: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._blocked_until: datetime | None = None
+        # The last failure per key and when it happened: reused as long as an answer would
+        # be, so a command of several lines waits for a silent PagerDuty once, not per line.
+        self._failed: dict[str, tuple[datetime, Unavailable]] = {}
 
     async def schedule(self, key: str, source: Source, now: datetime) -> tuple[Schedule, bool]:
         """The team's schedule from ``now`` on, and whether it was fetched just now (else it
@@ -228,11 +231,17 @@ class PagerDuty:
             if self._blocked_until is not None and now < self._blocked_until:
                 wait = (self._blocked_until - now).total_seconds()
                 raise Unavailable(f"rate limited (429), retry in {wait:.0f} s")
+            failed = self._failed.get(key)
+            if failed is not None and failed[0] <= now < failed[0] + self._cache:
+                raise failed[1]
+            try:
+                entries = await self._oncalls(source, now, now + LOOKAHEAD)
+            except Unavailable as exc:
+                self._failed[key] = (now, exc)
+                raise
+            self._failed.pop(key, None)
             fetched = Schedule(
-                shifts(await self._oncalls(source, now, now + LOOKAHEAD), source),
-                now,
-                now + LOOKAHEAD,
-                await self._name(source, now),
+                shifts(entries, source), now, now + LOOKAHEAD, await self._name(source, now)
             )
             self._fresh[key] = fetched
             return fetched, True
