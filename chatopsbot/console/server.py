@@ -1,0 +1,702 @@
+"""The console's server: the bot's own aiohttp app, plus a page, a WebSocket and a small JSON API.
+
+The bot runs as in production (its plugins, storage, outbound layer, token exchange) against
+the fake Zoom on loopback. The page's actions are JSON requests here; each becomes what Zoom
+or CI would send (a webhook signed with the bot's secret, a plugin hook signed with the
+plugin's token) and goes over HTTP to the bot's own routes. What the fake Zoom receives comes
+back to every open page through the WebSocket, as whole messages and log entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlsplit
+
+import aiohttp
+from aiohttp import web
+from attrs import evolve
+
+from chatopsbot.app import PLUGINS, RUNTIME, create_app, handler_options
+from chatopsbot.config import Settings, StorageSettings, parse_settings
+from chatopsbot.console import cast, feed
+from chatopsbot.plugins import ENTRY_POINT_GROUP
+from chatopsbot.routes import sign_request
+from chatopsbot.zoom.fake import UNAVAILABLE, FakeZoom, Fault, Request
+from chatopsbot.zoom.payloads import (
+    bot_notification,
+    button_clicked,
+    field_edited,
+    option_selected,
+    signed,
+)
+
+__all__ = ["Console", "ConsoleError", "console_settings", "run_console"]
+
+log = logging.getLogger("chatopsbot.console")
+
+#: The account every console event comes from.
+ACCOUNT = "acct-console"
+#: Log entries kept for pages that open later.
+LOG_KEPT = 1000
+#: The most faults one request may queue.
+MAX_FAULTS = 50
+#: A fault's status: 0 drops the connection, else an HTTP error status.
+FAULT_STATUSES = (0, 400, 401, 404, 429, 500, 502, 503, 504)
+#: Example bodies for plugin hooks the console knows, by route.
+HOOK_EXAMPLES: Mapping[str, Any] = {
+    "POST /hooks/deploy": {
+        "service": "api",
+        "environment": "prod",
+        "version": "1.4.2",
+        "status": "started",
+        "actor": "alice",
+        "commit": "9f2fd5a",
+        "url": "https://ci.example.com/runs/42",
+        "message": "Release 1.4.2: faster search",
+    },
+    "GET /hooks/deploy/lock?service=api&environment=prod": None,
+}
+_STATIC = "static"
+_LOOPBACK = ("127.0.0.1", "::1")
+
+
+class ConsoleError(ValueError):
+    """A request from the page that cannot be carried out; answered 400 (or ``status``)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def console_settings(
+    base: Settings | None,
+    *,
+    zoom: FakeZoom,
+    secret: str,
+    storage: str,
+    port: int = 0,
+    hook_tokens: Mapping[str, str] | None = None,
+) -> Settings:
+    """The settings the console's bot runs with: ``base`` (a config file's, or the defaults)
+    pointed at the fake Zoom, on loopback, with its own SQLite file.
+
+    The config's storage is never used: its queued replies belong to real Zoom. Alice, the
+    console's first person, is added to the admins, and each plugin in ``hook_tokens`` gets
+    that ``webhook_token`` where its table has none, so its hook can be fed from the page.
+    """
+    table = zoom.zoom_table(secret)
+    zoom_settings = parse_settings({"zoom": table}, source="<console>", environ={}).zoom
+    if base is None:
+        base = parse_settings({"zoom": table}, source="<console>", environ={})
+    tables = {name: dict(values) for name, values in base.plugins.tables.items()}
+    for name, token in (hook_tokens or {}).items():
+        if not tables.get(name, {}).get("webhook_token"):
+            tables[name] = {**tables.get(name, {}), "webhook_token": token}
+    admins = base.access.admins
+    if cast.PEOPLE[0].id not in admins:
+        admins = (*admins, cast.PEOPLE[0].id)
+    return evolve(
+        base,
+        zoom=zoom_settings,
+        server=evolve(base.server, host="127.0.0.1", port=port),
+        storage=StorageSettings(path=storage),
+        access=evolve(base.access, admins=admins),
+        plugins=evolve(base.plugins, tables=tables),
+    )
+
+
+def _hook_tokens(base: Settings) -> dict[str, str]:
+    """A fresh token for the deploy plugin's hook, if it is enabled (it is the one that takes
+    ``webhook_token``); the config's own token wins where it has one."""
+    installed = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    if "deploy" in installed and "deploy" not in base.plugins.disabled:
+        return {"deploy": secrets.token_hex(16)}
+    return {}
+
+
+class Console:
+    """The bot, the fake Zoom and the page, on one loopback port. ``start`` then ``close``."""
+
+    def __init__(self, settings: Settings, zoom: FakeZoom, secret: str) -> None:
+        self.settings = settings
+        self.zoom = zoom
+        self._secret = secret
+        self.app = create_app(settings)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._timeline: dict[str, dict[str, Any]] = {}
+        self._log: deque[dict[str, Any]] = deque(maxlen=LOG_KEPT)
+        self._seq = 0
+        self._health: dict[str, Any] = {"status": "starting", "details": {}}
+        self.url = ""
+        self._install()
+
+    @classmethod
+    async def start(
+        cls,
+        base: Settings | None = None,
+        *,
+        storage: str,
+        port: int = 0,
+    ) -> Console:
+        """Start the fake Zoom and the bot with the console's routes on ``127.0.0.1:port``."""
+        zoom = FakeZoom(rate_limit=_rate_limit(base), clock=time.time)
+        await zoom.start()
+        try:
+            secret = secrets.token_hex(16)
+            if base is None:
+                base = parse_settings(
+                    {"zoom": zoom.zoom_table(secret)}, source="<console>", environ={}
+                )
+            settings = console_settings(
+                base,
+                zoom=zoom,
+                secret=secret,
+                storage=storage,
+                port=port,
+                hook_tokens=_hook_tokens(base),
+            )
+            console = cls(settings, zoom, secret)
+            await console._listen(port)
+        except BaseException:
+            await zoom.close()
+            raise
+        return console
+
+    async def _listen(self, port: int) -> None:
+        self._runner = web.AppRunner(self.app, **handler_options())
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        except BaseException:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        host, bound = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{bound}"
+
+    async def close(self) -> None:
+        """Close the pages' sockets, stop the bot (drain included), then the fake Zoom."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.zoom.close()
+
+    # Wiring.
+
+    def _install(self) -> None:
+        app = self.app
+        app.router.add_get("/", self._root)
+        app.router.add_get("/console", self._page)
+        app.router.add_get("/console/", self._page)
+        app.router.add_get("/console/static/{name}", self._asset)
+        app.router.add_get("/console/ws", self._socket)
+        app.router.add_get("/console/api/state", self._state)
+        for name, handler in (
+            ("say", self._say),
+            ("click", self._click),
+            ("select", self._select),
+            ("field", self._field),
+            ("hook", self._hook),
+            ("fault", self._fault),
+        ):
+            app.router.add_post(f"/console/api/{name}", _api(handler))
+        app.cleanup_ctx.append(self._lifecycle)
+        app.on_shutdown.append(self._close_sockets)
+        self.zoom.on_request = self._zoom_request
+
+    async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        self._session = aiohttp.ClientSession()
+        ticker = asyncio.get_running_loop().create_task(self._watch(), name="console:health")
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            await self._session.close()
+            self._session = None
+
+    async def _close_sockets(self, app: web.Application) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"console stopping")
+
+    # What the page is told.
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def _publish(self, event: Mapping[str, Any]) -> None:
+        for ws in list(self._sockets):
+            if ws.closed:
+                self._sockets.discard(ws)
+                continue
+            try:
+                await ws.send_json(event)
+            except (ConnectionError, RuntimeError):
+                self._sockets.discard(ws)
+
+    async def _entry(self, entry: dict[str, Any]) -> None:
+        self._log.append(entry)
+        await self._publish({"type": "log", "entry": entry})
+
+    async def _message(self, message: dict[str, Any]) -> None:
+        self._timeline[message["id"]] = message
+        await self._publish({"type": "message", "message": message})
+
+    async def _zoom_request(self, request: Request) -> None:
+        """Called by the fake Zoom with each API request, once it has been answered."""
+        await self._entry(feed.api_entry(self._next(), request))
+        if not 200 <= request.status < 300:
+            return
+        message_id = request.message_id or request.path.rsplit("/", 1)[-1]
+        message = self.zoom.messages.get(message_id)
+        if message is None:
+            return
+        known = self._timeline.get(message_id)
+        at = known["at"] if known else time.time()
+        await self._message(feed.bot_message(message, at))
+
+    async def _watch(self) -> None:
+        """Tell the pages when the bot's health changes (a queue building up, Zoom failing)."""
+        while True:
+            status, details = await self.app[RUNTIME].health()
+            health = {"status": status, "details": details}
+            if health != self._health:
+                self._health = health
+                await self._publish({"type": "health", "health": health})
+            await asyncio.sleep(0.5)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a page needs when it opens: people, places, messages, log, hooks."""
+        return {
+            "type": "snapshot",
+            "people": [p.as_json() for p in cast.PEOPLE],
+            "places": cast.places_json(),
+            "slash": feed.SLASH,
+            "bot_jid": self.settings.zoom.bot_jid,
+            "webhook_path": self.settings.server.webhook_path,
+            "messages": list(self._timeline.values()),
+            "log": list(self._log),
+            "hooks": self._hooks(),
+            "faults": list(FAULT_STATUSES),
+            "health": self._health,
+        }
+
+    def _hooks(self) -> list[dict[str, Any]]:
+        tokens = {
+            name: str(table.get("webhook_token", ""))
+            for name, table in self.settings.plugins.tables.items()
+        }
+        hooks = []
+        for plugin, spec in self.app[PLUGINS].routes:
+            path = f"/hooks/{plugin}{spec.path}"
+            example_key = next(
+                (k for k in HOOK_EXAMPLES if k.split("?")[0] == f"{spec.method} {path}"), ""
+            )
+            example = HOOK_EXAMPLES.get(example_key)
+            hooks.append(
+                {
+                    "plugin": plugin,
+                    "method": spec.method,
+                    "path": example_key.split(" ", 1)[1] if example_key else path,
+                    "secret": tokens.get(plugin, ""),
+                    "body": "" if example is None else json.dumps(example, indent=2),
+                }
+            )
+        return hooks
+
+    # HTTP: the page and its assets.
+
+    async def _root(self, request: web.Request) -> web.StreamResponse:
+        _local(request)
+        raise web.HTTPFound("/console")
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        _local(request)
+        return web.Response(
+            text=_asset_text("index.html"),
+            content_type="text/html",
+            headers=_PAGE_HEADERS,
+        )
+
+    async def _asset(self, request: web.Request) -> web.StreamResponse:
+        _local(request)
+        name = request.match_info["name"]
+        kinds = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+        kind = kinds.get(Path(name).suffix)
+        if kind is None or "/" in name or name.startswith("."):
+            raise web.HTTPNotFound()
+        try:
+            text = _asset_text(name)
+        except FileNotFoundError:
+            raise web.HTTPNotFound() from None
+        return web.Response(text=text, content_type=kind, headers={"Cache-Control": "no-cache"})
+
+    async def _state(self, request: web.Request) -> web.StreamResponse:
+        _local(request)
+        return web.json_response(self.snapshot())
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        _local(request)
+        _same_origin(request)
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        await ws.send_json(self.snapshot())
+        self._sockets.add(ws)
+        try:
+            async for _ in ws:
+                pass  # the page acts through the JSON API; nothing to read here
+        finally:
+            self._sockets.discard(ws)
+        return ws
+
+    # HTTP: the page's actions.
+
+    async def _say(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        who = cast.person(data.get("user"))
+        where = cast.place(data.get("place"), who)
+        typed = data.get("text")
+        if not isinstance(typed, str) or not feed.command_text(typed):
+            raise ConsoleError(f"text: type a command after {feed.SLASH}, for example help")
+        await self._message(
+            feed.user_message(
+                self._next(),
+                conversation=where.jid,
+                user=who.as_json(),
+                text=typed.strip(),
+                at=time.time(),
+            )
+        )
+        where_fields = self._where(who, where.jid, where.channel_name)
+        event = bot_notification(feed.command_text(typed), **where_fields)
+        return await self._webhook(event)
+
+    async def _click(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        who = cast.person(data.get("user"))
+        message = self._card(data.get("message_id"))
+        value = data.get("value")
+        found = [b for b in feed.buttons(message.content) if b.get("value") == value]
+        if not found:
+            raise ConsoleError(f"value: no button with value {value!r} on {message.message_id}")
+        if found[0].get("style") == "Disabled":
+            raise ConsoleError("that button is disabled: Zoom sends nothing for it")
+        event = button_clicked(
+            str(value),
+            message_id=message.message_id,
+            text=str(found[0].get("text", "")),
+            original=dict(message.content),
+            **self._where(who, message.to_jid, _channel_name(message.to_jid)),
+        )
+        return await self._webhook(event)
+
+    async def _select(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        who = cast.person(data.get("user"))
+        message = self._card(data.get("message_id"))
+        values = data.get("values")
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) for v in values)
+        ):
+            raise ConsoleError("values: expected a list of the chosen options' values")
+        known = {o.get("value") for o in feed.options(message.content)}
+        unknown = [v for v in values if v not in known]
+        if unknown and not _has_dynamic_select(message.content):
+            raise ConsoleError(f"values: no option {unknown[0]!r} on {message.message_id}")
+        event = option_selected(
+            values,
+            message_id=message.message_id,
+            original=dict(message.content),
+            **self._where(who, message.to_jid, _channel_name(message.to_jid)),
+        )
+        return await self._webhook(event)
+
+    async def _field(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        who = cast.person(data.get("user"))
+        message = self._card(data.get("message_id"))
+        key, value = data.get("key"), data.get("value")
+        if not isinstance(value, str):
+            raise ConsoleError("value: expected the field's new text")
+        found = [
+            f for f in feed.fields(message.content) if f.get("key") == key and f.get("editable")
+        ]
+        if not found:
+            raise ConsoleError(f"key: no editable field {key!r} on {message.message_id}")
+        event = field_edited(
+            str(key),
+            str(found[0].get("value", "")),
+            value,
+            message_id=message.message_id,
+            **self._where(who, message.to_jid, _channel_name(message.to_jid)),
+        )
+        return await self._webhook(event)
+
+    async def _hook(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        method = data.get("method")
+        target = data.get("path")
+        body = data.get("body", "")
+        secret = data.get("secret", "")
+        if method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            raise ConsoleError("method: expected GET, POST, PUT, PATCH or DELETE")
+        if not isinstance(target, str) or not target.startswith("/hooks/"):
+            raise ConsoleError("path: expected a plugin hook's path, /hooks/<plugin>...")
+        if not isinstance(body, str) or not isinstance(secret, str):
+            raise ConsoleError("body, secret: expected text")
+        raw = body.encode()
+        headers = {"Content-Type": "application/json"} if raw else {}
+        url = urlsplit(target)
+        if secret:
+            headers.update(
+                sign_request(
+                    secret,
+                    method,
+                    url.path,
+                    query=dict(parse_qsl(url.query, keep_blank_values=True)),
+                    body=raw,
+                    timestamp=int(time.time()),
+                    delivery_id=f"console-{secrets.token_hex(8)}",
+                )
+            )
+        status, answer = await self._call(method, target, raw, headers)
+        shown: Any = body
+        with contextlib.suppress(ValueError):
+            shown = json.loads(body) if body else None
+        await self._entry(
+            feed.http_entry(
+                self._next(),
+                kind="hook",
+                at=time.time(),
+                method=method,
+                path=target,
+                status=status,
+                request=shown,
+                response=answer,
+                headers=headers,
+            )
+        )
+        return {"status": status, "response": answer}
+
+    async def _fault(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        action = data.get("action")
+        if action == "restore":
+            self.zoom.restore()
+            await self._entry(feed.note_entry(self._next(), at=time.time(), title="Zoom restored"))
+            return {"ok": True}
+        status = data.get("status")
+        if status not in FAULT_STATUSES or isinstance(status, bool):
+            allowed = ", ".join(map(str, FAULT_STATUSES))
+            raise ConsoleError(f"status: expected one of {allowed} (0 drops the connection)")
+        if action == "outage":
+            self.zoom.outage(int(status))
+            title = f"Zoom outage: every API request answered {_status_name(status)}"
+        elif action == "inject":
+            count = data.get("count", 1)
+            if (
+                not isinstance(count, int)
+                or isinstance(count, bool)
+                or not 1 <= count <= MAX_FAULTS
+            ):
+                raise ConsoleError(f"count: expected 1 to {MAX_FAULTS}")
+            self.zoom.inject(*[_fault(int(status))] * count)
+            title = f"Next {count} API request(s) answered {_status_name(status)}"
+        else:
+            raise ConsoleError("action: expected inject, outage or restore")
+        await self._entry(feed.note_entry(self._next(), at=time.time(), title=title))
+        return {"ok": True}
+
+    # Into the bot, over HTTP.
+
+    def _card(self, message_id: object) -> Any:
+        message = self.zoom.messages.get(message_id) if isinstance(message_id, str) else None
+        if message is None or message.deleted:
+            raise ConsoleError(f"message_id: no message {message_id!r} (deleted?)", status=404)
+        return message
+
+    def _where(self, who: cast.Person, to_jid: str, channel_name: str) -> dict[str, Any]:
+        return {
+            "account_id": ACCOUNT,
+            "robot_jid": self.settings.zoom.bot_jid,
+            "to_jid": to_jid,
+            "channel_name": channel_name,
+            "user_id": who.id,
+            "user_jid": who.jid,
+            "user_name": who.name,
+        }
+
+    async def _webhook(self, event: dict[str, Any]) -> dict[str, Any]:
+        body, headers = signed(self._secret, event)
+        path = self.settings.server.webhook_path
+        status, answer = await self._call("POST", path, body, headers)
+        await self._entry(
+            feed.http_entry(
+                self._next(),
+                kind="webhook",
+                at=time.time(),
+                method="POST",
+                path=path,
+                status=status,
+                request=event,
+                response=answer,
+                headers=headers,
+            )
+        )
+        return {"status": status, "response": answer}
+
+    async def _call(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, Any]:
+        if self._session is None:
+            raise ConsoleError("the console is stopping", status=503)
+        async with self._session.request(
+            method, self.url + path, data=body, headers=dict(headers)
+        ) as resp:
+            text = await resp.text()
+            try:
+                return resp.status, json.loads(text) if text else None
+            except ValueError:
+                return resp.status, text
+
+
+_PAGE_HEADERS = {
+    # Everything the page loads is its own: no CDN, no inline script, no framing.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: http: https:; "
+        "connect-src 'self' ws: wss:; style-src 'self'; frame-ancestors 'none'"
+    ),
+    "Cache-Control": "no-cache",
+}
+
+
+def _asset_text(name: str) -> str:
+    return (
+        importlib.resources.files("chatopsbot.console").joinpath(_STATIC, name).read_text("utf-8")
+    )
+
+
+def _local(request: web.Request) -> None:
+    """The console is for this machine only, whatever address it ends up bound to."""
+    if request.remote not in _LOOPBACK:
+        raise web.HTTPForbidden(text="the console answers on loopback only")
+
+
+def _same_origin(request: web.Request) -> None:
+    """Refuse requests a page from another site could make in this browser (cross-site
+    WebSocket or form posts): the browser names that page in ``Origin``."""
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise web.HTTPForbidden(text=f"cross-origin request from {origin} refused")
+
+
+def _api(
+    handler: Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]],
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        _local(request)
+        _same_origin(request)
+        if request.content_type != "application/json":
+            return _error(415, "send JSON (Content-Type: application/json)")
+        try:
+            data = json.loads(await request.read())
+        except ValueError:
+            return _error(400, "body: not JSON")
+        if not isinstance(data, dict):
+            return _error(400, "body: expected a JSON object")
+        try:
+            return web.json_response(await handler(data))
+        except (ConsoleError, cast.CastError) as exc:
+            log.info("console: %s %s refused: %s", request.method, request.path, exc)
+            return _error(getattr(exc, "status", 400), str(exc))
+
+    return endpoint
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _channel_name(jid: str) -> str:
+    return jid.split("@", 1)[0] if jid.endswith("@conference.xmpp.zoom.us") else ""
+
+
+def _has_dynamic_select(content: Mapping[str, Any]) -> bool:
+    text = json.dumps(content)
+    return '"static_source"' in text
+
+
+def _fault(status: int) -> Fault:
+    if status == 429:
+        return Fault(
+            429,
+            {"code": 429, "message": "You have reached the maximum per-second rate limit."},
+            {"Retry-After": "1", "X-RateLimit-Type": "QPS"},
+        )
+    if status >= 500:
+        return Fault(status, UNAVAILABLE if status == 503 else {"code": status, "message": "error"})
+    return Fault(status, {"code": status, "message": f"console fault {status}"})
+
+
+def _status_name(status: int) -> str:
+    return "by dropping the connection" if status == 0 else str(status)
+
+
+def _rate_limit(settings: Settings | None) -> int:
+    # The fake enforces Zoom's window at the rate the bot is configured for.
+    return max(1, int(settings.outbound.rate_limit)) if settings else 20
+
+
+async def run_console(
+    base: Settings | None,
+    *,
+    port: int,
+    out: TextIO | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Serve the console until interrupted (or ``stop`` is set); return the exit status."""
+    stream = out or sys.stdout
+    with tempfile.TemporaryDirectory(prefix="chatopsbot-console-") as workdir:
+        try:
+            console = await Console.start(
+                base, storage=os.path.join(workdir, "console.db"), port=port
+            )
+        except OSError as exc:
+            print(
+                f"chatopsbot console: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                file=stream if out else sys.stderr,
+            )
+            return 1
+        done = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, done.set)
+        print(
+            f"chatopsbot console: open {console.url}/console "
+            f"(the real bot, a fake Zoom at {console.zoom.url}; Ctrl-C stops)",
+            file=stream,
+            flush=True,
+        )
+        try:
+            await done.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(signum)
+            await console.close()
+    return 0
