@@ -34,7 +34,7 @@ from attrs import evolve
 from chatopsbot.app import PLUGINS, RUNTIME, create_app, handler_options
 from chatopsbot.config import Settings, StorageSettings, parse_settings
 from chatopsbot.console import cast, feed
-from chatopsbot.plugins import ENTRY_POINT_GROUP
+from chatopsbot.plugins import ENTRY_POINT_GROUP, load_plugins
 from chatopsbot.routes import sign_request
 from chatopsbot.zoom.fake import UNAVAILABLE, FakeZoom, Fault, Request
 from chatopsbot.zoom.payloads import (
@@ -132,11 +132,19 @@ def _hook_tokens(base: Settings) -> dict[str, str]:
 class Console:
     """The bot, the fake Zoom and the page, on one loopback port. ``start`` then ``close``."""
 
-    def __init__(self, settings: Settings, zoom: FakeZoom, secret: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        zoom: FakeZoom,
+        secret: str,
+        *,
+        plugins: Mapping[str, object] | None = None,
+    ) -> None:
         self.settings = settings
         self.zoom = zoom
         self._secret = secret
-        self.app = create_app(settings)
+        loaded = load_plugins(settings.plugins, source=settings.source, extra=dict(plugins or {}))
+        self.app = create_app(settings, plugins=loaded)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -154,8 +162,12 @@ class Console:
         *,
         storage: str,
         port: int = 0,
+        plugins: Mapping[str, object] | None = None,
     ) -> Console:
-        """Start the fake Zoom and the bot with the console's routes on ``127.0.0.1:port``."""
+        """Start the fake Zoom and the bot with the console's routes on ``127.0.0.1:port``.
+
+        ``plugins`` are loaded besides the installed ones (as in the test kit).
+        """
         zoom = FakeZoom(rate_limit=_rate_limit(base), clock=time.time)
         await zoom.start()
         try:
@@ -172,7 +184,7 @@ class Console:
                 port=port,
                 hook_tokens=_hook_tokens(base),
             )
-            console = cls(settings, zoom, secret)
+            console = cls(settings, zoom, secret, plugins=plugins)
             await console._listen(port)
         except BaseException:
             await zoom.close()
@@ -601,7 +613,10 @@ def _same_origin(request: web.Request) -> None:
     WebSocket or form posts): the browser names that page in ``Origin``."""
     origin = request.headers.get("Origin")
     if origin is not None and urlsplit(origin).netloc != request.host:
-        raise web.HTTPForbidden(text=f"cross-origin request from {origin} refused")
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": f"cross-origin request from {origin} refused"}),
+            content_type="application/json",
+        )
 
 
 def _api(

@@ -1,7 +1,7 @@
 // Draws a Zoom chatbot card (the `content` object of a send or edit) as DOM nodes.
 //
-// Every string from a card goes into the page through textContent or an attribute: never
-// innerHTML. Links keep only http(s) and mailto addresses. `act` is how an element reports a
+// Every string from a card goes into the page through textContent or an attribute, never
+// parsed as markup. Links keep only http(s) and mailto addresses. `act` is how an element reports a
 // person's action: act.click(item), act.select(values), act.field(key, value).
 
 const SAFE_SCHEMES = ["http:", "https:", "mailto:"];
