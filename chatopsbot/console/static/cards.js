@@ -23,6 +23,13 @@ export function safeUrl(value) {
   }
 }
 
+// Images may also be inline data (a bot can send a generated chart that way).
+export function safeImage(value) {
+  if (typeof value === "string" && /^data:image\/(png|gif|jpeg|webp);base64,[A-Za-z0-9+/=]+$/.test(value)) return value;
+  const url = safeUrl(value);
+  return url && !url.startsWith("mailto:") ? url : null;
+}
+
 function link(href, text, className) {
   const url = safeUrl(href);
   if (!url) return el("span", className, text);
@@ -234,7 +241,7 @@ function message(block, md) {
 
 function attachment(block) {
   const box = el("div", "z-attachment");
-  const img = safeUrl(block.img_url);
+  const img = safeImage(block.img_url);
   if (img) {
     const pic = el("img", "z-attachment-img");
     pic.src = img;
@@ -255,7 +262,7 @@ function attachment(block) {
 
 function file(block) {
   const box = el("div", "z-attachment z-file");
-  const icon = safeUrl(block.icon_url);
+  const icon = safeImage(block.icon_url);
   if (icon) {
     const pic = el("img", "z-file-img");
     pic.src = icon;
@@ -310,14 +317,14 @@ function alertBox(block, md) {
 }
 
 function images(block) {
-  const list = (Array.isArray(block.images) ? block.images : []).filter((i) => safeUrl(i.image_url));
+  const list = (Array.isArray(block.images) ? block.images : []).filter((i) => i && safeImage(i.image_url));
   const wrap = el("div", "z-images");
   if (!list.length) return wrap;
   let index = Math.max(0, Math.min(list.length - 1, Number(block.cur_index) || 0));
   const pic = el("img", "z-images-img");
   const counter = el("span", "z-images-count");
   const show = () => {
-    pic.src = safeUrl(list[index].image_url);
+    pic.src = safeImage(list[index].image_url);
     pic.alt = list[index].alt_text || "";
     counter.textContent = `${index + 1} / ${list.length}`;
   };
@@ -386,7 +393,7 @@ function textInput(block) {
 
 function video(block) {
   const box = el("div", "z-video");
-  const thumb = safeUrl(block.thumbnail_url);
+  const thumb = safeImage(block.thumbnail_url);
   if (thumb) {
     const pic = el("img", "z-video-thumb");
     pic.src = thumb;
@@ -414,7 +421,7 @@ function section(block, act, ctx, md) {
   box.append(inner);
   if (block.footer || block.ts || block.footer_icon) {
     const foot = el("div", "z-footer");
-    const icon = safeUrl(block.footer_icon);
+    const icon = safeImage(block.footer_icon);
     if (icon) {
       const pic = el("img", "z-footer-icon");
       pic.src = icon;
