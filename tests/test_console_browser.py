@@ -98,9 +98,13 @@ async def _act_as(page: Any, user: str) -> None:
 
 
 async def test_a_command_and_its_reply(page, console):
+    assert await page.locator(".empty").inner_text() == (
+        "Nothing here yet. Type /opsbot help below (or just help)."
+    )
     await _say(page, "/opsbot ping")
     reply = page.locator(".msg-bot", has_text="pong")
     await reply.wait_for()
+    assert await page.locator(".empty").count() == 0
     assert await page.locator(".msg-user .msg-text").inner_text() == "/opsbot ping"
     # The webhook and the API call are in the traffic panel with their status.
     await page.locator(".entry-webhook .entry-status", has_text="200").wait_for()
@@ -147,7 +151,10 @@ async def test_a_poll_voted_by_two_people(page, console, tmp_path):
     await _act_as(page, "bob")
     await page.locator(".msg-bot", has_text="You voted Pizza").wait_for()
     assert await page.locator(".msg-bot", has_text="You voted Sushi").count() == 0
-    await page.locator(".entry-api").first.wait_for()
+    # What Zoom received for the last edit, as a plugin author would look it up.
+    edit = page.locator(".entry-api", has_text="PUT /v2/im/chat/messages/").first
+    await edit.locator("summary").click()
+    assert "Sushi: 1 (Carol)" in await edit.locator(".json").first.inner_text()
     await page.screenshot(path=str(_shots(tmp_path) / "console-poll.png"))
 
 

@@ -181,6 +181,7 @@ function upsert(message) {
     return;
   }
   const timeline = $("timeline");
+  for (const empty of timeline.querySelectorAll(".empty")) empty.remove();
   const thread = parentThread(message);
   (thread || timeline).append(node);
   if (!thread) timeline.scrollTop = timeline.scrollHeight;
