@@ -7,6 +7,8 @@ signed HTTP paths Zoom and CI use, and what the fake Zoom receives comes back li
 
 from __future__ import annotations
 
-from chatopsbot.console.server import Console, console_settings, run_console
+from chatopsbot.console.launcher import run_console
+from chatopsbot.console.server import Console
+from chatopsbot.console.settings import console_settings
 
 __all__ = ["Console", "console_settings", "run_console"]

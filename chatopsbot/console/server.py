@@ -14,29 +14,25 @@ import contextlib
 import importlib.resources
 import json
 import logging
-import os
 import secrets
-import signal
-import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 from aiohttp import web
-from attrs import evolve
 
 from chatopsbot.app import PLUGINS, RUNTIME, create_app, handler_options
-from chatopsbot.config import Settings, StorageSettings, parse_settings
+from chatopsbot.config import Settings, parse_settings
 from chatopsbot.console import cast, feed
-from chatopsbot.plugins import ENTRY_POINT_GROUP, load_plugins
+from chatopsbot.console.faults import FAULT_STATUSES, MAX_FAULTS, describe, fault
+from chatopsbot.console.settings import console_settings, hook_tokens, rate_limit
+from chatopsbot.plugins import load_plugins
 from chatopsbot.routes import sign_request
-from chatopsbot.zoom.fake import UNAVAILABLE, FakeZoom, Fault, Request
+from chatopsbot.zoom.fake import FakeZoom, Request
 from chatopsbot.zoom.payloads import (
     bot_notification,
     button_clicked,
@@ -45,7 +41,7 @@ from chatopsbot.zoom.payloads import (
     signed,
 )
 
-__all__ = ["Console", "ConsoleError", "console_settings", "run_console"]
+__all__ = ["Console", "ConsoleError"]
 
 log = logging.getLogger("chatopsbot.console")
 
@@ -53,10 +49,6 @@ log = logging.getLogger("chatopsbot.console")
 ACCOUNT = "acct-console"
 #: Log entries kept for pages that open later.
 LOG_KEPT = 1000
-#: The most faults one request may queue.
-MAX_FAULTS = 50
-#: A fault's status: 0 drops the connection, else an HTTP error status.
-FAULT_STATUSES = (0, 400, 401, 404, 429, 500, 502, 503, 504)
 #: Example bodies for plugin hooks the console knows, by route.
 HOOK_EXAMPLES: Mapping[str, Any] = {
     "POST /hooks/deploy": {
@@ -81,52 +73,6 @@ class ConsoleError(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def console_settings(
-    base: Settings | None,
-    *,
-    zoom: FakeZoom,
-    secret: str,
-    storage: str,
-    port: int = 0,
-    hook_tokens: Mapping[str, str] | None = None,
-) -> Settings:
-    """The settings the console's bot runs with: ``base`` (a config file's, or the defaults)
-    pointed at the fake Zoom, on loopback, with its own SQLite file.
-
-    The config's storage is never used: its queued replies belong to real Zoom. Alice, the
-    console's first person, is added to the admins, and each plugin in ``hook_tokens`` gets
-    that ``webhook_token`` where its table has none, so its hook can be fed from the page.
-    """
-    table = zoom.zoom_table(secret)
-    zoom_settings = parse_settings({"zoom": table}, source="<console>", environ={}).zoom
-    if base is None:
-        base = parse_settings({"zoom": table}, source="<console>", environ={})
-    tables = {name: dict(values) for name, values in base.plugins.tables.items()}
-    for name, token in (hook_tokens or {}).items():
-        if not tables.get(name, {}).get("webhook_token"):
-            tables[name] = {**tables.get(name, {}), "webhook_token": token}
-    admins = base.access.admins
-    if cast.PEOPLE[0].id not in admins:
-        admins = (*admins, cast.PEOPLE[0].id)
-    return evolve(
-        base,
-        zoom=zoom_settings,
-        server=evolve(base.server, host="127.0.0.1", port=port),
-        storage=StorageSettings(path=storage),
-        access=evolve(base.access, admins=admins),
-        plugins=evolve(base.plugins, tables=tables),
-    )
-
-
-def _hook_tokens(base: Settings) -> dict[str, str]:
-    """A fresh token for the deploy plugin's hook, if it is enabled (it is the one that takes
-    ``webhook_token``); the config's own token wins where it has one."""
-    installed = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
-    if "deploy" in installed and "deploy" not in base.plugins.disabled:
-        return {"deploy": secrets.token_hex(16)}
-    return {}
 
 
 class Console:
@@ -168,7 +114,7 @@ class Console:
 
         ``plugins`` are loaded besides the installed ones (as in the test kit).
         """
-        zoom = FakeZoom(rate_limit=_rate_limit(base), clock=time.time)
+        zoom = FakeZoom(rate_limit=rate_limit(base), clock=time.time)
         await zoom.start()
         try:
             secret = secrets.token_hex(16)
@@ -182,7 +128,7 @@ class Console:
                 secret=secret,
                 storage=storage,
                 port=port,
-                hook_tokens=_hook_tokens(base),
+                hook_tokens=hook_tokens(base),
             )
             console = cls(settings, zoom, secret, plugins=plugins)
             await console._listen(port)
@@ -517,7 +463,7 @@ class Console:
             raise ConsoleError(f"status: expected one of {allowed} (0 drops the connection)")
         if action == "outage":
             self.zoom.outage(int(status))
-            title = f"Zoom outage: every API request answered {_status_name(status)}"
+            title = f"Zoom outage: every API request answered {describe(status)}"
         elif action == "inject":
             count = data.get("count", 1)
             if (
@@ -526,8 +472,8 @@ class Console:
                 or not 1 <= count <= MAX_FAULTS
             ):
                 raise ConsoleError(f"count: expected 1 to {MAX_FAULTS}")
-            self.zoom.inject(*[_fault(int(status))] * count)
-            title = f"Next {count} API request(s) answered {_status_name(status)}"
+            self.zoom.inject(*[fault(int(status))] * count)
+            title = f"Next {count} API request(s) answered {describe(status)}"
         else:
             raise ConsoleError("action: expected inject, outage or restore")
         await self._entry(feed.note_entry(self._next(), at=time.time(), title=title))
@@ -653,65 +599,3 @@ def _channel_name(jid: str) -> str:
 def _has_dynamic_select(content: Mapping[str, Any]) -> bool:
     text = json.dumps(content)
     return '"static_source"' in text
-
-
-def _fault(status: int) -> Fault:
-    if status == 429:
-        return Fault(
-            429,
-            {"code": 429, "message": "You have reached the maximum per-second rate limit."},
-            {"Retry-After": "1", "X-RateLimit-Type": "QPS"},
-        )
-    if status >= 500:
-        return Fault(status, UNAVAILABLE if status == 503 else {"code": status, "message": "error"})
-    return Fault(status, {"code": status, "message": f"console fault {status}"})
-
-
-def _status_name(status: int) -> str:
-    return "by dropping the connection" if status == 0 else str(status)
-
-
-def _rate_limit(settings: Settings | None) -> int:
-    # The fake enforces Zoom's window at the rate the bot is configured for.
-    return max(1, int(settings.outbound.rate_limit)) if settings else 20
-
-
-async def run_console(
-    base: Settings | None,
-    *,
-    port: int,
-    out: TextIO | None = None,
-    stop: asyncio.Event | None = None,
-) -> int:
-    """Serve the console until interrupted (or ``stop`` is set); return the exit status."""
-    stream = out or sys.stdout
-    with tempfile.TemporaryDirectory(prefix="chatopsbot-console-") as workdir:
-        try:
-            console = await Console.start(
-                base, storage=os.path.join(workdir, "console.db"), port=port
-            )
-        except OSError as exc:
-            print(
-                f"chatopsbot console: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
-                file=stream if out else sys.stderr,
-            )
-            return 1
-        done = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, done.set)
-        print(
-            f"chatopsbot console: open {console.url}/console "
-            f"(the real bot, a fake Zoom at {console.zoom.url}; Ctrl-C stops)",
-            file=stream,
-            flush=True,
-        )
-        try:
-            await done.wait()
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(signum)
-            await console.close()
-    return 0
