@@ -19,6 +19,7 @@ import pytest
 from chatopsbot.console import Console
 from chatopsbot.console.cast import channel_jid
 from tests.sample import Sample
+from tests.test_console import Palette
 
 CHROMIUM = os.environ.get("CHATOPSBOT_CHROMIUM", "/usr/bin/chromium")
 OPS = channel_jid("ops")
@@ -56,7 +57,7 @@ async def browser() -> AsyncIterator[Any]:
 @pytest.fixture
 async def console(tmp_path) -> AsyncIterator[Console]:
     started = await Console.start(
-        storage=str(tmp_path / "console.db"), plugins={"sample": Sample()}
+        storage=str(tmp_path / "console.db"), plugins={"sample": Sample(), "palette": Palette()}
     )
     try:
         yield started
@@ -246,6 +247,23 @@ EVERY_ELEMENT: dict[str, Any] = {
             ],
         },
         {
+            "type": "actions",
+            "limit": 1,
+            "items": [
+                {"text": "Shown", "value": "s", "style": "Default"},
+                {"text": "Tucked", "value": "t", "style": "Default"},
+            ],
+        },
+        {
+            "type": "video",
+            "title": {"text": "Recording"},
+            "title_url": "https://zoom.example.com/rec/1",
+            "video_url": "https://zoom.example.com/rec/1.mp4",
+            "thumbnail_url": "data:image/gif;base64,R0lGODlhAQABAAAAACw=",
+            "author_name": "Alice",
+            "provider_name": "Zoom",
+        },
+        {
             "type": "select",
             "text": "Severity",
             "select_items": [{"text": "sev1", "value": "1"}, {"text": "sev2", "value": "2"}],
@@ -352,13 +370,22 @@ async def test_every_card_element_is_drawn_from_its_json(page, console):
         "Resolved": "z-button z-button-disabled",
     }
     assert await card.get_by_role("button", name="Resolved").is_disabled()
+    # Buttons past `limit` wait in an overflow menu.
+    assert not await card.get_by_role("button", name="Tucked").is_visible()
+    await card.locator(".z-overflow summary").click()
+    assert await card.get_by_role("button", name="Tucked").is_visible()
+    video = card.locator(".z-video")
+    assert await video.locator("a").get_attribute("href") == "https://zoom.example.com/rec/1"
+    assert await video.locator(".z-attachment-meta").inner_text() == "Alice · Zoom"
     assert await card.get_by_label("Severity").input_value() == "2"
     members = await card.get_by_label("Assign").locator("option").all_inner_texts()
     assert members == ["Select a member", "Alice", "Bob", "Carol"]
     assert await card.locator(".z-attachment-title", has_text="Latency").get_attribute("href") == (
         "https://grafana.example.com/d/1"
     )
-    assert await card.locator(".z-attachment-meta").first.inner_text() == "png · 2.0 KB"
+    assert await card.locator(".z-attachment .z-attachment-meta").first.inner_text() == (
+        "png · 2.0 KB"
+    )
     assert await card.locator("a", has_text="postmortem.pdf").count() == 1
     divider = card.locator(".z-divider")
     assert await divider.get_attribute("class") == "z-divider z-divider-bold z-divider-dotted"
@@ -431,3 +458,17 @@ async def test_a_direct_message_is_only_in_that_persons_chat(page, console):
     await _act_as(page, "bob")
     await page.locator(".empty").wait_for()
     assert await page.locator(".msg-bot").count() == 0
+
+
+async def test_a_dropdown_and_an_editable_field(page, console):
+    await _say(page, "palette")
+    card = page.locator(".msg-bot", has=page.locator(".z-head", has_text="Palette"))
+    await card.wait_for()
+    await card.get_by_label("Colour").select_option(label="Red")
+    await page.locator(".msg-bot", has_text="Alice picked red").wait_for()
+    await _act_as(page, "bob")
+    team = card.get_by_role("textbox", name="Team")
+    await team.fill("infra")
+    await team.press("Enter")
+    await page.locator(".msg-bot", has_text="Team: ops -> infra").wait_for()
+    assert await card.get_by_role("textbox", name="Team").input_value() == "infra"
