@@ -32,7 +32,7 @@ from chatopsbot import (
 )
 from chatopsbot.cli import main
 from chatopsbot.config import parse_settings
-from chatopsbot.console import Console, console_settings, feed, run_console
+from chatopsbot.console import Console, console_settings, feed, run_console, server
 from chatopsbot.zoom.fake import Message, Request
 from tests.sample import Sample
 
@@ -652,3 +652,30 @@ def test_a_bad_config_is_reported_like_everywhere_else(tmp_path, capsys):
     assert main(["console", "--config", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"{path}: zoom.")
+
+
+class StubSocket:
+    def __init__(self) -> None:
+        self.closed = False
+        self.sent: list[Any] = []
+        self.close_code: int | None = None
+
+    async def send_json(self, event: Any) -> None:
+        self.sent.append(event)
+
+    async def close(self, *, code: int, message: bytes) -> None:
+        self.closed = True
+        self.close_code = code
+
+
+async def test_a_page_that_falls_behind_is_made_to_start_again(monkeypatch):
+    monkeypatch.setattr(server, "PAGE_QUEUE", 2)
+    ws = StubSocket()
+    page = server._Page(ws)  # type: ignore[arg-type]
+    for n in range(3):
+        page.offer({"n": n})  # never waits, whatever the page does
+    await asyncio.wait_for(page.write(), 5)
+    # What was queued is sent; then the socket is closed, and the page reconnects for a
+    # fresh snapshot instead of silently missing an event.
+    assert ws.sent == [{"n": 0}, {"n": 1}]
+    assert ws.close_code == aiohttp.WSCloseCode.TRY_AGAIN_LATER

@@ -49,6 +49,8 @@ log = logging.getLogger("chatopsbot.console")
 ACCOUNT = "acct-console"
 #: Log entries kept for pages that open later.
 LOG_KEPT = 1000
+#: Events queued for one page before it counts as too slow and is made to reconnect.
+PAGE_QUEUE = 10_000
 #: Example bodies for plugin hooks the console knows, by route.
 HOOK_EXAMPLES: Mapping[str, Any] = {
     "POST /hooks/deploy": {
@@ -93,7 +95,7 @@ class Console:
         self.app = create_app(settings, plugins=loaded)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._pages: dict[web.WebSocketResponse, _Page] = {}
         self._timeline: dict[str, dict[str, Any]] = {}
         self._log: deque[dict[str, Any]] = deque(maxlen=LOG_KEPT)
         self._seq = 0
@@ -191,7 +193,7 @@ class Console:
             self._session = None
 
     async def _close_sockets(self, app: web.Application) -> None:
-        for ws in list(self._sockets):
+        for ws in list(self._pages):
             await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"console stopping")
 
     # What the page is told.
@@ -200,27 +202,23 @@ class Console:
         self._seq += 1
         return self._seq
 
-    async def _publish(self, event: Mapping[str, Any]) -> None:
-        for ws in list(self._sockets):
-            if ws.closed:
-                self._sockets.discard(ws)
-                continue
-            try:
-                await ws.send_json(event)
-            except (ConnectionError, RuntimeError):
-                self._sockets.discard(ws)
+    def _publish(self, event: Mapping[str, Any]) -> None:
+        """Queue ``event`` for every open page. Never waits: the fake Zoom calls this while it
+        answers the bot, and a slow page must not slow the bot's sending down."""
+        for page in self._pages.values():
+            page.offer(event)
 
-    async def _entry(self, entry: dict[str, Any]) -> None:
+    def _entry(self, entry: dict[str, Any]) -> None:
         self._log.append(entry)
-        await self._publish({"type": "log", "entry": entry})
+        self._publish({"type": "log", "entry": entry})
 
-    async def _message(self, message: dict[str, Any]) -> None:
+    def _message(self, message: dict[str, Any]) -> None:
         self._timeline[message["id"]] = message
-        await self._publish({"type": "message", "message": message})
+        self._publish({"type": "message", "message": message})
 
     async def _zoom_request(self, request: Request) -> None:
         """Called by the fake Zoom with each API request, once it has been answered."""
-        await self._entry(feed.api_entry(self._next(), request))
+        self._entry(feed.api_entry(self._next(), request))
         if not 200 <= request.status < 300:
             return
         message_id = request.message_id or request.path.rsplit("/", 1)[-1]
@@ -229,7 +227,7 @@ class Console:
             return
         known = self._timeline.get(message_id)
         at = known["at"] if known else time.time()
-        await self._message(feed.bot_message(message, at))
+        self._message(feed.bot_message(message, at))
 
     async def _watch(self) -> None:
         """Tell the pages when the bot's health changes (a queue building up, Zoom failing)."""
@@ -238,7 +236,7 @@ class Console:
             health = {"status": status, "details": details}
             if health != self._health:
                 self._health = health
-                await self._publish({"type": "health", "health": health})
+                self._publish({"type": "health", "health": health})
             await asyncio.sleep(0.5)
 
     def snapshot(self) -> dict[str, Any]:
@@ -316,13 +314,18 @@ class Console:
         _same_origin(request)
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
-        await ws.send_json(self.snapshot())
-        self._sockets.add(ws)
+        page = _Page(ws)
+        # The snapshot and the registration in one step: no event falls between them.
+        page.offer(self.snapshot())
+        self._pages[ws] = page
+        writer = asyncio.get_running_loop().create_task(page.write(), name="console:page")
         try:
             async for _ in ws:
                 pass  # the page acts through the JSON API; nothing to read here
         finally:
-            self._sockets.discard(ws)
+            del self._pages[ws]
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
         return ws
 
     # HTTP: the page's actions.
@@ -333,7 +336,7 @@ class Console:
         typed = data.get("text")
         if not isinstance(typed, str) or not feed.command_text(typed):
             raise ConsoleError(f"text: type a command after {feed.SLASH}, for example help")
-        await self._message(
+        self._message(
             feed.user_message(
                 self._next(),
                 conversation=where.jid,
@@ -436,7 +439,7 @@ class Console:
         shown: Any = body
         with contextlib.suppress(ValueError):
             shown = json.loads(body) if body else None
-        await self._entry(
+        self._entry(
             feed.http_entry(
                 self._next(),
                 kind="hook",
@@ -455,7 +458,7 @@ class Console:
         action = data.get("action")
         if action == "restore":
             self.zoom.restore()
-            await self._entry(feed.note_entry(self._next(), at=time.time(), title="Zoom restored"))
+            self._entry(feed.note_entry(self._next(), at=time.time(), title="Zoom restored"))
             return {"ok": True}
         status = data.get("status")
         if status not in FAULT_STATUSES or isinstance(status, bool):
@@ -476,7 +479,7 @@ class Console:
             title = f"Next {count} API request(s) answered {describe(status)}"
         else:
             raise ConsoleError("action: expected inject, outage or restore")
-        await self._entry(feed.note_entry(self._next(), at=time.time(), title=title))
+        self._entry(feed.note_entry(self._next(), at=time.time(), title=title))
         return {"ok": True}
 
     # Into the bot, over HTTP.
@@ -502,7 +505,7 @@ class Console:
         body, headers = signed(self._secret, event)
         path = self.settings.server.webhook_path
         status, answer = await self._call("POST", path, body, headers)
-        await self._entry(
+        self._entry(
             feed.http_entry(
                 self._next(),
                 kind="webhook",
@@ -530,6 +533,35 @@ class Console:
                 return resp.status, json.loads(text) if text else None
             except ValueError:
                 return resp.status, text
+
+
+class _Page:
+    """One open page: the events queued for it, written in order by its own task."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=PAGE_QUEUE)
+        self.behind = False
+
+    def offer(self, event: Mapping[str, Any]) -> None:
+        """Queue ``event``; a page too far behind misses it and is made to start again."""
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.behind = True
+
+    async def write(self) -> None:
+        """Send queued events until the socket closes. A page that fell behind is closed once
+        its queue is sent: it reconnects and starts from a fresh snapshot."""
+        while not self.ws.closed:
+            event = await self.queue.get()
+            try:
+                await self.ws.send_json(event)
+            except (ConnectionError, RuntimeError):
+                return
+            if self.behind and self.queue.empty():
+                await self.ws.close(code=aiohttp.WSCloseCode.TRY_AGAIN_LATER, message=b"behind")
+                return
 
 
 _PAGE_HEADERS = {
