@@ -8,6 +8,7 @@ what the fake Zoom received comes back on the WebSocket.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import socket
@@ -72,6 +73,34 @@ class Palette:
     @hookimpl
     def chatops_actions(self) -> list[Any]:
         return [pick, edited]
+
+
+async def post_to_zoom(
+    console: Console, content: dict[str, Any], to_jid: str = OPS, **extra: Any
+) -> None:
+    """Send a card straight to the fake Zoom API, as a bot would, to draw any element."""
+    zoom = console.zoom
+    basic = base64.b64encode(f"{zoom.client_id}:{zoom.client_secret}".encode()).decode()
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            zoom.oauth_url,
+            params={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}"},
+        ) as resp:
+            token = (await resp.json())["access_token"]
+        body = {
+            "robot_jid": zoom.robot_jid,
+            "to_jid": to_jid,
+            "account_id": "acct-console",
+            "content": content,
+            **extra,
+        }
+        async with session.post(
+            f"{zoom.api_base_url}/im/chat/messages",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp:
+            assert resp.status == 201, await resp.text()
 
 
 class Feed:
@@ -679,3 +708,39 @@ async def test_a_page_that_falls_behind_is_made_to_start_again(monkeypatch):
     # fresh snapshot instead of silently missing an event.
     assert ws.sent == [{"n": 0}, {"n": 1}]
     assert ws.close_code == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+
+
+async def test_channels_named_in_the_config_or_posted_to_are_listed(tmp_path):
+    team = {
+        "members": ["Alice", "Bob"],
+        "rotation": "weekly",
+        "start": "2026-01-05T09:00",
+        "timezone": "UTC",
+        "channel": "platform@conference.xmpp.zoom.us",
+    }
+    base = parse_settings(
+        {
+            "zoom": {"client_id": "a", "client_secret": "b", "bot_jid": "c", "secret_token": "d"},
+            "plugins": {"oncall": {"account_id": "acct-1", "teams": {"platform": team}}},
+        },
+        source="team.toml",
+        environ={},
+    )
+    started = await Console.start(base, storage=str(tmp_path / "c.db"))
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = Client(started, session)
+            page = await client.feed()
+            keys = [p["key"] for p in page.snapshot["places"]]
+            assert keys == ["#ops", "#deploys", "#random", "#platform", "dm"]
+            await client.post("say", {"user": "bob", "place": "#platform", "text": "ping"})
+            reply = await page.message("pong")
+            assert reply["conversation"] == "platform@conference.xmpp.zoom.us"
+            # A channel the bot posts to on its own (a job, a hook) appears when it does.
+            await post_to_zoom(started, {"head": {"text": "hi"}}, "inc-42@conference.xmpp.zoom.us")
+            event = await page.until(lambda e: e["type"] == "places")
+            assert [p["key"] for p in event["places"]][-2:] == ["#inc-42", "dm"]
+            status, _ = await client.post("say", {"user": "bob", "place": "#inc-42", "text": "x"})
+            assert status == 200
+    finally:
+        await started.close()

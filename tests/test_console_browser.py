@@ -7,19 +7,17 @@ deploy screenshots are written there (that is how docs/img/console-*.png are mad
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from chatopsbot.console import Console
 from chatopsbot.console.cast import channel_jid
 from tests.sample import Sample
-from tests.test_console import Palette
+from tests.test_console import Palette, post_to_zoom
 
 CHROMIUM = os.environ.get("CHATOPSBOT_CHROMIUM", "/usr/bin/chromium")
 OPS = channel_jid("ops")
@@ -193,32 +191,6 @@ async def test_injected_faults_show_in_the_traffic_and_the_reply_still_arrives(p
     assert statuses == ["201", "503", "503"]  # newest first
 
 
-async def _post_to_zoom(console: Console, content: dict[str, Any], **extra: Any) -> None:
-    """Send a card straight to the fake Zoom API, as a bot would, to draw any element."""
-    zoom = console.zoom
-    basic = base64.b64encode(f"{zoom.client_id}:{zoom.client_secret}".encode()).decode()
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            zoom.oauth_url,
-            params={"grant_type": "client_credentials"},
-            headers={"Authorization": f"Basic {basic}"},
-        ) as resp:
-            token = (await resp.json())["access_token"]
-        body = {
-            "robot_jid": zoom.robot_jid,
-            "to_jid": OPS,
-            "account_id": "acct-console",
-            "content": content,
-            **extra,
-        }
-        async with session.post(
-            f"{zoom.api_base_url}/im/chat/messages",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-        ) as resp:
-            assert resp.status == 201, await resp.text()
-
-
 EVERY_ELEMENT: dict[str, Any] = {
     "head": {
         "text": "Incident 42",
@@ -341,7 +313,7 @@ EVERY_ELEMENT: dict[str, Any] = {
 
 
 async def test_every_card_element_is_drawn_from_its_json(page, console):
-    await _post_to_zoom(console, EVERY_ELEMENT)
+    await post_to_zoom(console, EVERY_ELEMENT)
     card = page.locator(".msg-bot .z-card")
     await card.wait_for()
     head = card.locator(".z-head")
@@ -421,7 +393,7 @@ async def test_markdown_is_drawn_and_html_stays_text(page, console):
         '<img src=x onerror="window.pwned=1"> [evil](javascript:alert(1))\n'
         "> quoted\n```\nblock <script>window.pwned=2</script>\n```"
     )
-    await _post_to_zoom(
+    await post_to_zoom(
         console, {"body": [{"type": "message", "text": text}]}, is_markdown_support=True
     )
     md = page.locator(".msg-bot .md")

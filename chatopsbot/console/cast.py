@@ -6,6 +6,7 @@ written for the shell or the tests hold here too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from attrs import frozen
@@ -74,14 +75,16 @@ def person(key: object) -> Person:
     raise CastError(f"user: expected one of {names}, got {key!r}")
 
 
-def place(key: object, who: Person) -> Place:
-    """``#ops`` (or ``ops``) for a channel, ``dm`` for ``who``'s direct chat with the bot."""
+def place(key: object, who: Person, channels: Mapping[str, str]) -> Place:
+    """A channel by its key in ``channels`` (``#ops``; the ``#`` optional), or ``dm`` for
+    ``who``'s direct chat with the bot."""
     if key == DM:
         return Place(who.jid, "")
-    name = key.lstrip("#") if isinstance(key, str) else key
-    if name in CHANNELS:
-        return Place(channel_jid(str(name)), str(name))
-    names = ", ".join([*(f"#{c}" for c in CHANNELS), DM])
+    if isinstance(key, str):
+        wanted = key if key.startswith("#") else f"#{key}"
+        if wanted in channels:
+            return Place(channels[wanted], channel_name(channels[wanted]))
+    names = ", ".join([*channels, DM])
     raise CastError(f"place: expected one of {names}, got {key!r}")
 
 
@@ -90,8 +93,44 @@ def channel_jid(name: str) -> str:
     return f"{name}@conference.xmpp.zoom.us"
 
 
-def places_json() -> list[dict[str, str]]:
+def channel_name(jid: str) -> str:
+    """What Zoom sends as ``channelName`` for a channel's JID (empty for anything else)."""
+    return jid.split("@", 1)[0] if is_channel(jid) else ""
+
+
+def is_channel(jid: str) -> bool:
+    """Whether ``jid`` is a channel's (rather than a person's)."""
+    return "@conference." in jid
+
+
+def default_channels() -> dict[str, str]:
+    """The channels every console has, by key."""
+    return {f"#{name}": channel_jid(name) for name in CHANNELS}
+
+
+def add_channel(channels: dict[str, str], jid: str) -> bool:
+    """Add a channel the bot talks to (named in a config, or where it just posted) under
+    ``#<name>``, or its whole JID if that name is taken; whether it was new."""
+    if not is_channel(jid) or jid in channels.values():
+        return False
+    key = f"#{channel_name(jid)}"
+    channels[jid if key in channels else key] = jid
+    return True
+
+
+def channels_in(table: object) -> list[str]:
+    """Every channel JID named in a configuration table (on-call announcement channels...)."""
+    if isinstance(table, str):
+        return [table] if is_channel(table) and " " not in table else []
+    if isinstance(table, Mapping):
+        return [jid for value in table.values() for jid in channels_in(value)]
+    if isinstance(table, list | tuple):
+        return [jid for value in table for jid in channels_in(value)]
+    return []
+
+
+def places_json(channels: Mapping[str, str]) -> list[dict[str, str]]:
     """The places the page lists: each channel, then the direct chat."""
-    return [{"key": f"#{c}", "name": f"#{c}", "jid": channel_jid(c)} for c in CHANNELS] + [
+    return [{"key": key, "name": key, "jid": jid} for key, jid in channels.items()] + [
         {"key": DM, "name": "Direct message with the bot", "jid": ""}
     ]

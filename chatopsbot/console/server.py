@@ -96,6 +96,9 @@ class Console:
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._pages: dict[web.WebSocketResponse, _Page] = {}
+        self._channels = cast.default_channels()
+        for jid in cast.channels_in(dict(settings.plugins.tables)):
+            cast.add_channel(self._channels, jid)
         self._timeline: dict[str, dict[str, Any]] = {}
         self._log: deque[dict[str, Any]] = deque(maxlen=LOG_KEPT)
         self._seq = 0
@@ -225,6 +228,8 @@ class Console:
         message = self.zoom.messages.get(message_id)
         if message is None:
             return
+        if cast.add_channel(self._channels, message.to_jid):
+            self._publish({"type": "places", "places": cast.places_json(self._channels)})
         known = self._timeline.get(message_id)
         at = known["at"] if known else time.time()
         self._message(feed.bot_message(message, at))
@@ -244,7 +249,7 @@ class Console:
         return {
             "type": "snapshot",
             "people": [p.as_json() for p in cast.PEOPLE],
-            "places": cast.places_json(),
+            "places": cast.places_json(self._channels),
             "slash": feed.SLASH,
             "bot_jid": self.settings.zoom.bot_jid,
             "webhook_path": self.settings.server.webhook_path,
@@ -332,7 +337,7 @@ class Console:
 
     async def _say(self, data: Mapping[str, Any]) -> dict[str, Any]:
         who = cast.person(data.get("user"))
-        where = cast.place(data.get("place"), who)
+        where = cast.place(data.get("place"), who, self._channels)
         typed = data.get("text")
         if not isinstance(typed, str) or not feed.command_text(typed):
             raise ConsoleError(f"text: type a command after {feed.SLASH}, for example help")
@@ -363,7 +368,7 @@ class Console:
             message_id=message.message_id,
             text=str(found[0].get("text", "")),
             original=dict(message.content),
-            **self._where(who, message.to_jid, _channel_name(message.to_jid)),
+            **self._where(who, message.to_jid, cast.channel_name(message.to_jid)),
         )
         return await self._webhook(event)
 
@@ -385,7 +390,7 @@ class Console:
             values,
             message_id=message.message_id,
             original=dict(message.content),
-            **self._where(who, message.to_jid, _channel_name(message.to_jid)),
+            **self._where(who, message.to_jid, cast.channel_name(message.to_jid)),
         )
         return await self._webhook(event)
 
@@ -405,7 +410,7 @@ class Console:
             str(found[0].get("value", "")),
             value,
             message_id=message.message_id,
-            **self._where(who, message.to_jid, _channel_name(message.to_jid)),
+            **self._where(who, message.to_jid, cast.channel_name(message.to_jid)),
         )
         return await self._webhook(event)
 
@@ -622,10 +627,6 @@ def _api(
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def _channel_name(jid: str) -> str:
-    return jid.split("@", 1)[0] if jid.endswith("@conference.xmpp.zoom.us") else ""
 
 
 def _has_dynamic_select(content: Mapping[str, Any]) -> bool:

@@ -379,6 +379,10 @@ function connect() {
     if (data.type === "snapshot") onSnapshot(data);
     else if (data.type === "message") onMessage(data.message);
     else if (data.type === "log") onLog(data.entry);
+    else if (data.type === "places") {
+      state.places = data.places;
+      drawNav();
+    }
     else if (data.type === "health") {
       state.health = data.health;
       drawHealth();
