@@ -744,3 +744,25 @@ async def test_channels_named_in_the_config_or_posted_to_are_listed(tmp_path):
             assert status == 200
     finally:
         await started.close()
+
+
+async def test_an_edited_message_goes_in_as_zooms_editable_event(client, console):
+    page = await client.feed()
+    editable = {"body": [{"type": "message", "text": "Standup at 10", "editable": True}]}
+    await post_to_zoom(console, editable)
+    card = await page.message("Standup at 10")
+    status, answer = await client.post(
+        "edit",
+        {"user": "bob", "message_id": card["id"], "origin": "Standup at 10", "target": "at 11"},
+    )
+    assert (status, answer["status"]) == (200, 200)
+    entry = await page.until(lambda e: e["type"] == "log" and e["entry"]["kind"] == "webhook")
+    sent = entry["entry"]["request"]
+    assert sent["event"] == "interactive_message_editable"
+    assert sent["payload"]["editItem"] == {"origin": "Standup at 10", "target": "at 11"}
+    assert sent["payload"]["original"] == editable
+    assert sent["payload"]["userId"] == "u-bob"
+    status, answer = await client.post(
+        "edit", {"user": "bob", "message_id": card["id"], "origin": "nope", "target": "x"}
+    )
+    assert (status, answer["error"]) == (400, f"origin: no editable text 'nope' on {card['id']}")

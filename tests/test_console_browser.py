@@ -444,3 +444,17 @@ async def test_a_dropdown_and_an_editable_field(page, console):
     await team.press("Enter")
     await page.locator(".msg-bot", has_text="Team: ops -> infra").wait_for()
     assert await card.get_by_role("textbox", name="Team").input_value() == "infra"
+
+
+async def test_an_editable_message_is_edited_in_place(page, console):
+    await post_to_zoom(
+        console, {"body": [{"type": "message", "text": "Standup at 10", "editable": True}]}
+    )
+    text = page.locator(".z-editable", has_text="Standup at 10")
+    await text.click()
+    box = page.get_by_role("textbox", name="Edit message")
+    await box.fill("Standup at 11")
+    await box.press("Enter")
+    entry = page.locator(".entry-webhook", has_text="interactive_message_editable")
+    await entry.wait_for()
+    assert await entry.locator(".entry-status").inner_text() == "200"

@@ -134,18 +134,33 @@ def fields(content: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return _items(content.get("body", []), "fields", "items")
 
 
-def _items(blocks: Any, kind: str, key: str) -> list[Mapping[str, Any]]:
+def editable_messages(content: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every ``message`` element with ``editable: true``, sections and pages included."""
+    return [m for m in _elements(content.get("body", []), "message") if m.get("editable")]
+
+
+def _elements(blocks: Any, kind: str) -> list[Mapping[str, Any]]:
     found: list[Mapping[str, Any]] = []
     if not isinstance(blocks, list):
         return found
     for block in blocks:
         if not isinstance(block, dict):
             continue
-        if block.get("type") == kind and isinstance(block.get(key), list):
-            found.extend(i for i in block[key] if isinstance(i, dict))
-        found.extend(_items(block.get("sections"), kind, key))
-        found.extend(_items(block.get("body"), kind, key))
+        if block.get("type") == kind:
+            found.append(block)
+        found.extend(_elements(block.get("sections"), kind))
+        found.extend(_elements(block.get("body"), kind))
         for page in block.get("pages") or []:
             if isinstance(page, dict):
-                found.extend(_items(page.get("body"), kind, key))
+                found.extend(_elements(page.get("body"), kind))
     return found
+
+
+def _items(blocks: Any, kind: str, key: str) -> list[Mapping[str, Any]]:
+    return [
+        item
+        for block in _elements(blocks, kind)
+        if isinstance(block.get(key), list)
+        for item in block[key]
+        if isinstance(item, dict)
+    ]

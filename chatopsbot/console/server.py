@@ -176,6 +176,7 @@ class Console:
             ("click", self._click),
             ("select", self._select),
             ("field", self._field),
+            ("edit", self._edit),
             ("hook", self._hook),
             ("fault", self._fault),
         ):
@@ -414,6 +415,24 @@ class Console:
         )
         return await self._webhook(event)
 
+    async def _edit(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        who = cast.person(data.get("user"))
+        message = self._card(data.get("message_id"))
+        origin, target = data.get("origin"), data.get("target")
+        if not isinstance(target, str):
+            raise ConsoleError("target: expected the message's new text")
+        texts = [m.get("text") for m in feed.editable_messages(message.content)]
+        if origin not in texts:
+            raise ConsoleError(f"origin: no editable text {origin!r} on {message.message_id}")
+        event = message_edited(
+            str(origin),
+            target,
+            message_id=message.message_id,
+            original=dict(message.content),
+            **self._where(who, message.to_jid, cast.channel_name(message.to_jid)),
+        )
+        return await self._webhook(event)
+
     async def _hook(self, data: Mapping[str, Any]) -> dict[str, Any]:
         method = data.get("method")
         target = data.get("path")
@@ -538,6 +557,42 @@ class Console:
                 return resp.status, json.loads(text) if text else None
             except ValueError:
                 return resp.status, text
+
+
+def message_edited(
+    origin: str,
+    target: str,
+    *,
+    message_id: str,
+    original: Mapping[str, Any],
+    account_id: str,
+    robot_jid: str,
+    to_jid: str,
+    channel_name: str,
+    user_id: str,
+    user_jid: str,
+    user_name: str,
+) -> dict[str, Any]:
+    """An ``interactive_message_editable`` event, shaped like Zoom's published sample."""
+    # Nanoseconds, as the test kit's payloads: two edits in one millisecond stay two events.
+    ts = time.time_ns()
+    return {
+        "event": "interactive_message_editable",
+        "event_ts": ts,
+        "payload": {
+            "accountId": account_id,
+            "channelName": channel_name,
+            "editItem": {"origin": origin, "target": target},
+            "messageId": message_id,
+            "original": dict(original),
+            "robotJid": robot_jid,
+            "timestamp": ts,
+            "toJid": to_jid,
+            "userId": user_id,
+            "userJid": user_jid,
+            "userName": user_name,
+        },
+    }
 
 
 class _Page:

@@ -2,7 +2,8 @@
 //
 // Every string from a card goes into the page through textContent or an attribute, never
 // parsed as markup. Links keep only http(s) and mailto addresses. `act` is how an element reports a
-// person's action: act.click(item), act.select(values), act.field(key, value).
+// person's action: act.click(item), act.select(values), act.field(key, value),
+// act.edit(origin, target).
 
 const SAFE_SCHEMES = ["http:", "https:", "mailto:"];
 
@@ -222,7 +223,7 @@ function fields(block, act, md) {
   return grid;
 }
 
-function message(block, md) {
+function message(block, act, md) {
   const mdOn = (md || block.is_markdown_support) && !block.link;
   if (block.link) {
     const wrap = el("div", "z-message");
@@ -232,9 +233,24 @@ function message(block, md) {
     return wrap;
   }
   const node = richText(block.text, mdOn, "z-message", block.style);
-  if (block.editable) {
+  if (block.editable && act.edit) {
+    // Click to edit, Enter to send (interactive_message_editable), Escape to leave it be.
     node.classList.add("z-editable");
-    node.title = "Editable in Zoom (interactive_message_editable)";
+    node.title = "Click to edit";
+    node.tabIndex = 0;
+    const start = () => {
+      const input = el("input", "z-field-input");
+      input.value = block.text ?? "";
+      input.setAttribute("aria-label", "Edit message");
+      input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") act.edit(block.text ?? "", input.value, input);
+        if (e.key === "Escape") input.replaceWith(node);
+      });
+      node.replaceWith(input);
+      input.focus();
+    };
+    node.addEventListener("click", start);
+    node.addEventListener("keydown", (e) => { if (e.key === "Enter") start(); });
   }
   return node;
 }
@@ -468,7 +484,7 @@ function pages(block, act, ctx, md) {
 export function element(block, act, ctx, md) {
   if (!block || typeof block !== "object") return el("div", "z-unknown", "(not an element)");
   switch (block.type) {
-    case "message": return message(block, md);
+    case "message": return message(block, act, md);
     case "fields": return fields(block, act, md);
     case "actions": return actions(block, act);
     case "select": return select(block, act, ctx);

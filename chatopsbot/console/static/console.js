@@ -99,6 +99,16 @@ const act = (message) => ({
       showError(err.message);
     }
   },
+  edit: async (origin, target, input) => {
+    input.disabled = true;
+    try {
+      checkWebhook(await post("edit", { user: state.user, message_id: message.id, origin, target }));
+    } catch (err) {
+      showError(err.message);
+    } finally {
+      input.disabled = false;
+    }
+  },
   field: async (key, value, input) => {
     input.disabled = true;
     try {
