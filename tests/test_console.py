@@ -11,7 +11,9 @@ import asyncio
 import base64
 import io
 import json
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -477,6 +479,19 @@ async def test_requests_another_site_could_make_are_refused(client, console):
     ) as resp:
         assert resp.status == 415
         assert await resp.json() == {"error": "send JSON (Content-Type: application/json)"}
+    # A site whose name resolves to 127.0.0.1 (DNS rebinding) is not this console.
+    status, answer = await client.post(
+        "say",
+        {"user": "alice", "place": "#ops", "text": "ping"},
+        headers={"Host": "evil.example:80"},
+    )
+    assert (status, answer) == (
+        403,
+        {"error": "the console answers as 127.0.0.1 or localhost, not evil.example"},
+    )
+    for host in (f"localhost:{console.url.rsplit(':', 1)[1]}", "127.0.0.1"):
+        async with client.session.get(f"{console.url}/console", headers={"Host": host}) as resp:
+            assert resp.status == 200, host
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.session.ws_connect(
             f"{console.url}/console/ws", headers={"Origin": "http://evil.example"}
@@ -766,3 +781,31 @@ async def test_an_edited_message_goes_in_as_zooms_editable_event(client, console
         "edit", {"user": "bob", "message_id": card["id"], "origin": "nope", "target": "x"}
     )
     assert (status, answer["error"]) == (400, f"origin: no editable text 'nope' on {card['id']}")
+
+
+async def test_the_command_serves_until_ctrl_c(tmp_path):
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatopsbot.cli",
+        "console",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert line.startswith("chatopsbot console: open http://127.0.0.1:")
+        url = line.split("open ", 1)[1].split()[0]
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            assert resp.status == 200
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert not list(tmp_path.iterdir())  # its storage lived in a temporary directory

@@ -104,6 +104,11 @@ async def test_a_command_and_its_reply(page, console):
     reply = page.locator(".msg-bot", has_text="pong")
     await reply.wait_for()
     assert await page.locator(".empty").count() == 0
+    # Up brings the last command back.
+    await page.press("#say", "ArrowUp")
+    assert await page.input_value("#say") == "/opsbot ping"
+    await page.press("#say", "ArrowDown")
+    assert await page.input_value("#say") == ""
     assert await page.locator(".msg-user .msg-text").inner_text() == "/opsbot ping"
     # The webhook and the API call are in the traffic panel with their status.
     await page.locator(".entry-webhook .entry-status", has_text="200").wait_for()
@@ -458,3 +463,13 @@ async def test_an_editable_message_is_edited_in_place(page, console):
     entry = page.locator(".entry-webhook", has_text="interactive_message_editable")
     await entry.wait_for()
     assert await entry.locator(".entry-status").inner_text() == "200"
+
+
+async def test_a_message_elsewhere_is_counted_as_unread(page, console):
+    await post_to_zoom(console, {"head": {"text": "Elsewhere"}}, channel_jid("random"))
+    random = page.get_by_role("button", name="#random")
+    await random.locator(".unread", has_text="1").wait_for()
+    assert await page.locator(".msg-bot").count() == 0
+    await random.click()
+    await page.locator(".msg-bot", has_text="Elsewhere").wait_for()
+    assert await page.locator(".unread").count() == 0

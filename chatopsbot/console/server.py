@@ -67,6 +67,7 @@ HOOK_EXAMPLES: Mapping[str, Any] = {
 }
 _STATIC = "static"
 _LOOPBACK = ("127.0.0.1", "::1")
+_LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
 class ConsoleError(ValueError):
@@ -641,9 +642,19 @@ def _asset_text(name: str) -> str:
 
 
 def _local(request: web.Request) -> None:
-    """The console is for this machine only, whatever address it ends up bound to."""
+    """The console is for this machine only, whatever address it ends up bound to, and only
+    under a local name: a site whose name an attacker points at 127.0.0.1 (DNS rebinding)
+    would otherwise be this page's own origin in the browser."""
     if request.remote not in _LOOPBACK:
         raise web.HTTPForbidden(text="the console answers on loopback only")
+    name = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    if name not in _LOCAL_NAMES:
+        raise web.HTTPForbidden(
+            text=json.dumps(
+                {"error": f"the console answers as 127.0.0.1 or localhost, not {name}"}
+            ),
+            content_type="application/json",
+        )
 
 
 def _same_origin(request: web.Request) -> None:

@@ -21,6 +21,8 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+const typed = [];
+let recalled = 0;
 
 function me() {
   return state.people.find((p) => p.key === state.user) || { key: state.user, id: "", jid: "", name: state.user };
@@ -414,11 +416,23 @@ function wire() {
     if (!text) return;
     try {
       const answer = await post("say", { user: state.user, place: state.place, text });
+      typed.push(text);
+      recalled = typed.length;
       input.value = "";
       checkWebhook(answer);
     } catch (err) {
       showError(err.message);
     }
+  });
+  // Up and Down go through what was typed before, as in a terminal.
+  $("say").addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowUp" && event.key !== "ArrowDown") return;
+    const step = event.key === "ArrowUp" ? -1 : 1;
+    const next = Math.max(0, Math.min(typed.length, recalled + step));
+    if (next === recalled) return;
+    event.preventDefault();
+    recalled = next;
+    event.target.value = typed[recalled] ?? "";
   });
   $("who").addEventListener("change", (event) => go(event.target.value, state.place));
   for (const tab of document.querySelectorAll("[role=tab]")) {
