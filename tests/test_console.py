@@ -35,7 +35,7 @@ from chatopsbot import (
 )
 from chatopsbot.cli import main
 from chatopsbot.config import parse_settings
-from chatopsbot.console import Console, console_settings, feed, run_console, server
+from chatopsbot.console import Console, console_settings, feed, pages, run_console
 from chatopsbot.zoom.fake import Message, Request
 from tests.sample import Sample
 
@@ -713,9 +713,9 @@ class StubSocket:
 
 
 async def test_a_page_that_falls_behind_is_made_to_start_again(monkeypatch):
-    monkeypatch.setattr(server, "PAGE_QUEUE", 2)
+    monkeypatch.setattr(pages, "PAGE_QUEUE", 2)
     ws = StubSocket()
-    page = server._Page(ws)  # type: ignore[arg-type]
+    page = pages.PageFeed(ws)  # type: ignore[arg-type]
     for n in range(3):
         page.offer({"n": n})  # never waits, whatever the page does
     await asyncio.wait_for(page.write(), 5)

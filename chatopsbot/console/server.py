@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -28,7 +28,11 @@ from aiohttp import web
 from chatopsbot.app import PLUGINS, RUNTIME, create_app, handler_options
 from chatopsbot.config import Settings, parse_settings
 from chatopsbot.console import cast, feed
+from chatopsbot.console.errors import ConsoleError
+from chatopsbot.console.events import message_edited
 from chatopsbot.console.faults import FAULT_STATUSES, MAX_FAULTS, describe, fault
+from chatopsbot.console.guard import json_api, local_only, same_origin
+from chatopsbot.console.pages import PageFeed
 from chatopsbot.console.settings import console_settings, hook_tokens, rate_limit
 from chatopsbot.plugins import load_plugins
 from chatopsbot.routes import sign_request
@@ -41,7 +45,7 @@ from chatopsbot.zoom.payloads import (
     signed,
 )
 
-__all__ = ["Console", "ConsoleError"]
+__all__ = ["Console"]
 
 log = logging.getLogger("chatopsbot.console")
 
@@ -49,8 +53,6 @@ log = logging.getLogger("chatopsbot.console")
 ACCOUNT = "acct-console"
 #: Log entries kept for pages that open later.
 LOG_KEPT = 1000
-#: Events queued for one page before it counts as too slow and is made to reconnect.
-PAGE_QUEUE = 10_000
 #: Example bodies for plugin hooks the console knows, by route.
 HOOK_EXAMPLES: Mapping[str, Any] = {
     "POST /hooks/deploy": {
@@ -66,16 +68,6 @@ HOOK_EXAMPLES: Mapping[str, Any] = {
     "GET /hooks/deploy/lock?service=api&environment=prod": None,
 }
 _STATIC = "static"
-_LOOPBACK = ("127.0.0.1", "::1")
-_LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
-
-
-class ConsoleError(ValueError):
-    """A request from the page that cannot be carried out; answered 400 (or ``status``)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class Console:
@@ -96,7 +88,7 @@ class Console:
         self.app = create_app(settings, plugins=loaded)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._pages: dict[web.WebSocketResponse, _Page] = {}
+        self._pages: dict[web.WebSocketResponse, PageFeed] = {}
         self._channels = cast.default_channels()
         for jid in cast.channels_in(dict(settings.plugins.tables)):
             cast.add_channel(self._channels, jid)
@@ -181,7 +173,7 @@ class Console:
             ("hook", self._hook),
             ("fault", self._fault),
         ):
-            app.router.add_post(f"/console/api/{name}", _api(handler))
+            app.router.add_post(f"/console/api/{name}", json_api(handler))
         app.cleanup_ctx.append(self._lifecycle)
         app.on_shutdown.append(self._close_sockets)
         self.zoom.on_request = self._zoom_request
@@ -288,11 +280,11 @@ class Console:
     # HTTP: the page and its assets.
 
     async def _root(self, request: web.Request) -> web.StreamResponse:
-        _local(request)
+        local_only(request)
         raise web.HTTPFound("/console")
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        _local(request)
+        local_only(request)
         return web.Response(
             text=_asset_text("index.html"),
             content_type="text/html",
@@ -300,7 +292,7 @@ class Console:
         )
 
     async def _asset(self, request: web.Request) -> web.StreamResponse:
-        _local(request)
+        local_only(request)
         name = request.match_info["name"]
         kinds = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
         kind = kinds.get(Path(name).suffix)
@@ -313,15 +305,15 @@ class Console:
         return web.Response(text=text, content_type=kind, headers={"Cache-Control": "no-cache"})
 
     async def _state(self, request: web.Request) -> web.StreamResponse:
-        _local(request)
+        local_only(request)
         return web.json_response(self.snapshot())
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
-        _local(request)
-        _same_origin(request)
+        local_only(request)
+        same_origin(request)
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
-        page = _Page(ws)
+        page = PageFeed(ws)
         # The snapshot and the registration in one step: no event falls between them.
         page.offer(self.snapshot())
         self._pages[ws] = page
@@ -560,71 +552,6 @@ class Console:
                 return resp.status, text
 
 
-def message_edited(
-    origin: str,
-    target: str,
-    *,
-    message_id: str,
-    original: Mapping[str, Any],
-    account_id: str,
-    robot_jid: str,
-    to_jid: str,
-    channel_name: str,
-    user_id: str,
-    user_jid: str,
-    user_name: str,
-) -> dict[str, Any]:
-    """An ``interactive_message_editable`` event, shaped like Zoom's published sample."""
-    # Nanoseconds, as the test kit's payloads: two edits in one millisecond stay two events.
-    ts = time.time_ns()
-    return {
-        "event": "interactive_message_editable",
-        "event_ts": ts,
-        "payload": {
-            "accountId": account_id,
-            "channelName": channel_name,
-            "editItem": {"origin": origin, "target": target},
-            "messageId": message_id,
-            "original": dict(original),
-            "robotJid": robot_jid,
-            "timestamp": ts,
-            "toJid": to_jid,
-            "userId": user_id,
-            "userJid": user_jid,
-            "userName": user_name,
-        },
-    }
-
-
-class _Page:
-    """One open page: the events queued for it, written in order by its own task."""
-
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-        self.queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=PAGE_QUEUE)
-        self.behind = False
-
-    def offer(self, event: Mapping[str, Any]) -> None:
-        """Queue ``event``; a page too far behind misses it and is made to start again."""
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.behind = True
-
-    async def write(self) -> None:
-        """Send queued events until the socket closes. A page that fell behind is closed once
-        its queue is sent: it reconnects and starts from a fresh snapshot."""
-        while not self.ws.closed:
-            event = await self.queue.get()
-            try:
-                await self.ws.send_json(event)
-            except (ConnectionError, RuntimeError):
-                return
-            if self.behind and self.queue.empty():
-                await self.ws.close(code=aiohttp.WSCloseCode.TRY_AGAIN_LATER, message=b"behind")
-                return
-
-
 _PAGE_HEADERS = {
     # Everything the page loads is its own: no CDN, no inline script, no framing.
     "Content-Security-Policy": (
@@ -639,60 +566,6 @@ def _asset_text(name: str) -> str:
     return (
         importlib.resources.files("chatopsbot.console").joinpath(_STATIC, name).read_text("utf-8")
     )
-
-
-def _local(request: web.Request) -> None:
-    """The console is for this machine only, whatever address it ends up bound to, and only
-    under a local name: a site whose name an attacker points at 127.0.0.1 (DNS rebinding)
-    would otherwise be this page's own origin in the browser."""
-    if request.remote not in _LOOPBACK:
-        raise web.HTTPForbidden(text="the console answers on loopback only")
-    name = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
-    if name not in _LOCAL_NAMES:
-        raise web.HTTPForbidden(
-            text=json.dumps(
-                {"error": f"the console answers as 127.0.0.1 or localhost, not {name}"}
-            ),
-            content_type="application/json",
-        )
-
-
-def _same_origin(request: web.Request) -> None:
-    """Refuse requests a page from another site could make in this browser (cross-site
-    WebSocket or form posts): the browser names that page in ``Origin``."""
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        raise web.HTTPForbidden(
-            text=json.dumps({"error": f"cross-origin request from {origin} refused"}),
-            content_type="application/json",
-        )
-
-
-def _api(
-    handler: Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]],
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def endpoint(request: web.Request) -> web.StreamResponse:
-        _local(request)
-        _same_origin(request)
-        if request.content_type != "application/json":
-            return _error(415, "send JSON (Content-Type: application/json)")
-        try:
-            data = json.loads(await request.read())
-        except ValueError:
-            return _error(400, "body: not JSON")
-        if not isinstance(data, dict):
-            return _error(400, "body: expected a JSON object")
-        try:
-            return web.json_response(await handler(data))
-        except (ConsoleError, cast.CastError) as exc:
-            log.info("console: %s %s refused: %s", request.method, request.path, exc)
-            return _error(getattr(exc, "status", 400), str(exc))
-
-    return endpoint
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _has_dynamic_select(content: Mapping[str, Any]) -> bool:
