@@ -328,6 +328,18 @@ async def test_a_signed_deploy_hook_posts_its_card(client):
     assert answer["status"] == 401
     status, answer = await client.post("hook", {**request, "secret": ""})
     assert answer["status"] == 401
+    # Unsigned, with the token as a bearer header instead (the deploy hook takes both).
+    bearer = {"Authorization": f"Bearer {ingest['secret']}"}
+    running = request["body"].replace('"started"', '"succeeded"')
+    status, answer = await client.post(
+        "hook", {**request, "secret": "", "headers": bearer, "body": running}
+    )
+    assert answer["status"] == 202
+    status, answer = await client.post("hook", {**request, "headers": {"X-A": 1}})
+    assert (status, answer) == (
+        400,
+        {"error": "headers: expected an object of header names and text values"},
+    )
     lock = next(h for h in page.snapshot["hooks"] if h["method"] == "GET")
     status, answer = await client.post(
         "hook", {k: lock[k] for k in ("method", "path", "secret", "body")}

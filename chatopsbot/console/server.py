@@ -437,8 +437,16 @@ class Console:
             raise ConsoleError("path: expected a plugin hook's path, /hooks/<plugin>...")
         if not isinstance(body, str) or not isinstance(secret, str):
             raise ConsoleError("body, secret: expected text")
+        extra = data.get("headers") or {}
+        if not (
+            isinstance(extra, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items())
+        ):
+            raise ConsoleError("headers: expected an object of header names and text values")
         raw = body.encode()
+        # Extra headers (a bearer token, a sender's own) go in as given, the signature last.
         headers = {"Content-Type": "application/json"} if raw else {}
+        headers.update(extra)
         url = urlsplit(target)
         if secret:
             headers.update(

@@ -453,10 +453,17 @@ function wire() {
     event.preventDefault();
     const result = $("hook-result");
     try {
+      const headers = {};
+      for (const line of $("hook-headers").value.split("\n")) {
+        const at = line.indexOf(":");
+        if (line.trim() && at < 1) throw new Error(`headers: "${line}" is not Name: value`);
+        if (line.trim()) headers[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+      }
       const answer = await post("hook", {
         method: $("hook-method").value,
         path: $("hook-path").value,
         secret: $("hook-secret").value,
+        headers,
         body: $("hook-body").value,
       });
       result.textContent = `${answer.status}\n${JSON.stringify(answer.response, null, 2)}`;
