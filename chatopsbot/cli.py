@@ -1,4 +1,4 @@
-"""``chatopsbot run | check-config | plugins | outbox | audit | shell | new-plugin | demo``.
+"""``chatopsbot run | check-config | plugins | outbox | audit | shell | console | demo | ...``.
 
 Every failure a user can cause prints one line, ``file: key: what is wrong``, and exits 1.
 """
@@ -144,6 +144,18 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "commands", nargs="*", metavar="COMMAND", help="commands to send (default: a short tour)"
     )
+    console = sub.add_parser(
+        "console",
+        help="a web page drawn like Zoom Team Chat: the real bot, a fake Zoom, on loopback",
+        description="Runs the bot with its plugins and outbound layer against a fake Zoom and "
+        "serves a page on 127.0.0.1 that draws its cards as Zoom does; type commands, press "
+        "buttons, feed plugin hooks and inject Zoom faults. With a config file its plugins, "
+        "plugin tables and access rules apply; its Zoom credentials and storage are not used.",
+    )
+    console.add_argument("--config", metavar="FILE", help="a config file (default: none)")
+    console.add_argument(
+        "--port", metavar="N", type=int, default=8765, help="the port (default: %(default)s)"
+    )
     return parser
 
 
@@ -168,6 +180,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             from chatopsbot.demo import run_demo
 
             return asyncio.run(run_demo(args.commands))
+        if args.action == "console":
+            from chatopsbot.console import run_console
+
+            handler = configure_logging("plain", "WARNING")
+            try:
+                base = load_settings(args.config, env) if args.config else None
+                return asyncio.run(run_console(base, port=args.port))
+            finally:
+                logging.getLogger().removeHandler(handler)
         if args.action == "migrate" and (args.source or args.target):
             if not (args.source and args.target):
                 print("chatopsbot migrate: give both --from FILE and --to URL", file=sys.stderr)
