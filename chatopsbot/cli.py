@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import importlib.metadata
 import logging
 import os
 import re
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatopsbot", description="A ChatOps bot framework for Zoom Team Chat."
     )
+    parser.add_argument("--version", action="version", version=f"chatopsbot {_version()}")
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
     config_help = "the TOML config file (default: $CHATOPSBOT_CONFIG, else ./config.toml)"
     for name, text in (
@@ -145,6 +149,15 @@ def _parser() -> argparse.ArgumentParser:
         "commands", nargs="*", metavar="COMMAND", help="commands to send (default: a short tour)"
     )
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version (what ``pip install`` put there)."""
+    try:
+        return importlib.metadata.version("chatopsbot")
+    except importlib.metadata.PackageNotFoundError:
+        # Run from a checkout without installing: say so rather than invent a number.
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -359,27 +372,79 @@ def _plugins(path: str, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def _port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None; checked before anything starts.
+
+    Bound the way asyncio's server binds (``SO_REUSEADDR``), so a port left in TIME_WAIT by
+    the previous run is not reported as taken.
+    """
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        return f"server.host: cannot resolve {host!r}: {exc.strerror}"
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                return _bind_problem(host, port, exc)
+    return None
+
+
+def _bind_problem(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"server.port: {host}:{port} is already in use (another chatopsbot? "
+            "set [server] port or stop the other process)"
+        )
+    if exc.errno == errno.EACCES:
+        return f"server.port: not allowed to listen on {host}:{port} (ports below 1024 need root)"
+    return f"server: cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
 def _run(settings: Settings) -> int:
+    server = settings.server
     handler = configure_logging(settings.logging.format, settings.logging.level)
     try:
-        app = create_app(settings)
+        # The same checks as check-config, then the port: before storage opens or "serving".
+        plugins = load_plugins(settings.plugins, source=settings.source)
+        check_rules(settings, plugins)
+        problem = _port_taken(server.host, server.port)
+        if problem is not None:
+            print(f"{settings.source}: {problem}", file=sys.stderr)
+            return 1
+        app = create_app(settings, plugins=plugins)
         app.on_startup.append(freeze_startup_objects)
-        server = settings.server
         log.info("starting on http://%s:%d", server.host, server.port)
         # Not web.run_app: serve() also closes slow and surplus connections (see serve.py).
         # Its body limit is a backstop: later than the webhook's own, which answers 408 itself.
         limits = evolve(
             serve.ConnectionLimits.for_open_files(), body_timeout=server.body_timeout + 2
         )
-        serve.run(
-            app,
-            host=server.host,
-            port=server.port,
-            # Our own drain is bounded by drain_timeout; give aiohttp's wait a little more.
-            shutdown_timeout=settings.outbound.drain_timeout + 5,
-            limits=limits,
-            handler_options=handler_options(),
-        )
+        try:
+            serve.run(
+                app,
+                host=server.host,
+                port=server.port,
+                # Our own drain is bounded by drain_timeout; give aiohttp's wait a little more.
+                shutdown_timeout=settings.outbound.drain_timeout + 5,
+                limits=limits,
+                handler_options=handler_options(),
+            )
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+                raise
+            # Taken between the check above and the bind: the same one line, no traceback.
+            print(
+                f"{settings.source}: {_bind_problem(server.host, server.port, exc)}",
+                file=sys.stderr,
+            )
+            return 1
         log.info("stopped")
     finally:
         logging.getLogger().removeHandler(handler)
