@@ -20,7 +20,7 @@ from chatopsbot.config import PluginSettings
 from chatopsbot.plugins import PluginError, load_plugins
 from chatopsbot.testing import BotHarness
 
-INSTALLED = '''
+INSTALLED = """
 from chatopsbot import Context, Text, command, hookimpl
 
 IMPORTED = True
@@ -34,7 +34,7 @@ class Twin:
             return Text("the installed copy")
 
         return [twin]
-'''
+"""
 
 
 class GivenTwin:
