@@ -26,7 +26,7 @@ from chatopsbot.audit import AuditLog, AuditQuery, AuditQueryError, format_table
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
 from chatopsbot.deadletters import outbox_command
 from chatopsbot.logs import configure_logging
-from chatopsbot.plugins import PluginError, check_rules, load_plugins
+from chatopsbot.plugins import PluginError, check_file, check_rules, load_plugins
 from chatopsbot.scaffold import ScaffoldError, write_plugin
 from chatopsbot.storage import StorageError, open_backend
 from chatopsbot.values import Conversation, User
@@ -207,7 +207,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         path = config_path(args.config, env)
         if args.action == "plugins":
             return _plugins(path, env)
-        settings = load_settings(path, env)
+        try:
+            settings = load_settings(path, env)
+        except ConfigError as exc:
+            if args.action not in ("check-config", "run"):
+                raise
+            # Every problem of the file at once: its plugins' tables and access rules too.
+            raise check_file(exc) from None
         if args.action == "outbox":
             return asyncio.run(_outbox(settings, args))
         if args.action == "audit":

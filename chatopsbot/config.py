@@ -45,7 +45,15 @@ __all__ = [
 
 
 class ConfigError(UserError):
-    """A config problem: ``str()`` is ``source: key: message``."""
+    """A config problem: ``str()`` is ``source: key: message``.
+
+    Raised for a file's own problems, ``plugins`` and ``access`` hold its ``[plugins]`` and
+    ``[access]`` as far as they could be read, so that the plugins' tables and the access rules
+    can be checked in the same pass (``chatopsbot check-config`` lists it all at once).
+    """
+
+    plugins: PluginSettings | None = None
+    access: AccessSettings | None = None
 
     def __init__(self, source: str, key: str, message: str) -> None:
         super().__init__(f"{source}: {key}: {message}")
@@ -100,13 +108,23 @@ class Problems:
         """True once anything was recorded."""
         return bool(self._found)
 
-    def raise_if_any(self) -> None:
-        """Raise what was recorded: one :class:`ConfigError`, or :class:`ConfigErrors`."""
+    def raise_if_any(
+        self, *, plugins: PluginSettings | None = None, access: AccessSettings | None = None
+    ) -> None:
+        """Raise what was recorded: one :class:`ConfigError`, or :class:`ConfigErrors`;
+        ``plugins`` and ``access`` go with it (see :class:`ConfigError`)."""
+        error = self.error()
+        if error is not None:
+            error.plugins, error.access = plugins, access
+            raise error
+
+    def error(self) -> ConfigError | None:
+        """What was recorded as one exception: a :class:`ConfigError`, :class:`ConfigErrors`
+        for several, None for none."""
         found = list(self._found.values())
-        if len(found) == 1:
-            raise found[0]
-        if found:
-            raise ConfigErrors(found)
+        if not found:
+            return None
+        return found[0] if len(found) == 1 else ConfigErrors(found)
 
 
 @frozen(repr=False)
@@ -580,7 +598,10 @@ def parse_settings(
             continue
         tables[name] = _freeze(value)
 
-    problems.raise_if_any()
+    plugin_settings = PluginSettings(
+        tuple(name for name in disabled if isinstance(name, str)), MappingProxyType(tables)
+    )
+    problems.raise_if_any(plugins=plugin_settings, access=access)
     return Settings(
         zoom=zoom,
         server=server,
@@ -588,7 +609,7 @@ def parse_settings(
         commands=commands,
         logging=logging_,
         storage=StorageSettings(store, Secret(url)),
-        plugins=PluginSettings(tuple(disabled), MappingProxyType(tables)),
+        plugins=plugin_settings,
         access=access,
         source=source,
         audit=audit,

@@ -15,7 +15,7 @@ import pluggy
 from attrs import frozen
 
 from chatopsbot import hookspecs
-from chatopsbot.access import unmatched_rules
+from chatopsbot.access import AccessSettings, unmatched_rules
 from chatopsbot.actions import Action
 from chatopsbot.commands import Command, CommandTree
 from chatopsbot.config import ConfigError, PluginSettings, Problems, Settings
@@ -289,10 +289,36 @@ def _call(manager: pluggy.PluginManager, name: str, hook: str, **kwargs: Any) ->
 
 def check_rules(settings: Settings, plugins: Plugins) -> None:
     """Refuse access rules that name nothing loaded (a typo would silently allow)."""
-    actions = [f"{plugin}:{name}" for plugin, name in plugins.actions]
     found = Problems()
-    for key, problem in unmatched_rules(
-        settings.access, (c.name for c in plugins.commands), actions
-    ):
-        found.add(ConfigError(settings.source, f'access.commands."{key}"', problem))
+    for problem in rule_problems(settings.access, plugins, settings.source):
+        found.add(problem)
     found.raise_if_any()
+
+
+def rule_problems(access: AccessSettings, plugins: Plugins, source: str) -> list[ConfigError]:
+    """A problem for each access rule that names no loaded command, group or action."""
+    actions = [f"{plugin}:{name}" for plugin, name in plugins.actions]
+    return [
+        ConfigError(source, f'access.commands."{key}"', problem)
+        for key, problem in unmatched_rules(access, (c.name for c in plugins.commands), actions)
+    ]
+
+
+def check_file(error: ConfigError) -> ConfigError:
+    """``error`` (a config file's own problems) with those of its plugin tables and access
+    rules added, when the plugins load: every problem of the file in one list."""
+    if error.plugins is None:
+        return error
+    found = Problems()
+    found.add(error)
+    try:
+        plugins = load_plugins(error.plugins, source=error.source)
+        if error.access is not None:
+            for problem in rule_problems(error.access, plugins, error.source):
+                found.add(problem)
+    except ConfigError as more:
+        found.add(more)
+    except PluginError:
+        # A plugin that does not load is reported on its own once the file is right.
+        return error
+    return found.error() or error

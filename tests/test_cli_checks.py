@@ -165,3 +165,24 @@ def test_a_port_in_use_is_one_line_and_exit_1_before_serving(tmp_path):
     assert "Traceback" not in result.stderr
     assert "serving" not in result.stderr
     assert "starting on" not in result.stderr
+
+
+def test_the_files_own_problems_come_with_its_plugin_tables_and_rules(tmp_path, capsys):
+    no_jid = GOOD.replace('bot_jid = "bot@xmpp.zoom.us"\n', "")
+    path = write(tmp_path, no_jid + '\n[access.commands."deplyo"]\nadmin_only = true\n')
+    assert main(["check-config", "--config", path], ENV) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"{path}: zoom.bot_jid: required",
+        f'{path}: access.commands."deplyo": no command, group or action by that name '
+        '(did you mean "deploy"?)',
+    ]
+    assert main(["run", "--config", path], ENV) == 1
+    assert capsys.readouterr().err == err
+    # A plugin table with a problem: listed too (the rules are checked once the plugins load).
+    path = write(tmp_path, no_jid + '\n[plugins.deploy]\nwebhok_token = "z"\n')
+    assert main(["check-config", "--config", path], ENV) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: zoom.bot_jid: required",
+        f"{path}: plugins.deploy.webhok_token: unknown key (did you mean webhook_token?)",
+    ]
