@@ -16,7 +16,7 @@ import queue
 import sys
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
@@ -234,10 +234,8 @@ class Shell:
         elif word.startswith("/"):
             self._say(f"  ! unknown shell command {word}; /help lists them")
         else:
-            await self._send(
-                lambda fields: self._bot.command(
-                    line, user=self._user, channel=self._shell_channel, **fields
-                )
+            await self._bot.command(
+                line, user=self._user, channel=self._shell_channel, **self._who()
             )
 
     @property
@@ -258,9 +256,6 @@ class Shell:
         if self._channel and "@" in self._channel:
             fields["to_jid"] = self._channel
         return fields
-
-    async def _send(self, act: Callable[[dict[str, str]], Awaitable[object]]) -> None:
-        await act(self._who())
 
     def _act_as(self, rest: str) -> None:
         words = rest.split()

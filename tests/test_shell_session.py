@@ -153,7 +153,10 @@ async def test_hook_without_a_config_uses_the_shells_own_deploy_token(tmp_path):
         out=out,
         read=reader(
             "deploy subscribe api",
+            "/in #random",
             f"/hook POST /hooks/deploy {EVENT}",
+            "/in ops@conference.xmpp.zoom.us",
+            "ping",
             "/hook POST /hooks/deploy {nope",
             "/hook POST deploy",
             "/hook GET /hooks/nobody",
@@ -161,7 +164,11 @@ async def test_hook_without_a_config_uses_the_shells_own_deploy_token(tmp_path):
     )
     text = out.getvalue()
     assert "hook POST /hooks/deploy: 202 " in text
+    # Announced in #ops, where it was subscribed, while the shell is in #random.
+    assert "  [2] bot (in #ops):\n    ** api → prod **" in text
     assert "    Version: 1.2.3" in text
+    # A channel given by its JID: replies there are "here".
+    assert "  [3] bot:\n    pong" in text
     assert "! the body is not JSON: " in text
     assert "! /hook METHOD PATH [JSON], for example" in text
     assert "(no *_token or *_secret in [plugins.nobody]: sent unsigned)" in text
