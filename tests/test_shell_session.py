@@ -255,3 +255,52 @@ def test_the_help_lists_hook_and_says_where_storage_is(capsys):
     assert "--config FILE" in text
     assert "[storage] are never used" in text
     assert ":memory: for a fresh bot each time" in text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal via pty")
+def test_on_a_real_terminal_a_poll_closing_by_itself_shows_above_what_is_being_typed():
+    import os
+    import pty
+    import select
+    import time
+
+    fd, terminal = pty.openpty()
+    # Not pty.fork(): forking a process with threads (pytest's) may deadlock.
+    child = subprocess.Popen(  # noqa: S603 - our own CLI
+        [*SHELL, "--storage", ":memory:"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    seen = b""
+
+    def until(text: bytes, within: float = 30) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + within
+        while text not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            if select.select([fd], [], [], 0.1)[0]:
+                seen += os.read(fd, 4096)
+
+    try:
+        until(b"alice in #ops> ")
+        os.write(fd, b'poll "Tea?" yes no --closes-in 2s\r')
+        until(b"[3: Close poll]")
+        until(b"alice in #ops> ")
+        os.write(fd, b"pin")  # typed, not yet entered, when the poll closes
+        until(b"(closed)")
+        until(b"alice in #ops> pin")
+        os.write(fd, b"g\r")
+        until(b"pong")
+        os.write(fd, b"/quit\r")
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(fd)
+    text = seen.decode()
+    assert "\r\x1b[K  [1] bot (updated):\r\n    ** Tea? (closed) **" in text
+    assert "alice in #ops> pin\r\x1b[K  [1] bot (updated)" in text
