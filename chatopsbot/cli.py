@@ -425,8 +425,16 @@ def _port_taken(host: str, port: int) -> str | None:
     except socket.gaierror as exc:
         return f"server.host: cannot resolve {host!r}: {exc.strerror}"
     for family, kind, proto, _, address in infos:
-        with socket.socket(family, kind, proto) as probe:
+        try:
+            probe = socket.socket(family, kind, proto)
+        except OSError:
+            # A family this host lacks (IPv6 switched off): asyncio skips it as well.
+            continue
+        with probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # As asyncio does: "::" then does not also claim the IPv4 port.
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 probe.bind(address)
             except OSError as exc:

@@ -186,3 +186,25 @@ def test_the_files_own_problems_come_with_its_plugin_tables_and_rules(tmp_path, 
         f"{path}: zoom.bot_jid: required",
         f"{path}: plugins.deploy.webhok_token: unknown key (did you mean webhook_token?)",
     ]
+
+
+def test_a_port_taken_after_the_check_is_the_same_one_line(tmp_path, capsys, monkeypatch):
+    import chatopsbot.cli
+
+    # Another process takes the port between the check and the bind.
+    monkeypatch.setattr(chatopsbot.cli, "_port_taken", lambda host, port: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write(
+            tmp_path,
+            GOOD + f'\n[server]\nhost = "127.0.0.1"\nport = {port}\n[storage]\npath = "b.db"\n',
+        )
+        assert main(["run", "--config", path], ENV) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        f"{path}: server.port: 127.0.0.1:{port} is already in use (another chatopsbot? "
+        "set [server] port or stop the other process)"
+    )
+    assert "Traceback" not in err
