@@ -47,9 +47,9 @@ __all__ = [
 class ConfigError(UserError):
     """A config problem: ``str()`` is ``source: key: message``.
 
-    Raised for a file's own problems, ``plugins`` and ``access`` hold its ``[plugins]`` and
-    ``[access]`` as far as they could be read, so that the plugins' tables and the access rules
-    can be checked in the same pass (``chatopsbot check-config`` lists it all at once).
+    When it reports a file's own problems, ``plugins`` and ``access`` hold the file's
+    ``[plugins]`` and ``[access]`` as far as they could be read, so that the plugins' tables and
+    the access rules can be checked in the same pass (``check-config`` lists it all at once).
     """
 
     plugins: PluginSettings | None = None
@@ -103,10 +103,6 @@ class Problems:
         """Record ``problem`` (each of them, for a :class:`ConfigErrors`)."""
         for one in problem.problems:
             self._found.setdefault((one.source, one.key), one)
-
-    def __bool__(self) -> bool:
-        """True once anything was recorded."""
-        return bool(self._found)
 
     def raise_if_any(
         self, *, plugins: PluginSettings | None = None, access: AccessSettings | None = None
