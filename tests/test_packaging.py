@@ -9,7 +9,6 @@ Slow (builds, venvs, installs from the package index): ``-m "not slow"`` leaves 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -27,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from chatopsbot.config import ServerSettings
+from tests.test_deploy_files import DOCKERFILE, image
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 CONFIG = """
@@ -137,41 +136,6 @@ def test_the_installed_wheel_runs_the_demo(installed, tmp_path):
     assert where.startswith(str(installed.parent))
 
 
-def instructions(text: str) -> dict[str, list[str]]:
-    """The Dockerfile's last stage: instruction -> arguments (continuation lines joined)."""
-    joined = re.sub(r"\\\n\s*", " ", text)
-    stages = re.split(r"^FROM ", joined, flags=re.M)
-    found: dict[str, list[str]] = {"FROM": [stages[-1].splitlines()[0]]}
-    for line in stages[-1].splitlines()[1:]:
-        if line.strip() and not line.lstrip().startswith("#"):
-            word, _, rest = line.strip().partition(" ")
-            found.setdefault(word, []).append(rest)
-    return found
-
-
-def test_the_image_is_slim_non_root_and_built_from_the_wheel():
-    image = instructions(DOCKERFILE.read_text())
-    assert image["FROM"] == ["python:3.12-slim"]
-    [user] = image["USER"]
-    assert user.split(":")[0] not in ("root", "0")
-    assert image["VOLUME"] == ['["/data"]']
-    assert any("pip install --no-cache-dir /tmp/dist/*.whl" in r for r in image["RUN"])
-    assert "COPY --from=wheel /dist/ /tmp/dist/" in "\n".join(f"COPY {c}" for c in image["COPY"])
-    # slim has no curl: the health check must not need it.
-    assert not any("curl" in r for r in image["RUN"] + image["HEALTHCHECK"])
-
-
-def image_env() -> dict[str, str]:
-    [line] = instructions(DOCKERFILE.read_text())["ENV"]
-    return dict(pair.split("=", 1) for pair in line.split())
-
-
-def healthcheck() -> list[str]:
-    [line] = instructions(DOCKERFILE.read_text())["HEALTHCHECK"]
-    command: list[str] = json.loads(line.split(" CMD ", 1)[1])
-    return command
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -186,8 +150,7 @@ def image_command(installed: Path, tmp_path: Path) -> Iterator[tuple[subprocess.
     data.mkdir()
     port = free_port()
     (data / "config.toml").write_text(CONFIG.replace("PORT", str(port)))
-    [cmd] = instructions(DOCKERFILE.read_text())["CMD"]
-    argv = [a.replace("/data", str(data)) for a in json.loads(cmd)]
+    argv = [a.replace("/data", str(data)) for a in image().command]
     assert argv[:3] == ["chatopsbot", "run", "--config"]
     proc = subprocess.Popen(  # noqa: S603 - the image's own command
         [str(installed / argv[0]), *argv[1:]],
@@ -216,13 +179,13 @@ def image_command(installed: Path, tmp_path: Path) -> Iterator[tuple[subprocess.
 
 def test_the_health_check_passes_while_the_image_command_serves(installed, image_command, tmp_path):
     proc, port = image_command
-    defaults = image_env()
+    defaults = image().env
     # The image's default URL is the bot's default port; this bot is on another.
     assert defaults["CHATOPSBOT_HEALTH_URL"] == (
         f"http://127.0.0.1:{ServerSettings().port}/healthz"
     )
     assert defaults["CHATOPSBOT_CONFIG"] == "/data/config.toml"
-    check = healthcheck()
+    check = image().healthcheck
     assert check[0] == "python"
     env = clean_env(installed, CHATOPSBOT_HEALTH_URL=f"http://127.0.0.1:{port}/healthz")
     status = subprocess.run(  # noqa: S603 - the image's own health check
