@@ -445,7 +445,8 @@ async def run_shell(
             read = piped_reader(sys.stdin, output)
     bot = BotHarness(config=tables, clock=SystemClock())
     async with bot:
-        secrets = hook_secrets(tables.get("plugins", {}))
+        # From the tables as the plugins see them (expanded), not as written.
+        secrets = hook_secrets(bot.settings().plugins.tables)
         return await Shell(bot, output, read, hook_secrets=secrets, redraw=redraw).run()
 
 
@@ -486,11 +487,17 @@ def hook_secrets(plugin_tables: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _thaw(value: Any) -> Any:
-    """A frozen config value (read-only mappings, tuples) as TOML would give it."""
+    """A frozen config value (read-only mappings, tuples) as TOML would give it.
+
+    Strings are already expanded: a ``${`` left in one (written ``$${``) is escaped again, as
+    the harness expands the tables a second time.
+    """
     if isinstance(value, Mapping):
         return {k: _thaw(v) for k, v in value.items()}
     if isinstance(value, tuple):
         return [_thaw(v) for v in value]
+    if isinstance(value, str):
+        return value.replace("${", "$${")
     return value
 
 

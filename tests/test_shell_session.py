@@ -137,6 +137,23 @@ def test_shell_tables_carry_plugins_rules_and_hook_secrets(tmp_path):
     assert hook_secrets(tables["plugins"]) == {"deploy": "tok"}
 
 
+async def test_a_literal_dollar_brace_in_a_plugin_table_stays_literal(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG.replace("${DEPLOY_WEBHOOK_TOKEN}", "tok-$${NOT_A_VAR}"))
+    env = {"ZOOM_CLIENT_SECRET": "s", "ZOOM_SECRET_TOKEN": "t", "PGPASSWORD": "p"}
+    settings = load_settings(path, env)
+    out = io.StringIO()
+    await run_shell(
+        storage=":memory:",
+        settings=settings,
+        out=out,
+        read=reader("ping", f"/hook POST /hooks/deploy {EVENT}"),
+    )
+    assert "pong" in out.getvalue()
+    # Signed with the token as the plugin reads it: tok-${NOT_A_VAR}, literally.
+    assert "hook POST /hooks/deploy: 202 " in out.getvalue()
+
+
 async def test_as_without_a_name_says_how_to_use_it(tmp_path):
     out = io.StringIO()
     await run_shell(storage=":memory:", out=out, read=reader("/as", "/as bob", "/as", "whoami"))
