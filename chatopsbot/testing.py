@@ -86,7 +86,12 @@ class HookResult:
 
 
 class BotHarness:
-    """The bot with chosen plugins and config, against a fake Zoom, driven from a test."""
+    """The bot with chosen plugins and config, against a fake Zoom, driven from a test.
+
+    ``plugins`` (name -> plugin object or class) run beside the installed plugins; one named
+    like an installed plugin replaces it, so a plugin under test that is also installed
+    (``pip install -e .``) runs as given. ``installed=False`` leaves every installed plugin out.
+    """
 
     def __init__(
         self,
