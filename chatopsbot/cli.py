@@ -211,6 +211,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.action == "console":
             from chatopsbot.console import run_console
 
+            # Before anything starts: a busy port is one line, not after the plugins' warnings.
+            if _port_taken("127.0.0.1", args.port) is not None:
+                print(
+                    f"chatopsbot console: cannot listen on 127.0.0.1:{args.port}: in use "
+                    "(another console? choose a port with --port N)",
+                    file=sys.stderr,
+                )
+                return 1
             handler = configure_logging("plain", "WARNING")
             try:
                 base = load_settings(args.config, env) if args.config else None

@@ -54,13 +54,19 @@ def console_settings(
     )
 
 
+#: The built-in plugins whose HTTP hook checks ``[plugins.<name>] webhook_token``.
+TOKEN_PLUGINS = ("deploy", "alerts")
+
+
 def hook_tokens(base: Settings) -> dict[str, str]:
-    """A fresh token for the deploy plugin's hook, if it is enabled (it is the one that takes
-    ``webhook_token``); the config's own token wins where it has one."""
+    """A fresh token for the hook of each enabled plugin that takes ``webhook_token`` (CI's
+    deploy events, Alertmanager's alerts); the config's own token wins where it has one."""
     installed = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
-    if "deploy" in installed and "deploy" not in base.plugins.disabled:
-        return {"deploy": secrets.token_hex(16)}
-    return {}
+    return {
+        name: secrets.token_hex(16)
+        for name in TOKEN_PLUGINS
+        if name in installed and name not in base.plugins.disabled
+    }
 
 
 def rate_limit(settings: Settings | None) -> int:
