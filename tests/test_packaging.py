@@ -108,7 +108,9 @@ def test_the_wheel_and_sdist_hold_what_a_release_needs(dist):
     assert "chatopsbot-0.1.0.dist-info/licenses/LICENSE" in names
     assert not any(n.startswith("tests/") for n in names)
     assert "chatopsbot = chatopsbot.cli:main" in entry_points
-    assert "[chatopsbot]\ncore = chatopsbot_core" in entry_points
+    group = entry_points.split("[chatopsbot]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert "core = chatopsbot_core" in group
+    assert "alerts = chatopsbot_alerts:AlertsPlugin" in group
     [sdist] = dist.glob("chatopsbot-*.tar.gz")
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}

@@ -275,6 +275,8 @@ class Console:
                     "body": "" if example is None else json.dumps(example, indent=2),
                 }
             )
+        # The page opens on the first: one with an example body to send.
+        hooks.sort(key=lambda hook: hook["body"] == "")
         return hooks
 
     # HTTP: the page and its assets.
