@@ -63,8 +63,10 @@ class Outlet(Protocol):
         caller_id: str | None = None,
         log_extra: Mapping[str, Any] | None = None,
         plugin: str | None = None,
+        on_behalf: str | None = None,
     ) -> Sender:
-        """A sender for ``conversation``; private responses are shown to ``caller_id``."""
+        """A sender for ``conversation``; private responses are shown to ``caller_id``;
+        ``on_behalf`` is the JID of the user the messages go out for."""
         ...
 
 
@@ -94,17 +96,25 @@ class PluginContext(Generic[ConfigT]):
     audit: AuditReader | None = None
 
     async def send_to(
-        self, conversation: Conversation, response: Response, *, visible_to: str | None = None
+        self,
+        conversation: Conversation,
+        response: Response,
+        *,
+        visible_to: str | None = None,
+        on_behalf_of: str | None = None,
     ) -> Sent:
         """Send ``response`` to any conversation (a channel or a 1:1 chat) and get its id.
 
         A private response (``private=True``) is shown to the user id ``visible_to`` only.
+        ``on_behalf_of`` is the JID of the user it goes out for (a subscriber, a lock holder),
+        sent to Zoom as ``user_jid``.
         """
         sender = self._outlet.to(
             conversation,
             caller_id=visible_to,
             log_extra={"plugin": self.plugin},
             plugin=self.plugin,
+            on_behalf=on_behalf_of,
         )
         return await sender.send(response)
 
