@@ -20,6 +20,7 @@ from chatopsbot.clock import Clock
 from chatopsbot.commands import UnknownCommand
 from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Sent
 from chatopsbot.values import Conversation, User
+from chatopsbot.zoom.events import Callback
 
 #: What the plugin's ``chatops_config`` returned: ``Context[DeploySettings]`` types
 #: ``ctx.config``; a bare ``Context`` leaves it ``Any``.
@@ -223,6 +224,8 @@ class ActionContext(ConversationContext[ConfigT]):
     ``message_id`` is the card clicked on (return ``Edit(ctx.message_id, ...)`` to update it);
     ``original`` its content as Zoom sent it back; ``payload`` what the button carried;
     ``values`` every payload picked, for a dropdown (``(old, new)`` for a form field edit).
+    ``callback`` is Zoom's one-time answer address (``url``, ``token``) when the event carried
+    one: a reply posted there within 30 minutes, by the plugin itself, needs no bot token.
     """
 
     message_id: str
@@ -230,3 +233,4 @@ class ActionContext(ConversationContext[ConfigT]):
     action: str
     payload: str
     values: tuple[str, ...]
+    callback: Callback | None = None

@@ -739,6 +739,7 @@ class Dispatcher:
             values=values,
             sender=sender,
             access=self._access,
+            callback=event.callback,
         )
         outcome = await self._invoke(handler.handler(ctx), label, None, sender, extra, tell)
         self._metrics.actions.labels(label, outcome).inc()

@@ -273,6 +273,8 @@ class BotHarness:
             mentions=mentions,
         )
         self.zoom.user_posted(event["payload"]["object"]["message_id"])
+        if thread:
+            self.zoom.user_posted(thread)
         return await self.deliver(event)
 
     async def share_link(
