@@ -338,3 +338,33 @@ async def test_app_type_is_checked_at_startup(start_bot):
 
     with pytest.raises(ConfigError, match=r"zoom\.app_type: must be one of admin, user"):
         await start_bot(zoom={"app_type": "team"})
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("channel_id", "body.payload.object.channel_id: missing"),
+        ("message_id", "body.payload.object.message_id: missing"),
+    ],
+)
+async def test_a_malformed_mention_is_a_400_and_a_log_line(bot, caplog, field, message):
+    from chatopsbot.zoom.payloads import app_mention
+
+    event = app_mention("@opsbot echo hi")
+    del event["payload"]["object"][field]
+    resp = await bot.post(event)
+    assert resp.status == 400
+    assert message in await resp.text()
+    assert message in caplog.text
+    await bot.settle()
+    assert bot.zoom.requests == []
+
+
+async def test_a_malformed_shared_link_is_a_400_and_a_log_line(bot, caplog):
+    from chatopsbot.zoom.payloads import link_shared
+
+    event = link_shared("https://ci.example.com/runs/1")
+    event["payload"]["object"]["link"] = 42
+    resp = await bot.post(event)
+    assert resp.status == 400
+    assert "body.payload.object.link: expected a string, got a number" in caplog.text
