@@ -62,7 +62,7 @@ async def test_an_account_removing_the_app_is_forgotten(start_bot, storage, capl
     dead = await bot.runtime.backend.outbox_list("dead")
     assert [m.account for m in dead] == ["acct-2"]
     assert (
-        "account acct-1 removed the app: deleted hooks: 1, 2 audit entries, "
+        "account acct-1 removed the app: deleted hooks: 1, deploy: 0, 2 audit entries, "
         "1 queued or dead message(s)" in caplog.text
     )
     # The token cache was cleared: the next send fetches a fresh token.
