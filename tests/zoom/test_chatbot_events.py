@@ -368,3 +368,21 @@ async def test_a_malformed_shared_link_is_a_400_and_a_log_line(bot, caplog):
     resp = await bot.post(event)
     assert resp.status == 400
     assert "body.payload.object.link: expected a string, got a number" in caplog.text
+
+
+def test_zoom_event_settings_and_their_defaults():
+    from chatopsbot.config import DEFAULT_WELCOME, parse_settings
+
+    base = {
+        "client_id": "a",
+        "client_secret": "b",
+        "bot_jid": "c@xmpp.zoom.us",
+        "secret_token": "d",
+    }
+    zoom = parse_settings({"zoom": base}, environ={}).zoom
+    assert (zoom.app_type, zoom.welcome, zoom.channel_welcome) == ("admin", DEFAULT_WELCOME, "")
+    zoom = parse_settings(
+        {"zoom": {**base, "app_type": "User", "welcome": " Hi ", "channel_welcome": "Yo"}},
+        environ={},
+    ).zoom
+    assert (zoom.app_type, zoom.welcome, zoom.channel_welcome) == ("user", "Hi", "Yo")
