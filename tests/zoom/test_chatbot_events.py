@@ -386,3 +386,26 @@ def test_zoom_event_settings_and_their_defaults():
         environ={},
     ).zoom
     assert (zoom.app_type, zoom.welcome, zoom.channel_welcome) == ("user", "Hi", "Yo")
+
+
+async def test_messages_still_queued_for_a_channel_the_bot_left_are_dropped(bot, caplog):
+    from chatopsbot.outbound.sender import encode_call
+    from chatopsbot.storage import NewMessage
+    from chatopsbot.zoom.cards import ApiCall
+
+    def message(to_jid: str) -> NewMessage:
+        content = {"body": [{"type": "message", "text": f"to {to_jid}"}]}
+        body = {"robot_jid": "bot@xmpp.zoom.us", "to_jid": to_jid, "account_id": "acct-1"}
+        call = ApiCall("POST", "/im/chat/messages", "acct-1", body={**body, "content": content})
+        return NewMessage(lane=to_jid, account="acct-1", payload=encode_call(call))
+
+    # Written by another process, say: queued, not yet picked up by this one's sender.
+    dev = "dev@conference.xmpp.zoom.us"
+    await bot.runtime.backend.outbox_add([message(CHANNEL), message(dev)], bot.clock.timestamp())
+    caplog.set_level(logging.INFO, "chatopsbot.dispatch")
+    await bot.remove_from_channel("ops")
+    await bot.settle()
+    assert "1 queued message(s) to it dropped" in caplog.text
+    # The other channel's message went out; none was tried in the channel the bot left.
+    assert [m.to_jid for m in bot.messages] == [dev]
+    assert [r.status for r in bot.zoom.requests] == [201]
