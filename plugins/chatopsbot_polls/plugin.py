@@ -140,6 +140,28 @@ class PollsPlugin:
         """The deadline timer."""
         return [timer("deadline")(self.deadline)]
 
+    @hookimpl
+    async def chatops_channel_left(self, ctx: PluginContext, conversation: Conversation) -> int:
+        """The bot left a channel: its polls go (their cards can no longer change there)."""
+        return await self._drop(ctx, lambda where: where["jid"] == conversation.jid)
+
+    @hookimpl
+    async def chatops_account_removed(self, ctx: PluginContext, account_id: str) -> int:
+        """An account removed the app: its polls and their votes go."""
+        return await self._drop(ctx, lambda where: where["account_id"] == account_id)
+
+    async def _drop(self, ctx: PluginContext, doomed: Any) -> int:
+        """Delete the polls whose conversation ``doomed`` picks, their votes and deadlines."""
+        gone = 0
+        for key, poll in await ctx.store.list(POLL):
+            if not doomed(poll["conversation"]):
+                continue
+            if poll.get("timer"):
+                await ctx.timers.cancel(poll["timer"])
+            await ctx.store.delete(VOTES + poll["id"])
+            gone += int(await ctx.store.delete(key))
+        return gone
+
     # Commands.
 
     async def create(self, ctx: Context) -> Text | None:
