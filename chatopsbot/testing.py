@@ -296,6 +296,7 @@ class BotHarness:
 
     async def add_to_channel(self, channel: str = "ops", *, user: str = "alice") -> Replies:
         """``user`` adds the bot to ``channel`` (``team_chat.channel_app_added``)."""
+        self.zoom.add_bot(channel_jid(channel))
         return await self._channel_app(True, channel, user)
 
     async def remove_from_channel(self, channel: str = "ops", *, user: str = "alice") -> Replies:

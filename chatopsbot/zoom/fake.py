@@ -312,6 +312,10 @@ class FakeZoom:
         """The bot was removed from ``channel_jid``: sends there get Zoom's 403 (code 7004)."""
         self._left.add(channel_jid)
 
+    def add_bot(self, channel_jid: str) -> None:
+        """The bot was added (back) to ``channel_jid``: sends there are taken again."""
+        self._left.discard(channel_jid)
+
     async def _unfurl(self, request: web.Request) -> web.StreamResponse:
         return await self._api(request, self._do_unfurl)
 
