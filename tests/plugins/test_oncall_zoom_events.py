@@ -37,7 +37,8 @@ async def test_handoffs_stop_in_a_channel_the_bot_left_and_resume_when_added_bac
 
 async def test_the_teams_account_removing_the_app_loses_the_overrides(bot):
     async def on_call() -> str:
-        return (await bot.command("oncall platform")).only().text.splitlines()[0]
+        text: str = (await bot.command("oncall platform")).only().text
+        return text.splitlines()[0]
 
     assert (await on_call()).startswith("platform: Bob")  # the rotation's week
     await bot.command("oncall override platform alice 2h", channel=None)
