@@ -409,3 +409,21 @@ async def test_messages_still_queued_for_a_channel_the_bot_left_are_dropped(bot,
     # The other channel's message went out; none was tried in the channel the bot left.
     assert [m.to_jid for m in bot.messages] == [dev]
     assert [r.status for r in bot.zoom.requests] == [201]
+
+
+async def test_an_action_handler_gets_zooms_callback_and_the_log_never_shows_the_token(
+    bot, hooks, caplog
+):
+    from chatopsbot.zoom.events import Callback
+    from chatopsbot.zoom.payloads import button_clicked
+
+    caplog.set_level(logging.DEBUG)
+    [card] = await bot.command("ask")
+    [button] = card.content["body"][0]["items"]
+    event = button_clicked(button["value"], message_id=card.message_id, text="Go")
+    event["callback_url"] = "https://api.zoom.us/v2/im/chat/callback/abc"
+    event["callback_token"] = "eyJ.secret-callback-token.sig"
+    [reply] = await bot.deliver(event)
+    assert reply.text == "went"
+    assert hooks.callbacks == [Callback(event["callback_url"], event["callback_token"])]
+    assert "secret-callback-token" not in caplog.text
