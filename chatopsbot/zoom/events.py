@@ -317,6 +317,15 @@ class _Fields:
         value = self._get(key, required, "")
         if not isinstance(value, str):
             raise EventError(f"{self._path}.{key}: expected a string, got {_describe(value)}")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                # JSON's \ud800-style escapes can spell half a character, which no storage
+                # (nor Zoom) takes: refused here, not failing later while handling it.
+                raise EventError(
+                    f"{self._path}.{key}: not valid Unicode (a lone surrogate)"
+                ) from None
         return value
 
     def number(self, key: str, *, required: bool = False) -> int:

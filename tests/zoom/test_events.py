@@ -1180,3 +1180,21 @@ def test_payloads_team_chat_builders_round_trip():
         parse(payloads.app_deauthorized()).dedupe_key
         != parse(payloads.app_deauthorized()).dedupe_key
     )
+
+
+@pytest.mark.parametrize(
+    ("make", "path"),
+    [
+        (notification, ("payload", "accountId")),
+        (notification, ("payload", "cmd")),
+        (deauthorized, ("payload", "account_id")),
+        (lambda: sample_event(MENTION), ("payload", "object", "message")),
+    ],
+)
+def test_half_a_character_is_refused_with_its_path(make, path):
+    data = make()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "a\udc80"
+    assert error_of(data) == f"body.{'.'.join(path)}: not valid Unicode (a lone surrogate)"
