@@ -76,6 +76,7 @@ from chatopsbot.routes import (
 )
 from chatopsbot.scheduler import Job, TimerHandler, Timers, cron, every, timer
 from chatopsbot.store import Outcome, Refused, Store
+from chatopsbot.zoom.events import Callback
 
 __all__ = [
     "SIGNATURE_WINDOW",
@@ -89,6 +90,7 @@ __all__ = [
     "AuditReader",
     "Button",
     "ButtonStyle",
+    "Callback",
     "Card",
     "CardItem",
     "ChatopsbotError",

@@ -21,7 +21,8 @@ TESTS = {
 
 PUBLIC = [
     "Action", "ActionContext", "Actions", "Arg", "Attachment", "AuditEntry",
-    "AuditQuery", "AuditReader", "Button", "ButtonStyle", "Card", "CardItem", "ChatopsbotError",
+    "AuditQuery", "AuditReader", "Button", "ButtonStyle", "Callback", "Card", "CardItem",
+    "ChatopsbotError",
     "Clock",
     "Command", "Context", "Conversation", "ConversationContext", "Delete", "Delivery",
     "Divider", "DurationError", "Edit", "Field", "Fields", "HandlerResult", "HookCaller",
