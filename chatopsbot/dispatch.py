@@ -369,7 +369,14 @@ class Dispatcher:
         """Whether the apps the event names include this bot (an empty list counts)."""
         me = app_id(self._messenger.robot_jid)
         if event.app_ids and me not in {a.lower() for a in event.app_ids}:
-            log.debug("%s names other apps: %s", type(event).__name__, ", ".join(event.app_ids))
+            # Said plainly: if Zoom ever named apps otherwise, this line shows why nothing ran.
+            log.info(
+                "%s in %s names other apps (%s), not this bot (%s): nothing to do",
+                type(event).__name__,
+                event.channel_name or event.channel_id,
+                ", ".join(event.app_ids),
+                me,
+            )
             return False
         return True
 
