@@ -65,7 +65,7 @@ async def test_leaving_a_channel_drops_its_subscriptions(bot, caplog):
     await bot.command("deploy subscribe api")
     caplog.set_level(logging.INFO, "chatopsbot.dispatch")
     await bot.remove_from_channel("ops")
-    assert "dropped deploy: 1" in caplog.text
+    assert "deploy: 1;" in caplog.text
     sent = len(bot.zoom.requests)
     assert (await signed(bot, event())).body["announced"] == 0
     assert len(bot.zoom.requests) == sent
