@@ -312,8 +312,9 @@ class Outbox:
         gone = await self._backend.outbox_forget(account, lane)
         known = self._accounts.get(account)
         if known is not None:
-            for name in [lane] if lane is not None else list(known.heads):
-                known.heads.pop(name, None)
+            for name in list(known.heads):
+                if lane is None or name.lower() == lane.lower():
+                    known.heads.pop(name, None)
         if gone and self._leading and not self._stopping:
             await self._rescan()
         return gone

@@ -306,7 +306,8 @@ class Backend(Protocol):
 
     async def outbox_forget(self, account: str, lane: str | None = None) -> int:
         """Delete messages of ``account``: all of them (queued, dead letters, results kept for
-        a waiter) or, with ``lane``, that lane's queued ones; return how many went."""
+        a waiter) or, with ``lane`` (compared without case, as JIDs are), that lane's queued
+        ones; return how many went."""
         ...
 
     # The audit log.

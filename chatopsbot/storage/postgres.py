@@ -577,7 +577,10 @@ class PostgresBackend:
         if lane is None:
             sql = "DELETE FROM outbox WHERE account = $1"
             return _count(await self._run(lambda c: c.execute(sql, account)))
-        sql = "DELETE FROM outbox WHERE account = $1 AND lane = $2 AND state = 'queued'"
+        # JIDs compare without case (XMPP folds the local part).
+        sql = (
+            "DELETE FROM outbox WHERE account = $1 AND lower(lane) = lower($2) AND state = 'queued'"
+        )
         return _count(await self._run(lambda c: c.execute(sql, account, lane)))
 
     # Audit log.

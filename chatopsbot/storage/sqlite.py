@@ -627,7 +627,11 @@ class SqliteBackend:
         if lane is None:
             sql, args = "DELETE FROM outbox WHERE account = ?", (account,)
         else:
-            sql = "DELETE FROM outbox WHERE account = ? AND lane = ? AND state = 'queued'"
+            # JIDs compare without case (XMPP folds the local part).
+            sql = (
+                "DELETE FROM outbox WHERE account = ? AND lower(lane) = lower(?) "
+                "AND state = 'queued'"
+            )
             args = (account, lane)
         return await self._run(lambda db: int(db.execute(sql, args).rowcount), single=True)
 

@@ -180,7 +180,13 @@ class DeployPlugin:
     @hookimpl
     async def chatops_channel_left(self, ctx: PluginContext, conversation: Conversation) -> int:
         """The bot left a channel: its deploy subscriptions go."""
-        return int(await ctx.store.delete("sub:" + conversation.jid))
+        # Zoom names the channel by id there: its JID is compared without case.
+        wanted = conversation.jid.lower()
+        gone = 0
+        for key, sub in await ctx.store.list("sub:"):
+            if sub["conversation"]["jid"].lower() == wanted:
+                gone += int(await ctx.store.delete(key))
+        return gone
 
     @hookimpl
     async def chatops_account_removed(self, ctx: PluginContext, account_id: str) -> int:

@@ -143,7 +143,8 @@ class PollsPlugin:
     @hookimpl
     async def chatops_channel_left(self, ctx: PluginContext, conversation: Conversation) -> int:
         """The bot left a channel: its polls go (their cards can no longer change there)."""
-        return await self._drop(ctx, lambda where: where["jid"] == conversation.jid)
+        # Zoom names the channel by id there: its JID is compared without case.
+        return await self._drop(ctx, lambda where: where["jid"].lower() == conversation.jid.lower())
 
     @hookimpl
     async def chatops_account_removed(self, ctx: PluginContext, account_id: str) -> int:

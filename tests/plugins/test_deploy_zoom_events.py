@@ -79,3 +79,11 @@ async def test_an_account_removing_the_app_loses_its_subscriptions_and_locks(bot
     assert (await bot.command("deploy locks")).only().text == "Nothing is locked."
     assert (await signed(bot, event())).body["announced"] == 1
     assert bot.messages[-1].to_jid == "elsewhere@conference.xmpp.zoom.us"
+
+
+async def test_a_channel_is_left_whatever_the_case_of_its_jid(bot):
+    # Zoom names the channel by id in the removal event; the subscription has the JID Zoom
+    # sent with the command.
+    await bot.command("deploy subscribe api", to_jid="OPS@conference.xmpp.zoom.us")
+    await bot.remove_from_channel("ops")
+    assert (await signed(bot, event())).body["announced"] == 0
