@@ -415,12 +415,15 @@ class OncallPlugin:
                 )
             elif last is not None:
                 where = Conversation(settings.account_id, team.channel, team.name)
+                # On behalf of the person now on call, when their JID is configured.
+                jids = [m.user for m in team.members if m.name == current.name and "@" in m.user]
                 await ctx.send_to(
                     where,
                     Text(
                         f"📟 {current.name} is now on call for {team.name}"
                         + (f" until {fmt(current.until, team.zone)}." if current.until else ".")
                     ),
+                    on_behalf_of=jids[0] if jids else None,
                 )
             # Stored after sending: a crash in between repeats this announcement, never skips it.
             await ctx.store.set(ANNOUNCED + key, state)

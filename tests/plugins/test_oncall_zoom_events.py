@@ -10,7 +10,7 @@ import pytest
 
 from chatopsbot.clock import ManualClock
 from chatopsbot.testing import BotHarness
-from tests.plugins.test_oncall import CHANNEL, CONFIG, START
+from tests.plugins.test_oncall import CHANNEL, CONFIG, START, TEAMS
 
 
 @pytest.fixture
@@ -47,3 +47,21 @@ async def test_the_teams_account_removing_the_app_loses_the_overrides(bot):
     assert (await on_call()).startswith("platform: Alice")
     await bot.deauthorize("acct-1")
     assert (await on_call()).startswith("platform: Bob")
+
+
+async def test_a_handoff_goes_out_on_behalf_of_the_person_now_on_call_when_known(tmp_path):
+    teams = {
+        "platform": {
+            **TEAMS["platform"],
+            "members": ["Alice", {"name": "Bob", "user": "bob@xmpp.zoom.us"}, "Carol"],
+        }
+    }
+    config = {**CONFIG, "plugins": {"oncall": {"account_id": "acct-1", "teams": teams}}}
+    async with BotHarness(clock=ManualClock(START), config=config) as bot:
+        assert await bot.advance(60) == []
+        await bot.command("oncall override platform alice 1h", channel=None)
+        [alice] = await bot.advance(30)
+        assert alice.user_jid is None  # no JID configured for Alice
+        [bob] = await bot.advance(timedelta(hours=1))
+        assert bob.text.startswith("📟 Bob is now on call")
+        assert bob.user_jid == "bob@xmpp.zoom.us"
