@@ -189,7 +189,7 @@ class PollsPlugin:
             "id": "",
             "question": question.strip(),
             "options": list(options),
-            "creator": {"id": ctx.actor.id, "name": ctx.actor.name},
+            "creator": {"id": ctx.actor.id, "name": ctx.actor.name, "jid": ctx.actor.jid},
             "conversation": attrs.asdict(ctx.conversation),
             "multi": bool(args["multi"]),
             "max": most if args["multi"] else 1,
@@ -395,7 +395,10 @@ class PollsPlugin:
         conversation = Conversation(**poll["conversation"])
         try:
             await ctx.send_to(
-                conversation, Edit(poll["message_id"], self._card(ctx, poll, ballots))
+                conversation,
+                Edit(poll["message_id"], self._card(ctx, poll, ballots)),
+                # The card is its creator's: edits (a deadline's too) go out on their behalf.
+                on_behalf_of=poll["creator"].get("jid"),
             )
         except OutboxClosed:
             # The bot is stopping; the edit stays queued and is made after the restart.

@@ -50,3 +50,12 @@ async def test_an_account_removing_the_app_loses_its_polls_and_votes(bot):
     assert len(await stored(bot, "poll:")) == 1
     assert len(await stored(bot, "votes:")) == 1
     assert (await bot.command("poll list", account_id="acct-2")).only().text.count("Coffee?") == 1
+
+
+async def test_a_polls_card_is_edited_on_behalf_of_its_creator(bot):
+    card = (await bot.command("poll Lunch? a b --closes-in 1h", user="carol")).only()
+    await bot.click(card, "a", user="dan")
+    await bot.advance(timedelta(hours=2))
+    edits = [r for r in bot.zoom.requests if r.method == "PUT"]
+    assert len(edits) == 2  # the vote, then the deadline's close
+    assert {r.body["user_jid"] for r in edits} == {"carol@xmpp.zoom.us"}
