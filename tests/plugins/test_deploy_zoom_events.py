@@ -5,6 +5,7 @@ the bot leaves loses its subscriptions, an account that removes the app loses it
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pytest
 
@@ -87,3 +88,22 @@ async def test_a_channel_is_left_whatever_the_case_of_its_jid(bot):
     await bot.command("deploy subscribe api", to_jid="OPS@conference.xmpp.zoom.us")
     await bot.remove_from_channel("ops")
     assert (await signed(bot, event())).body["announced"] == 0
+
+
+async def test_a_user_managed_app_announces_and_reminds_for_the_user():
+    from chatopsbot.zoom.fake import FakeZoom
+
+    async with FakeZoom(app_type="user") as zoom:
+        config = {**CONFIG, "zoom": {"app_type": "user"}}
+        async with BotHarness(clock=ManualClock(START), config=config, zoom=zoom) as bot:
+            await bot.command("deploy subscribe api", user="dave")
+            await signed(bot, event())
+            await signed(bot, event(status="succeeded"))
+            await bot.command("deploy lock api prod", user="bob")
+            reminded = await bot.advance(timedelta(hours=4))
+            assert [r.status for r in zoom.requests if r.status >= 400] == []
+            [card] = [m for m in bot.messages if m.text.startswith("api → prod")]
+            assert (card.user_jid, card.edits) == ("dave@xmpp.zoom.us", 1)
+            # No visible_to_user for a user-managed app: the reminder is a direct message.
+            [reminder] = reminded
+            assert (reminder.to_jid, reminder.visible_to_user) == ("bob@xmpp.zoom.us", None)
