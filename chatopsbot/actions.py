@@ -1,9 +1,11 @@
-"""Buttons and dropdowns that come back to the plugin that rendered them.
+"""Buttons, dropdowns and form elements that come back to the plugin that rendered them.
 
 A plugin declares an action handler by name (:func:`action`) and renders buttons with
-``ctx.button(text, action, payload)``. The button's value carries the plugin, the action and a
-short payload, signed with a key derived from the app's secret token, so a forged or stale
-value is recognised on the way back and refused politely instead of reaching a handler.
+``ctx.button(text, action, payload)`` (options with ``ctx.option``, and every element whose
+value the user or Zoom chooses with ``ctx.action_id(action, payload)``). The button's value
+carries the plugin, the action and a short payload, signed with a key derived from the app's
+secret token, so a forged or stale value is recognised on the way back and refused politely
+instead of reaching a handler.
 """
 
 from __future__ import annotations
@@ -101,6 +103,12 @@ class ActionCodec:
         # The format is signed too: relabelled cob1, the value must not pass without expiry.
         signature = self._sign(plugin, name, f"{_EXPIRING}|{expiry}:{payload}")
         return f"{_EXPIRING}:{plugin}:{name}:{expiry}:{payload}:{signature}"
+
+    @staticmethod
+    def looks_signed(value: str) -> bool:
+        """Whether ``value`` has the form of a value this codec makes (not whether it is
+        genuine): a dropdown's values are the plugin's, or ones Zoom chose (members)."""
+        return value.startswith((f"{_PREFIX}:", f"{_EXPIRING}:"))
 
     def pseudonym(self, plugin: str, value: str) -> str:
         """A keyed hash of ``value`` for ``plugin``: stable, and not reversible without the key."""

@@ -1,4 +1,4 @@
-"""``chatopsbot run | check-config | plugins | outbox | audit | shell | new-plugin | demo``.
+"""``chatopsbot run | check-config | plugins | outbox | audit | shell | console | demo | ...``.
 
 Every failure a user can cause prints one line, ``file: key: what is wrong``, and exits 1.
 """
@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import importlib.metadata
 import logging
 import os
 import re
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -23,7 +26,7 @@ from chatopsbot.audit import AuditLog, AuditQuery, AuditQueryError, format_table
 from chatopsbot.config import ConfigError, PluginSettings, Settings, config_path, load_settings
 from chatopsbot.deadletters import outbox_command
 from chatopsbot.logs import configure_logging
-from chatopsbot.plugins import PluginError, check_rules, load_plugins
+from chatopsbot.plugins import PluginError, check_file, check_rules, load_plugins
 from chatopsbot.scaffold import ScaffoldError, write_plugin
 from chatopsbot.storage import StorageError, open_backend
 from chatopsbot.values import Conversation, User
@@ -35,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatopsbot", description="A ChatOps bot framework for Zoom Team Chat."
     )
+    parser.add_argument("--version", action="version", version=f"chatopsbot {_version()}")
     sub = parser.add_subparsers(dest="action", required=True, metavar="COMMAND")
     config_help = "the TOML config file (default: $CHATOPSBOT_CONFIG, else ./config.toml)"
     for name, text in (
@@ -63,13 +67,25 @@ def _parser() -> argparse.ArgumentParser:
         "shell",
         help="talk to the bot in this terminal: real plugins and storage, a fake Zoom",
         description="Runs the bot with its plugins, SQLite storage and outbound layer against "
-        "a fake Zoom on loopback; type commands as a user of your choice. No Zoom account needed.",
+        "a fake Zoom on loopback; type commands as a user of your choice. No Zoom account "
+        "needed. Messages from timers, jobs and plugin HTTP hooks (/hook) print as they are "
+        "sent. Lines piped in run as a script, echoed as a transcript.",
+    )
+    shell.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a config file whose plugin tables (on-call teams, ...), disabled plugins, access "
+        "rules and command timeout to run with, as in production. Its [zoom] credentials and "
+        "[storage] are never used: the shell talks to the fake Zoom only, and a shell bot on "
+        "the production database would take over its queued replies. No default: without it, "
+        "the plugins run with their defaults",
     )
     shell.add_argument(
         "--storage",
         metavar="FILE",
         default="chatopsbot-shell.db",
-        help="the SQLite file to keep plugin data in (default: %(default)s)",
+        help="the SQLite file the shell keeps plugin data in, across sessions (default: "
+        "%(default)s in the current directory; :memory: for a fresh bot each time)",
     )
     outbox = sub.add_parser(
         "outbox",
@@ -144,7 +160,28 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "commands", nargs="*", metavar="COMMAND", help="commands to send (default: a short tour)"
     )
+    console = sub.add_parser(
+        "console",
+        help="a web page drawn like Zoom Team Chat: the real bot, a fake Zoom, on loopback",
+        description="Runs the bot with its plugins and outbound layer against a fake Zoom and "
+        "serves a page on 127.0.0.1 that draws its cards as Zoom does; type commands, press "
+        "buttons, feed plugin hooks and inject Zoom faults. With a config file its plugins, "
+        "plugin tables and access rules apply; its Zoom credentials and storage are not used.",
+    )
+    console.add_argument("--config", metavar="FILE", help="a config file (default: none)")
+    console.add_argument(
+        "--port", metavar="N", type=int, default=8765, help="the port (default: %(default)s)"
+    )
     return parser
+
+
+def _version() -> str:
+    """The installed distribution's version (what ``pip install`` put there)."""
+    try:
+        return importlib.metadata.version("chatopsbot")
+    except importlib.metadata.PackageNotFoundError:
+        # Run from a checkout without installing: say so rather than invent a number.
+        return "(not installed)"
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -155,9 +192,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.action == "shell":
             from chatopsbot.shell import run_shell
 
+            settings = None
+            if args.config:
+                settings = _shell_settings(args.config, env)
             handler = configure_logging("plain", "WARNING")
             try:
-                return asyncio.run(run_shell(storage=args.storage))
+                return asyncio.run(run_shell(storage=args.storage, settings=settings))
             finally:
                 logging.getLogger().removeHandler(handler)
         if args.action == "new-plugin":
@@ -168,6 +208,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             from chatopsbot.demo import run_demo
 
             return asyncio.run(run_demo(args.commands))
+        if args.action == "console":
+            from chatopsbot.console import run_console
+
+            handler = configure_logging("plain", "WARNING")
+            try:
+                base = load_settings(args.config, env) if args.config else None
+                return asyncio.run(run_console(base, port=args.port))
+            finally:
+                logging.getLogger().removeHandler(handler)
         if args.action == "migrate" and (args.source or args.target):
             if not (args.source and args.target):
                 print("chatopsbot migrate: give both --from FILE and --to URL", file=sys.stderr)
@@ -179,7 +228,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         path = config_path(args.config, env)
         if args.action == "plugins":
             return _plugins(path, env)
-        settings = load_settings(path, env)
+        try:
+            settings = load_settings(path, env)
+        except ConfigError as exc:
+            if args.action not in ("check-config", "run"):
+                raise
+            # Every problem of the file at once: its plugins' tables and access rules too.
+            raise check_file(exc) from None
         if args.action == "outbox":
             return asyncio.run(_outbox(settings, args))
         if args.action == "audit":
@@ -197,6 +252,23 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except AuditQueryError as exc:
         print(f"chatopsbot audit: {exc}", file=sys.stderr)
         return 1
+
+
+def _shell_settings(path: str, environ: Mapping[str, str]) -> Settings:
+    """The config file's settings for ``chatopsbot shell``, checked as ``run`` checks them.
+
+    Its ``[zoom]`` and ``[storage]`` are left unread: the shell has its own (a fake Zoom, a
+    local file), so their ``${VAR}`` secrets need not be set on a laptop.
+    """
+    stand_in = {"client_id": "shell", "client_secret": "shell", "bot_jid": "shell"}
+    settings = load_settings(
+        path,
+        environ,
+        replace={"zoom": {**stand_in, "secret_token": "shell"}, "storage": {"path": ":memory:"}},
+    )
+    # A problem is reported against the file, before the bot starts: the usual list, exit 1.
+    check_rules(settings, load_plugins(settings.plugins, source=settings.source))
+    return settings
 
 
 async def _audit(settings: Settings, args: argparse.Namespace) -> int:
@@ -359,27 +431,87 @@ def _plugins(path: str, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def _port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None; checked before anything starts.
+
+    Bound the way asyncio's server binds (``SO_REUSEADDR``), so a port left in TIME_WAIT by
+    the previous run is not reported as taken.
+    """
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        return f"server.host: cannot resolve {host!r}: {exc.strerror}"
+    for family, kind, proto, _, address in infos:
+        try:
+            probe = socket.socket(family, kind, proto)
+        except OSError:
+            # A family this host lacks (IPv6 switched off): asyncio skips it as well.
+            continue
+        with probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # As asyncio does: "::" then does not also claim the IPv4 port.
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                return _bind_problem(host, port, exc)
+    return None
+
+
+def _bind_problem(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"server.port: {host}:{port} is already in use (another chatopsbot? "
+            "set [server] port or stop the other process)"
+        )
+    if exc.errno == errno.EACCES:
+        return f"server.port: not allowed to listen on {host}:{port} (ports below 1024 need root)"
+    return f"server: cannot listen on {host}:{port}: {exc.strerror or exc}"
+
+
 def _run(settings: Settings) -> int:
+    server = settings.server
     handler = configure_logging(settings.logging.format, settings.logging.level)
     try:
-        app = create_app(settings)
+        # The same checks as check-config, then the port: before storage opens or "serving".
+        plugins = load_plugins(settings.plugins, source=settings.source)
+        check_rules(settings, plugins)
+        problem = _port_taken(server.host, server.port)
+        if problem is not None:
+            print(f"{settings.source}: {problem}", file=sys.stderr)
+            return 1
+        app = create_app(settings, plugins=plugins)
         app.on_startup.append(freeze_startup_objects)
-        server = settings.server
         log.info("starting on http://%s:%d", server.host, server.port)
         # Not web.run_app: serve() also closes slow and surplus connections (see serve.py).
         # Its body limit is a backstop: later than the webhook's own, which answers 408 itself.
         limits = evolve(
             serve.ConnectionLimits.for_open_files(), body_timeout=server.body_timeout + 2
         )
-        serve.run(
-            app,
-            host=server.host,
-            port=server.port,
-            # Our own drain is bounded by drain_timeout; give aiohttp's wait a little more.
-            shutdown_timeout=settings.outbound.drain_timeout + 5,
-            limits=limits,
-            handler_options=handler_options(),
-        )
+        try:
+            serve.run(
+                app,
+                host=server.host,
+                port=server.port,
+                # Our own drain is bounded by drain_timeout; give aiohttp's wait a little more.
+                shutdown_timeout=settings.outbound.drain_timeout + 5,
+                limits=limits,
+                handler_options=handler_options(),
+            )
+        except OSError as exc:
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+                raise
+            # Taken between the check above and the bind: the same one line, no traceback.
+            print(
+                f"{settings.source}: {_bind_problem(server.host, server.port, exc)}",
+                file=sys.stderr,
+            )
+            return 1
         log.info("stopped")
     finally:
         logging.getLogger().removeHandler(handler)

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
+import inspect
 import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from attrs import field, frozen
@@ -27,6 +29,7 @@ __all__ = [
     "AuditSettings",
     "CommandSettings",
     "ConfigError",
+    "ConfigErrors",
     "LoggingSettings",
     "OutboundSettings",
     "PluginSettings",
@@ -42,13 +45,82 @@ __all__ = [
 
 
 class ConfigError(UserError):
-    """A config problem: ``str()`` is ``source: key: message``."""
+    """A config problem: ``str()`` is ``source: key: message``.
+
+    When it reports a file's own problems, ``plugins`` and ``access`` hold the file's
+    ``[plugins]`` and ``[access]`` as far as they could be read, so that the plugins' tables and
+    the access rules can be checked in the same pass (``check-config`` lists it all at once).
+    """
+
+    plugins: PluginSettings | None = None
+    access: AccessSettings | None = None
 
     def __init__(self, source: str, key: str, message: str) -> None:
         super().__init__(f"{source}: {key}: {message}")
         self.source = source
         self.key = key
         self.message = message
+
+    @property
+    def problems(self) -> tuple[ConfigError, ...]:
+        """Each problem found: this one alone (:class:`ConfigErrors` has several)."""
+        return (self,)
+
+
+class ConfigErrors(ConfigError):
+    """Every problem found in one pass: ``str()`` is one ``source: key: message`` line each.
+
+    A :class:`ConfigError` itself (``source``, ``key``, ``message`` are the first problem's), so
+    code that handles one problem handles several.
+    """
+
+    def __init__(self, problems: Sequence[ConfigError]) -> None:
+        first = problems[0]
+        super().__init__(first.source, first.key, first.message)
+        self._problems = tuple(problems)
+
+    @property
+    def problems(self) -> tuple[ConfigError, ...]:
+        """Each problem, in the order found."""
+        return self._problems
+
+    def __str__(self) -> str:
+        """One ``source: key: message`` line per problem."""
+        return "\n".join(ConfigError.__str__(p) for p in self._problems)
+
+
+class Problems:
+    """Config problems collected while reading, to be raised together; the first per key wins.
+
+    One wrong value can trip several checks (an unset ``${VAR}`` makes a required key empty):
+    reporting only the first keeps the list to one line per mistake.
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str], ConfigError] = {}
+
+    def add(self, problem: ConfigError) -> None:
+        """Record ``problem`` (each of them, for a :class:`ConfigErrors`)."""
+        for one in problem.problems:
+            self._found.setdefault((one.source, one.key), one)
+
+    def raise_if_any(
+        self, *, plugins: PluginSettings | None = None, access: AccessSettings | None = None
+    ) -> None:
+        """Raise what was recorded: one :class:`ConfigError`, or :class:`ConfigErrors`;
+        ``plugins`` and ``access`` go with it (see :class:`ConfigError`)."""
+        error = self.error()
+        if error is not None:
+            error.plugins, error.access = plugins, access
+            raise error
+
+    def error(self) -> ConfigError | None:
+        """What was recorded as one exception: a :class:`ConfigError`, :class:`ConfigErrors`
+        for several, None for none."""
+        found = list(self._found.values())
+        if not found:
+            return None
+        return found[0] if len(found) == 1 else ConfigErrors(found)
 
 
 @frozen(repr=False)
@@ -242,20 +314,63 @@ def _kind(value: object) -> str:
 _SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
 
-class _Reader:
-    """Typed reads from one table, each error naming ``section.key``; unknown keys refused."""
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
-    def __init__(self, source: str, section: str, data: object) -> None:
-        if not isinstance(data, Mapping):
-            raise ConfigError(source, section, f"expected a table [{section}], got {_kind(data)}")
+
+def _recovering(
+    read: Callable[Concatenate[_Reader, str, _P], _T],
+) -> Callable[Concatenate[_Reader, str, _P], _T]:
+    """A read that records its problem and returns the default, so reading goes on.
+
+    Every problem in the file is then reported at once; the settings are never built from the
+    defaults that stood in (:func:`parse_settings` raises before).
+    """
+
+    @functools.wraps(read)
+    def recovering(reader: _Reader, key: str, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return read(reader, key, *args, **kwargs)
+        except ConfigError as exc:
+            reader.problems.add(exc)
+            default: _T = _default_of(read, reader, key, *args, **kwargs)
+            return default
+
+    return recovering
+
+
+def _default_of(read: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    bound = inspect.signature(read).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bound.arguments["default"]
+
+
+class _Reader:
+    """Typed reads from one table, each problem naming ``section.key``; unknown keys refused.
+
+    Problems are recorded in ``problems`` and the read goes on with the default.
+    """
+
+    def __init__(self, source: str, section: str, data: object, problems: Problems) -> None:
         self.source = source
         self.section = section
-        self.data = data
+        self.problems = problems
+        if not isinstance(data, Mapping):
+            problems.add(
+                ConfigError(source, section, f"expected a table [{section}], got {_kind(data)}")
+            )
+            data = {}
+        self.data: Mapping[str, Any] = data
         self.used: set[str] = set()
 
     def error(self, key: str, message: str) -> ConfigError:
         return ConfigError(self.source, f"{self.section}.{key}", message)
 
+    def problem(self, key: str, message: str) -> None:
+        """Record that ``key`` is wrong; reading goes on."""
+        self.problems.add(self.error(key, message))
+
+    @_recovering
     def get(self, key: str, kind: type, default: Any, *, required: bool = False) -> Any:
         self.used.add(key)
         if key not in self.data:
@@ -270,12 +385,14 @@ class _Reader:
             raise self.error(key, f"expected {_TYPES[kind]}, got {_kind(value)}")
         return value
 
+    @_recovering
     def text(self, key: str, default: str = "", *, required: bool = False) -> str:
         value: str = self.get(key, str, default, required=required)
-        if required and not value.strip():
+        if required and key in self.data and not value.strip():
             raise self.error(key, "must not be empty")
         return value
 
+    @_recovering
     def number(self, key: str, default: float, *, minimum: float, inclusive: bool = False) -> float:
         value: float = self.get(key, float, default)
         # TOML allows nan and inf; nan slips through every comparison and inf never ends.
@@ -286,6 +403,7 @@ class _Reader:
             raise self.error(key, f"must be {relation} {minimum:g}")
         return value
 
+    @_recovering
     def choice(
         self, key: str, default: str, choices: tuple[str, ...], fold: Callable[[str], str]
     ) -> str:
@@ -294,6 +412,7 @@ class _Reader:
             raise self.error(key, f"must be one of {', '.join(sorted(choices))}")
         return value
 
+    @_recovering
     def duration(self, key: str, default: float, *, minimum: float) -> float:
         """Seconds, as a number or as text such as ``"90s"``, ``"15m"``, ``"24h"``, ``"2d"``."""
         self.used.add(key)
@@ -313,6 +432,7 @@ class _Reader:
             raise self.error(key, f"must be at least {minimum:g} seconds")
         return float(value)
 
+    @_recovering
     def url(self, key: str, default: str) -> str:
         value = self.text(key, default)
         if not value.startswith(("http://", "https://")):
@@ -326,10 +446,12 @@ class _Reader:
             if key not in self.used:
                 close = difflib.get_close_matches(key, sorted(self.used), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                raise self.error(key, f"unknown key{hint}")
+                self.problem(key, f"unknown key{hint}")
 
 
-def _expand(value: Any, path: str, source: str, environ: Mapping[str, str]) -> Any:
+def _expand(
+    value: Any, path: str, source: str, environ: Mapping[str, str], problems: Problems
+) -> Any:
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
@@ -337,20 +459,25 @@ def _expand(value: Any, path: str, source: str, environ: Mapping[str, str]) -> A
                 return "${"
             name = match.group(1)
             if name is None:
-                raise ConfigError(
-                    source, path, "malformed ${...}: write ${NAME}, or $${ for a literal"
+                problems.add(
+                    ConfigError(
+                        source, path, "malformed ${...}: write ${NAME}, or $${ for a literal"
+                    )
                 )
+                return ""
             if name not in environ:
-                raise ConfigError(source, path, f"environment variable {name} is not set")
+                problems.add(ConfigError(source, path, f"environment variable {name} is not set"))
+                return ""
             return environ[name]
 
         return _VAR.sub(replace, value)
     if isinstance(value, dict):
         return {
-            k: _expand(v, f"{path}.{k}" if path else k, source, environ) for k, v in value.items()
+            k: _expand(v, f"{path}.{k}" if path else k, source, environ, problems)
+            for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_expand(v, f"{path}[{i}]", source, environ) for i, v in enumerate(value)]
+        return [_expand(v, f"{path}[{i}]", source, environ, problems) for i, v in enumerate(value)]
     return value
 
 
@@ -369,24 +496,32 @@ def parse_settings(
     environ: Mapping[str, str] | None = None,
     base_dir: str | None = None,
 ) -> Settings:
-    """Validate parsed TOML into :class:`Settings`. ``base_dir`` anchors a relative storage path."""
+    """Validate parsed TOML into :class:`Settings`. ``base_dir`` anchors a relative storage path.
+
+    Every problem in ``data`` is reported at once: :class:`ConfigErrors` when there are several.
+    """
     env = os.environ if environ is None else environ
+    problems = Problems()
     for name in data:
         if name not in _SECTIONS:
-            raise ConfigError(source, name, f"unknown section (known: {', '.join(_SECTIONS)})")
-    expanded: dict[str, Any] = _expand(dict(data), "", source, env)
+            problems.add(
+                ConfigError(source, name, f"unknown section (known: {', '.join(_SECTIONS)})")
+            )
+    expanded: dict[str, Any] = _expand(dict(data), "", source, env, problems)
 
     def section(name: str) -> _Reader:
-        return _Reader(source, name, expanded.get(name, {}))
+        return _Reader(source, name, expanded.get(name, {}), problems)
 
     if "zoom" not in expanded:
-        raise ConfigError(source, "zoom", "required: the [zoom] section with the app's credentials")
+        problems.add(
+            ConfigError(source, "zoom", "required: the [zoom] section with the app's credentials")
+        )
     z = section("zoom")
     zoom = ZoomSettings(
-        client_id=z.text("client_id", required=True),
-        client_secret=Secret(z.text("client_secret", required=True)),
-        bot_jid=z.text("bot_jid", required=True),
-        secret_token=Secret(z.text("secret_token", required=True)),
+        client_id=z.text("client_id", required="zoom" in expanded),
+        client_secret=Secret(z.text("client_secret", required="zoom" in expanded)),
+        bot_jid=z.text("bot_jid", required="zoom" in expanded),
+        secret_token=Secret(z.text("secret_token", required="zoom" in expanded)),
         # API paths are joined onto the base, so "/v2/" would give "//users".
         api_base_url=z.url("api_base_url", "https://api.zoom.us/v2").rstrip("/"),
         oauth_url=z.url("oauth_url", "https://zoom.us/oauth/token"),
@@ -399,10 +534,10 @@ def parse_settings(
     s = section("server")
     port = s.get("port", int, 8080)
     if not 0 <= port <= 65535:
-        raise s.error("port", "must be between 0 and 65535")
+        s.problem("port", "must be between 0 and 65535")
     path = s.text("webhook_path", "/zoom/webhook")
     if not path.startswith("/"):
-        raise s.error("webhook_path", "must start with /")
+        s.problem("webhook_path", "must start with /")
     server = ServerSettings(
         s.text("host", "0.0.0.0"),  # noqa: S104
         port,
@@ -415,7 +550,7 @@ def parse_settings(
     o = section("outbound")
     attempts = o.get("max_attempts", int, 5)
     if attempts < 1:
-        raise o.error("max_attempts", "must be at least 1")
+        o.problem("max_attempts", "must be at least 1")
     outbound = OutboundSettings(
         rate_limit=o.number("rate_limit", 20.0, minimum=0),
         max_attempts=attempts,
@@ -441,14 +576,15 @@ def parse_settings(
     st = section("storage")
     store = st.text("path", "chatopsbot.db")
     if not store.strip():
-        raise st.error("path", "must not be empty")
+        st.problem("path", "must not be empty")
     url = st.text("url", "")
     if url:
         parts = urlsplit(url)
+        # Only the shape is described, never the value: the URL holds the password.
         if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-            raise st.error("url", "must look like postgresql://user:password@host:5432/database")
-        if "path" in st.data:
-            raise st.error("url", "give either path (SQLite) or url (PostgreSQL), not both")
+            st.problem("url", "must look like postgresql://user:password@host:5432/database")
+        elif "path" in st.data:
+            st.problem("url", "give either path (SQLite) or url (PostgreSQL), not both")
     if store != ":memory:" and base_dir is not None and not os.path.isabs(store):
         store = str(Path(base_dir) / store)
     st.done()
@@ -464,15 +600,20 @@ def parse_settings(
     disabled = p.get("disabled", list, [])
     for i, name in enumerate(disabled):
         if not isinstance(name, str):
-            raise p.error(f"disabled[{i}]", f"expected a string, got {_kind(name)}")
+            p.problem(f"disabled[{i}]", f"expected a string, got {_kind(name)}")
     tables: dict[str, Any] = {}
     for name, value in p.data.items():
         if name == "disabled":
             continue
         if not isinstance(value, dict):
-            raise p.error(name, f"expected a table [plugins.{name}], got {_kind(value)}")
+            p.problem(name, f"expected a table [plugins.{name}], got {_kind(value)}")
+            continue
         tables[name] = _freeze(value)
 
+    plugin_settings = PluginSettings(
+        tuple(name for name in disabled if isinstance(name, str)), MappingProxyType(tables)
+    )
+    problems.raise_if_any(plugins=plugin_settings, access=access)
     return Settings(
         zoom=zoom,
         server=server,
@@ -480,7 +621,7 @@ def parse_settings(
         commands=commands,
         logging=logging_,
         storage=StorageSettings(store, Secret(url)),
-        plugins=PluginSettings(tuple(disabled), MappingProxyType(tables)),
+        plugins=plugin_settings,
         access=access,
         source=source,
         audit=audit,
@@ -488,25 +629,27 @@ def parse_settings(
 
 
 def _names(reader: _Reader, key: str, what: str) -> tuple[str, ...]:
-    values = reader.get(key, list, [])
-    for i, value in enumerate(values):
+    found = []
+    for i, value in enumerate(reader.get(key, list, [])):
         if not isinstance(value, str) or not value.strip():
-            raise reader.error(f"{key}[{i}]", f"expected {what}, got {_kind(value)}")
-        if what == "a channel JID" and "@" not in value:
+            reader.problem(f"{key}[{i}]", f"expected {what}, got {_kind(value)}")
+        elif what == "a channel JID" and "@" not in value:
             # A channel's name is chosen (and changed) by its members: never an identity.
-            raise reader.error(
+            reader.problem(
                 f"{key}[{i}]",
                 f"{value!r} is a name, not a channel JID; rules match JIDs "
                 "(...@conference.xmpp.zoom.us): type whoami in the channel to see its JID",
             )
-        if what == "a user id or JID" and "@" in value and not value.lower().endswith("zoom.us"):
+        elif what == "a user id or JID" and "@" in value and not value.lower().endswith("zoom.us"):
             # Zoom's chatbot events carry user ids and JIDs only, so an e-mail could never match.
-            raise reader.error(
+            reader.problem(
                 f"{key}[{i}]",
                 "e-mail addresses cannot be matched (Zoom's chatbot events carry no e-mail); "
                 "use the user id or the JID (...@xmpp.zoom.us)",
             )
-    return tuple(values)
+        else:
+            found.append(value)
+    return tuple(found)
 
 
 def _access(a: _Reader) -> AccessSettings:
@@ -517,7 +660,7 @@ def _access(a: _Reader) -> AccessSettings:
     a.done()
     rules: dict[str, AccessRule] = {}
     for name, table in rules_table.items():
-        r = _Reader(a.source, f'access.commands."{name}"', table)
+        r = _Reader(a.source, f'access.commands."{name}"', table, a.problems)
         rules[" ".join(name.lower().split()) if ":" not in name else name] = AccessRule(
             allow_users=_names(r, "allow_users", user),
             deny_users=_names(r, "deny_users", user),
@@ -530,14 +673,26 @@ def _access(a: _Reader) -> AccessSettings:
 
 
 def load_settings(
-    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    replace: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Settings:
-    """Read and validate the TOML file at ``path``."""
+    """Read and validate the TOML file at ``path``.
+
+    ``replace`` stands in for whole sections of the file, which are then neither read nor
+    checked (``chatopsbot shell`` needs no ``[zoom]`` credentials: it talks to a fake Zoom).
+    """
     source = str(path)
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ConfigError(source, "file", "not found") from None
+        hint = (
+            "start from the example: cp config.example.toml config.toml"
+            if Path(path).name == "config.toml"
+            else f"start from the example: cp config.example.toml {path}"
+        )
+        raise ConfigError(source, "file", f"not found ({hint})") from None
     except OSError as exc:
         raise ConfigError(source, "file", f"cannot read: {exc.strerror or exc}") from None
     try:
@@ -548,7 +703,10 @@ def load_settings(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "syntax", str(exc)) from None
     return parse_settings(
-        data, source=source, environ=environ, base_dir=str(Path(path).resolve().parent)
+        {**data, **(replace or {})},
+        source=source,
+        environ=environ,
+        base_dir=str(Path(path).resolve().parent),
     )
 
 

@@ -151,6 +151,15 @@ class PluginContext(Generic[ConfigT]):
         """A dropdown option whose pick reaches this plugin's ``action`` with ``payload``."""
         return SelectOption(text, self._value(action, payload, expires_in))
 
+    def action_id(
+        self, action: str, payload: str = "", *, expires_in: float | timedelta | None = None
+    ) -> str:
+        """The signed ``action_id`` of an element whose value the user or Zoom chooses (a
+        picker, an input, a member or channel select, an editable text or field): what they
+        choose reaches this plugin's ``action`` with ``payload`` (in a form, the field's name:
+        ``ctx.form[payload]``)."""
+        return self._value(action, payload, expires_in)
+
     def _value(self, action: str, payload: str, expires_in: float | timedelta | None) -> str:
         if isinstance(expires_in, timedelta):
             expires_in = expires_in.total_seconds()
@@ -223,7 +232,9 @@ class ActionContext(ConversationContext[ConfigT]):
 
     ``message_id`` is the card clicked on (return ``Edit(ctx.message_id, ...)`` to update it);
     ``original`` its content as Zoom sent it back; ``payload`` what the button carried;
-    ``values`` every payload picked, for a dropdown (``(old, new)`` for a form field edit).
+    ``values`` every payload picked, for a dropdown (``(old, new)`` for a form field edit;
+    what Zoom filled in for a member or channel select, a picker or an input); ``form`` the
+    values of a submitted form, by name.
     ``callback`` is Zoom's one-time answer address (``url``, ``token``) when the event carried
     one: a reply posted there within 30 minutes, by the plugin itself, needs no bot token.
     """
@@ -233,4 +244,7 @@ class ActionContext(ConversationContext[ConfigT]):
     action: str
     payload: str
     values: tuple[str, ...]
+    #: A submitted form's values, by each element's ``action_id`` payload (its name); a
+    #: checkbox group's ticked values, a picker's ISO date or ``HH:MM`` time, an input's text.
+    form: Mapping[str, tuple[str, ...]] = field(factory=dict)
     callback: Callback | None = None

@@ -44,6 +44,7 @@ from chatopsbot.hookspecs import (
 from chatopsbot.mentions import command_text
 from chatopsbot.messenger import ConversationSender, Decisions, Messenger
 from chatopsbot.metrics import Metrics
+from chatopsbot.outbound.sender import CardRecord
 from chatopsbot.responses import (
     Actions,
     Button,
@@ -70,6 +71,7 @@ from chatopsbot.zoom.events import (
     ChannelEvent,
     Event,
     FieldEdited,
+    FormSubmitted,
     InteractiveEvent,
     LinkShared,
     MessageEdited,
@@ -201,6 +203,8 @@ class Dispatcher:
                 await self._action(event, out.within(on_behalf=event.user_jid))
             case FieldEdited() | MessageEdited():
                 await self._form_edit(event, out.within(on_behalf=event.user_jid))
+            case FormSubmitted():
+                await self._form(event, out.within(on_behalf=event.user_jid or None))
             case BotInstalled():
                 conversation = Conversation(event.account_id, event.user_jid)
                 log.info(
@@ -534,6 +538,8 @@ class Dispatcher:
         extra: dict[str, Any],
         out: Messenger,
     ) -> str:
+        # Which plugin: a handler's failure (an invalid card, say) is logged with it.
+        extra["plugin"] = command.plugin
         # Same conversation, same outbox lane: in order with any reply decided before it.
         sender = out.to(
             conversation, caller_id=caller.id or None, log_extra=extra, plugin=command.plugin
@@ -651,6 +657,10 @@ class Dispatcher:
         extra = _extra(clicker, conversation)
         sender = out.to(conversation, caller_id=clicker.id or None, log_extra=extra)
         values = (event.value,) if isinstance(event, ButtonClicked) else event.values
+        if isinstance(event, OptionSelected) and not any(map(self._codec.looks_signed, values)):
+            # Values Zoom chose (a member, a channel): routed by what the card's record keeps.
+            await self._filled(event, "select", values, out)
+            return
         try:
             now = self._clock.timestamp()
             decoded = [self._codec.decode(value, now) for value in values]
@@ -682,8 +692,17 @@ class Dispatcher:
         await self._run_action(event, plugin, name, payloads[0], payloads, clicker, extra, out)
 
     async def _form_edit(self, event: FieldEdited | MessageEdited, out: Messenger) -> None:
-        """Hand a form edit to the plugin that sent the card, if it declared a handler."""
+        """Hand a form edit to the plugin that sent the card: to the action its element's
+        ``action_id`` names, else to its ``field_edited``/``message_edited`` action."""
         card = await self._messenger.card(event.message_id)
+        route = _edit_route(event, card.routes if card is not None else {})
+        if route is not None:
+            if isinstance(event, FieldEdited):
+                values = (event.current_value, event.new_value)
+            else:
+                values = (event.origin, event.target)
+            await self._filled(event, route, values, out)
+            return
         plugin = None if card is None or card.deleted else card.plugin
         name = "field_edited" if isinstance(event, FieldEdited) else "message_edited"
         clicker = User(event.user_id, event.user_jid, event.user_name)
@@ -697,6 +716,96 @@ class Dispatcher:
             payload, values = "", (event.origin, event.target)
         await self._run_action(event, plugin, name, payload, values, clicker, extra, out)
 
+    async def _filled(
+        self, event: InteractiveEvent, route: str, values: tuple[str, ...], out: Messenger
+    ) -> None:
+        """Run the action the card's record keeps for ``route`` (see
+        :func:`chatopsbot.zoom.cards.routes`) with what Zoom filled in."""
+        clicker = User(event.user_id, event.user_jid, event.user_name)
+        conversation = Conversation(event.account_id, event.to_jid, event.channel_name)
+        extra = _extra(clicker, conversation)
+        try:
+            card = await self._messenger.card(event.message_id)
+            if card is None or card.deleted:
+                raise InvalidAction(f"message {event.message_id} is not a card the bot has")
+            action_id = card.routes.get(route)
+            if action_id is None:
+                raise InvalidAction(f"card {event.message_id} has no {route!r}")
+            plugin, name, payload = self._codec.decode(action_id, self._clock.timestamp())
+            self._check_card(event, card, plugin, clicker, name)
+        except InvalidAction as exc:
+            self._refuse(event, exc, clicker, conversation, extra, out)
+            return
+        await self._run_action(event, plugin, name, payload, values, clicker, extra, out)
+
+    async def _form(self, event: FormSubmitted, out: Messenger) -> None:
+        """A submitted form goes to the action of the button that submitted it (else of its
+        first element); ``ctx.form`` holds the values of that action's elements by name."""
+        clicker = User(event.user_id, event.user_jid, event.user_name)
+        conversation = Conversation(event.account_id, event.to_jid, event.channel_name)
+        extra = _extra(clicker, conversation)
+        now = self._clock.timestamp()
+        try:
+            card = await self._messenger.card(event.message_id)
+            if card is None or card.deleted:
+                raise InvalidAction(f"message {event.message_id} is not a card the bot has")
+            decoded = []
+            for item in event.items:
+                pressed = item.kind == "actionItem" and not item.action_id
+                signed = (item.values[0] if item.values else "") if pressed else item.action_id
+                if not signed and item.text:
+                    # Zoom's sample app reads inputs as {text, value}: found by their label.
+                    signed = card.routes.get(f"input:{item.text}", "")
+                if not self._codec.looks_signed(signed):
+                    log.info("a form item (%s) without a bot action_id: left out", item.kind)
+                    continue
+                plugin, name, payload = self._codec.decode(signed, now)
+                if plugin != card.plugin or not card.admits(signed):
+                    raise InvalidAction(f"a form value that card {event.message_id} lacks")
+                decoded.append((pressed, name, payload, item.values))
+            if not decoded:
+                raise InvalidAction("a form submission with nothing the bot made")
+            _, name, payload, _ = next((d for d in decoded if d[0]), decoded[0])
+            self._check_card(event, card, card.plugin, clicker, name)
+        except InvalidAction as exc:
+            self._refuse(event, exc, clicker, conversation, extra, out)
+            return
+        form = {key: values for pressed, n, key, values in decoded if n == name and not pressed}
+        values = tuple(v for pressed, n, _, vs in decoded if n == name and not pressed for v in vs)
+        await self._run_action(
+            event, card.plugin, name, payload, values, clicker, extra, out, form=form
+        )
+
+    def _check_card(
+        self, event: InteractiveEvent, card: CardRecord, plugin: str, clicker: User, name: str
+    ) -> None:
+        """Refuse (:class:`InvalidAction`) an action the card was not drawn for."""
+        if card.plugin != plugin:
+            raise InvalidAction(f"message {event.message_id} is not a card {plugin} sent")
+        if card.viewer is not None and card.viewer != clicker.id:
+            raise InvalidAction(f"a private card shown to someone else ({card.viewer})")
+        if (plugin, name) not in self._actions:
+            raise InvalidAction(f"no action {name!r} in plugin {plugin!r}")
+
+    def _refuse(
+        self,
+        event: InteractiveEvent,
+        exc: InvalidAction,
+        clicker: User,
+        conversation: Conversation,
+        extra: dict[str, Any],
+        out: Messenger,
+    ) -> None:
+        """Log and audit a refused interaction; tell the person, privately."""
+        log.warning("refused an action on message %s: %s", event.message_id, exc, extra=extra)
+        self._metrics.actions.labels(UNKNOWN, "stale").inc()
+        result = "expired" if isinstance(exc, ExpiredAction) else "stale"
+        self._audit(
+            out, "action", clicker, conversation, UNKNOWN, str(exc), result, event.message_id
+        )
+        sender = out.to(conversation, caller_id=clicker.id or None, log_extra=extra)
+        sender.post(Text(STALE_BUTTON, private=True))
+
     async def _run_action(
         self,
         event: InteractiveEvent,
@@ -707,6 +816,8 @@ class Dispatcher:
         clicker: User,
         extra: dict[str, Any],
         out: Messenger,
+        *,
+        form: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         handler = self._actions[(plugin, name)]
         conversation = Conversation(event.account_id, event.to_jid, event.channel_name)
@@ -744,6 +855,7 @@ class Dispatcher:
             action=name,
             payload=payload,
             values=values,
+            form=form or {},
             sender=sender,
             access=self._access,
             callback=event.callback,
@@ -879,6 +991,19 @@ def _counted(counts: list[tuple[str, Any]]) -> str:
         f"{plugin}: {n}" for plugin, n in counts if isinstance(n, int) and not isinstance(n, bool)
     ]
     return ", ".join(parts) or "nothing plugins keep"
+
+
+def _edit_route(event: FieldEdited | MessageEdited, routes: Mapping[str, str]) -> str | None:
+    """The key under which the card keeps the action for this edit, if it keeps one."""
+    if isinstance(event, FieldEdited):
+        key = f"field:{event.key}"
+        return key if key in routes else None
+    key = f"message:{event.origin}"
+    if key in routes:
+        return key
+    # Zoom may hand the text back changed in whitespace; one editable text is unambiguous.
+    texts = [k for k in routes if k.startswith("message:")]
+    return texts[0] if len(texts) == 1 else None
 
 
 def _extra(user: User, conversation: Conversation) -> dict[str, Any]:

@@ -8,7 +8,7 @@ Hooks are called with keyword arguments, so an implementation may accept fewer t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -104,6 +104,18 @@ def chatops_hookspecs() -> Iterable[object]:
     Called once, first, so that plugins can offer hooks of their own to other plugins (the
     on-call plugin's ``chatops_oncall_lookup`` lets another plugin answer from PagerDuty). Mark
     them with ``chatopsbot.hookspec``; call them through ``ctx.hooks``.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def chatops_cleanup() -> Awaitable[None] | None:
+    """Release what the plugin opened while running: an HTTP session, a connection.
+
+    Called once when the bot stops, after jobs and handlers have finished and before storage
+    is closed; an ``async def`` implementation is awaited. Open such things lazily, on the
+    running loop (a plugin object is created before the loop runs). A failure here is logged
+    and does not stop the other plugins' cleanup.
     """
     raise NotImplementedError
 

@@ -23,7 +23,7 @@ from chatopsbot.outbound.sender import AUTHORS, CardRecord, card_versions, encod
 from chatopsbot.responses import Card, Delete, Edit, Post, Response, Sent, Text
 from chatopsbot.storage import Backend, NewMessage
 from chatopsbot.values import Conversation
-from chatopsbot.zoom.cards import ApiCall, RenderError, render
+from chatopsbot.zoom.cards import ApiCall, RenderError, render, routes
 from chatopsbot.zoom.client import ApiResult
 from chatopsbot.zoom.unfurls import unfurl_call
 
@@ -147,6 +147,11 @@ class ConversationSender:
         meta: dict[str, Any] = {"log": dict(self._log_extra)}
         if self._plugin is not None and isinstance(response, Card | Edit | Delete):
             meta["author"] = self._plugin
+            # What Zoom fills in (a member picked, a field edited) comes back with no value
+            # of the plugin's: where it goes is kept with the card, not sent to Zoom.
+            card_routes = routes(response)
+            if card_routes:
+                meta["routes"] = card_routes
         # Encoding here, in the handler's own context, makes a value JSON cannot carry (a
         # date, say) a handler error the caller hears about, not a loss in the outbox.
         return NewMessage(

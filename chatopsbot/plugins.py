@@ -15,10 +15,10 @@ import pluggy
 from attrs import frozen
 
 from chatopsbot import hookspecs
-from chatopsbot.access import unmatched_rules
+from chatopsbot.access import AccessSettings, unmatched_rules
 from chatopsbot.actions import Action
 from chatopsbot.commands import Command, CommandTree
-from chatopsbot.config import ConfigError, PluginSettings, Settings
+from chatopsbot.config import ConfigError, PluginSettings, Problems, Settings
 from chatopsbot.errors import ChatopsbotError, UserError
 from chatopsbot.routes import Route
 from chatopsbot.scheduler import Job, TimerHandler
@@ -93,20 +93,29 @@ def load_plugins(
 ) -> Plugins:
     """Load every enabled plugin, hand each its table, and build the command tree.
 
-    ``extra`` registers plugin objects by name beside the installed ones (the test kit uses it).
-    Raise :class:`PluginError` or :class:`chatopsbot.config.ConfigError` with the culprit named.
+    ``extra`` registers plugin objects by name beside the installed ones (the test kit uses it);
+    one named like an installed plugin replaces it, whose code is then not imported: a plugin
+    under test is usually installed too (``pip install -e .``), and the test means the object it
+    passes. Raise :class:`PluginError`, or :class:`chatopsbot.config.ConfigError` naming every
+    config problem found (:class:`~chatopsbot.config.ConfigErrors` when there are several).
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     disabled = set(settings.disabled)
     info: dict[str, PluginInfo] = {}
     candidates: list[tuple[str, str, str, Callable[[], object]]] = []
+    given = extra or {}
     if entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in given:
+                log.debug(
+                    "plugin %s: the given object replaces the installed %s", ep.name, ep.value
+                )
+                continue
             dist = ep.dist
             version = f"{dist.name} {dist.version}" if dist is not None else "-"
             candidates.append((ep.name, ep.value, version, ep.load))
-    for name, plugin in (extra or {}).items():
+    for name, plugin in given.items():
         where = getattr(plugin, "__name__", type(plugin).__name__)
         candidates.append((name, where, "-", functools.partial(_identity, plugin)))
 
@@ -140,16 +149,19 @@ def load_plugins(
     except pluggy.PluginValidationError as exc:
         raise PluginError(f"plugin {manager.get_name(exc.plugin)!r}: {exc}") from exc
 
+    problems = Problems()
     unknown = disabled - info.keys()
     if unknown:
-        raise ConfigError(
-            source,
-            "plugins.disabled",
-            f"no installed plugin named {', '.join(sorted(unknown))} "
-            f"(installed: {', '.join(sorted(info)) or 'none'})",
+        problems.add(
+            ConfigError(
+                source,
+                "plugins.disabled",
+                f"no installed plugin named {', '.join(sorted(unknown))} "
+                f"(installed: {', '.join(sorted(info)) or 'none'})",
+            )
         )
-
-    configs = _configure(manager, settings, info, source)
+    configs = _configure(manager, settings, info, source, problems)
+    problems.raise_if_any()
     tree = CommandTree()
     actions: dict[tuple[str, str], Action] = {}
     routes: list[tuple[str, Route]] = []
@@ -213,14 +225,20 @@ def _configure(
     settings: PluginSettings,
     info: Mapping[str, PluginInfo],
     source: str,
+    problems: Problems,
 ) -> dict[str, Any]:
+    """Each enabled plugin's validated config; a problem in one table does not hide another's."""
     for name in settings.tables:
         if name not in info:
-            raise ConfigError(
-                source,
-                f"plugins.{name}",
-                f"no installed plugin named {name!r} "
-                f"(installed: {', '.join(sorted(info)) or 'none'})",
+            close = difflib.get_close_matches(name, sorted(info), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            problems.add(
+                ConfigError(
+                    source,
+                    f"plugins.{name}",
+                    f"no installed plugin named {name!r} "
+                    f"({hint}installed: {', '.join(sorted(info)) or 'none'})",
+                )
             )
     takes_config = {impl.plugin_name for impl in manager.hook.chatops_config.get_hookimpls()}
     configs: dict[str, Any] = {}
@@ -230,13 +248,15 @@ def _configure(
             continue
         if name not in takes_config:
             if table is not None:
-                raise ConfigError(source, f"plugins.{name}", "this plugin takes no configuration")
+                problems.add(
+                    ConfigError(source, f"plugins.{name}", "this plugin takes no configuration")
+                )
             configs[name] = None
             continue
         try:
             configs[name] = _call(manager, name, "chatops_config", config=table or {})
         except PluginConfigError as exc:
-            raise ConfigError(source, f"plugins.{name}.{exc.key}", exc.message) from exc
+            problems.add(ConfigError(source, f"plugins.{name}.{exc.key}", exc.message))
     return configs
 
 
@@ -269,8 +289,36 @@ def _call(manager: pluggy.PluginManager, name: str, hook: str, **kwargs: Any) ->
 
 def check_rules(settings: Settings, plugins: Plugins) -> None:
     """Refuse access rules that name nothing loaded (a typo would silently allow)."""
+    found = Problems()
+    for problem in rule_problems(settings.access, plugins, settings.source):
+        found.add(problem)
+    found.raise_if_any()
+
+
+def rule_problems(access: AccessSettings, plugins: Plugins, source: str) -> list[ConfigError]:
+    """A problem for each access rule that names no loaded command, group or action."""
     actions = [f"{plugin}:{name}" for plugin, name in plugins.actions]
-    problems = unmatched_rules(settings.access, (c.name for c in plugins.commands), actions)
-    if problems:
-        key, problem = problems[0]
-        raise ConfigError(settings.source, f'access.commands."{key}"', problem)
+    return [
+        ConfigError(source, f'access.commands."{key}"', problem)
+        for key, problem in unmatched_rules(access, (c.name for c in plugins.commands), actions)
+    ]
+
+
+def check_file(error: ConfigError) -> ConfigError:
+    """``error`` (a config file's own problems) with those of its plugin tables and access
+    rules added, when the plugins load: every problem of the file in one list."""
+    if error.plugins is None:
+        return error
+    found = Problems()
+    found.add(error)
+    try:
+        plugins = load_plugins(error.plugins, source=error.source)
+        if error.access is not None:
+            for problem in rule_problems(error.access, plugins, error.source):
+                found.add(problem)
+    except ConfigError as more:
+        found.add(more)
+    except PluginError:
+        # A plugin that does not load is reported on its own once the file is right.
+        return error
+    return found.error() or error

@@ -18,7 +18,10 @@ __all__ = ["chatopsbot_bot"]
 
 @pytest.fixture
 async def chatopsbot_bot() -> AsyncIterator[Any]:
-    """``bot = await chatopsbot_bot(plugins={...}, config={...})``: started, closed after."""
+    """``bot = await chatopsbot_bot(plugins={...}, config={...})``: started, closed after.
+
+    A plugin given by the name of an installed one replaces it (see :class:`BotHarness`).
+    """
     started: list[BotHarness] = []
 
     async def start(

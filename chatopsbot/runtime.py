@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
@@ -80,6 +81,8 @@ class Runtime:
     # Webhooks being recorded: storage stays open until they are (see stop()).
     _accepting: int = 0
     _accepted: asyncio.Event = field(factory=asyncio.Event)
+    #: The plugins' hooks, for ``chatops_cleanup`` at the end.
+    hooks: HookCaller | None = None
 
     @classmethod
     async def start(
@@ -165,6 +168,7 @@ class Runtime:
             scheduler,
             metrics,
             clock,
+            hooks=HookCaller(plugins.manager),
         )
         try:
             await outbox.start()
@@ -402,5 +406,14 @@ class Runtime:
             await self._close()
 
     async def _close(self) -> None:
+        if self.hooks is not None:
+            # One by one, each failure on its own: a broken plugin leaves the others' cleanup.
+            for impl in reversed(self.hooks.chatops_cleanup.get_hookimpls()):
+                try:
+                    done = impl.function()
+                    if inspect.isawaitable(done):
+                        await done
+                except Exception:
+                    log.exception("shutdown: plugin %s: chatops_cleanup failed", impl.plugin_name)
         await self.session.close()
         await self.backend.close()

@@ -77,6 +77,10 @@ the `chatopsbot` entry-point group:
     chatopsbot plugins          # lists {plugin}
     python -m pytest            # runs its tests against a fake Zoom
 
+While chatopsbot is not on your package index, name where it is in the same command:
+`pip install /path/to/chatopsbot -e '.[test]'` (a checkout) or
+`pip install /path/to/chatopsbot-<version>-py3-none-any.whl -e '.[test]'` (a wheel).
+
 Its commands: `{name} hello [who]`. Configure it under `[plugins.{plugin}]`.
 """
 

@@ -17,8 +17,9 @@ timers. The pytest plugin in :mod:`chatopsbot.pytest_plugin` adds a ``chatopsbot
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json as jsonlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -42,12 +43,14 @@ from chatopsbot.zoom.payloads import (
     button_clicked,
     channel_app,
     field_edited,
+    form_submitted,
     link_shared,
+    message_edited,
     option_selected,
     signed,
 )
 
-__all__ = ["BotHarness", "HookResult", "Replies", "user"]
+__all__ = ["BotHarness", "FormValue", "HookResult", "Replies", "user", "user_jid"]
 
 SECRET = "harness-secret-token"  # noqa: S105 - signs webhooks to the bot under test
 ACCOUNT = "acct-1"
@@ -87,7 +90,12 @@ class HookResult:
 
 
 class BotHarness:
-    """The bot with chosen plugins and config, against a fake Zoom, driven from a test."""
+    """The bot with chosen plugins and config, against a fake Zoom, driven from a test.
+
+    ``plugins`` (name -> plugin object or class) run beside the installed plugins; one named
+    like an installed plugin replaces it, so a plugin under test that is also installed
+    (``pip install -e .``) runs as given. ``installed=False`` leaves every installed plugin out.
+    """
 
     def __init__(
         self,
@@ -321,6 +329,101 @@ class BotHarness:
         )
         return await self.deliver(event)
 
+    async def select_member(
+        self, message: Message, name: str, *, user: str = "alice", **fields: Any
+    ) -> Replies:
+        """Pick the test user ``name`` in the member select of ``message`` (the value Zoom
+        fills in is taken to be the member's JID)."""
+        return await self._zoom_select(message, "members", user_jid(name), name, user, fields)
+
+    async def select_channel(
+        self, message: Message, channel: str, *, user: str = "alice", **fields: Any
+    ) -> Replies:
+        """Pick the test channel ``channel`` in the channel select of ``message`` (the value
+        Zoom fills in is taken to be the channel's JID)."""
+        value, label = channel_jid(channel), channel.lstrip("#")
+        return await self._zoom_select(message, "channels", value, label, user, fields)
+
+    async def _zoom_select(
+        self,
+        message: Message,
+        source: str,
+        value: str,
+        label: str,
+        user: str,
+        fields: Mapping[str, Any],
+    ) -> Replies:
+        found = [e for e in _elements(message.content) if e.get("static_source") == source]
+        assert found, f"no {source} select on the message"
+        where = {**self._where(user, None), "to_jid": message.to_jid, **fields}
+        event = option_selected(
+            [value],
+            labels=[label],
+            message_id=message.message_id,
+            original=dict(message.content),
+            **where,
+        )
+        return await self.deliver(event)
+
+    async def edit(
+        self, message: Message, new: str, *, text: str | None = None, user: str = "alice"
+    ) -> Replies:
+        """Change the editable text of ``message`` (the one reading ``text``, if it has
+        several) to ``new``."""
+        texts = [
+            e["text"]
+            for e in _elements(message.content)
+            if e.get("type") == "message" and e.get("editable")
+        ]
+        found = [t for t in texts if text is None or t == text]
+        assert len(found) == 1, f"no single editable text {text or ''!r}; editable: {texts}"
+        where = {**self._where(user, None), "to_jid": message.to_jid}
+        event = message_edited(
+            found[0], new, message_id=message.message_id, original=dict(message.content), **where
+        )
+        return await self.deliver(event)
+
+    async def pick(
+        self,
+        message: Message,
+        value: FormValue,
+        *,
+        element: str | None = None,
+        user: str = "alice",
+    ) -> Replies:
+        """Choose ``value`` in a picker, radio group, checkbox group or text input of
+        ``message``, submitted on its own: a date, a time, an option's or box's label (a list
+        of them for checkboxes), or text. ``element`` names it (the payload of its
+        ``action_id``, or an input's label) if the card has several."""
+        return await self.submit(message, {element or "": value}, user=user)
+
+    async def submit(
+        self,
+        message: Message,
+        values: Mapping[str, FormValue],
+        *,
+        button: str | None = None,
+        user: str = "alice",
+    ) -> Replies:
+        """Fill in form elements of ``message`` (by name, as :meth:`pick`) and submit them,
+        with the button labelled ``button`` if given (a ``chat_message.submit`` event)."""
+        controls = [e for e in _elements(message.content) if "action_id" in e]
+        items = []
+        for name, value in values.items():
+            matching = [c for c in controls if not name or name in _names(c)]
+            known = sorted(n for c in controls for n in _names(c))
+            assert len(matching) == 1, f"no single form element {name!r}; the card has {known}"
+            items.append(_submitted(matching[0], value))
+        if button is not None:
+            found = [b for b in _elements_items(message.content, "actions") if b["text"] == button]
+            assert found, f"no button {button!r} on the message"
+            items.append({"actionItem": {"text": button, "value": found[0]["value"]}})
+        where = {**self._where(user, None), "to_jid": message.to_jid}
+        event = form_submitted(
+            items, message_id=message.message_id, original=dict(message.content), **where
+        )
+        return await self.deliver(event)
+
     async def hook(
         self,
         method: str,
@@ -454,6 +557,69 @@ class BotHarness:
             "user_jid": who.jid,
             "user_name": who.name,
         }
+
+
+FormValue = str | datetime.date | datetime.time | Sequence[str]
+
+
+def user_jid(name: str) -> str:
+    """The JID of the test user ``name``."""
+    return user(name).jid
+
+
+def _elements(content: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every element of a card's body, sections and pages opened."""
+    found: list[dict[str, Any]] = []
+
+    def visit(items: Any) -> None:
+        for item in items or []:
+            found.append(item)
+            visit(item.get("sections"))
+            for page in item.get("pages") or []:
+                visit(page.get("body"))
+
+    visit(content.get("body"))
+    return found
+
+
+def _elements_items(content: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [item for e in _elements(content) if e.get("type") == kind for item in e["items"]]
+
+
+def _names(control: Mapping[str, Any]) -> set[str]:
+    """What a test may call a form element: its action_id's payload, or its label."""
+    value = str(control["action_id"])
+    head, _, rest = value.partition(":")
+    parts = rest.split(":", 3 if head == "cob2" else 2)
+    names = {parts[-1].rpartition(":")[0]} if len(parts) >= 3 else set()
+    if control.get("text"):
+        names.add(str(control["text"]))
+    return names
+
+
+def _submitted(control: Mapping[str, Any], value: FormValue) -> dict[str, Any]:
+    """The submit item for ``value`` chosen in ``control``."""
+    kind = str(control["type"])
+    item: dict[str, Any] = {"action_id": control["action_id"]}
+    if isinstance(value, datetime.datetime):
+        raise TypeError("pick a date or a time, not a datetime")
+    if isinstance(value, datetime.time):
+        item["value"] = value.strftime("%H:%M")
+    elif isinstance(value, datetime.date):
+        item["value"] = value.isoformat()
+    elif kind in ("radio_buttons", "checkboxes"):
+        labels = [value] if isinstance(value, str) else list(value)
+        by_label = {o["text"]: o["value"] for o in control["options"]}
+        missing = [label for label in labels if label not in by_label]
+        assert not missing, f"no option {missing[0]!r}; the options are {list(by_label)}"
+        chosen = [by_label[label] for label in labels]
+        item["value"] = chosen[0] if kind == "radio_buttons" else chosen
+    else:
+        assert isinstance(value, str), f"{kind} takes text"
+        item["value"] = value
+        if control.get("text"):
+            item["text"] = control["text"]
+    return {kind: item}
 
 
 def _items(content: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:

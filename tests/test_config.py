@@ -73,7 +73,12 @@ def test_defaults():
     ("data", "message"),
     [
         ({}, "c.toml: zoom: required: the [zoom] section with the app's credentials"),
-        ({"zoom": {"client_id": "x"}}, "c.toml: zoom.client_secret: required"),
+        (
+            {"zoom": {"client_id": "x"}},
+            "c.toml: zoom.client_secret: required\n"
+            "c.toml: zoom.bot_jid: required\n"
+            "c.toml: zoom.secret_token: required",
+        ),
         (
             minimal(bot_jid=None) | {"zoom": {**minimal()["zoom"], "bot_jid": " "}},
             "c.toml: zoom.bot_jid: must not be empty",
@@ -175,13 +180,83 @@ def test_precise_errors(data, message):
 
 def test_config_error_carries_its_parts():
     with pytest.raises(ConfigError) as info:
-        parse_settings({"zoom": {}}, source="bot.toml", environ={})
+        parse_settings({"zoom": {"client_id": "x"}, "server": {"port": -1}}, source="bot.toml")
+    # Several problems: the first one's parts, and each problem with its own.
     assert (info.value.source, info.value.key, info.value.message) == (
         "bot.toml",
-        "zoom.client_id",
+        "zoom.client_secret",
         "required",
     )
-    assert str(info.value) == "bot.toml: zoom.client_id: required"
+    assert [(p.key, p.message) for p in info.value.problems] == [
+        ("zoom.client_secret", "required"),
+        ("zoom.bot_jid", "required"),
+        ("zoom.secret_token", "required"),
+        ("server.port", "must be between 0 and 65535"),
+    ]
+    with pytest.raises(ConfigError) as one:
+        parse_settings(minimal(client_id=""), source="bot.toml", environ={})
+    assert one.value.problems == (one.value,)
+    assert str(one.value) == "bot.toml: zoom.client_id: must not be empty"
+
+
+def test_every_problem_is_reported_at_once():
+    data = {
+        "zoom": {"client_id": "x", "client_secret": "${NOT_SET}", "clinet_id": "y"},
+        "server": {"port": "80", "prot": 80},
+        "outbound": {"rate_limit": 0},
+        "storage": {"path": ""},
+        "access": {"admins": ["a@example.com"], "commands": {"deploy": {"deny_users": [1]}}},
+        "plugins": {"disabled": [3], "deploy": "x"},
+        "nope": {},
+    }
+    assert error(data).splitlines() == [
+        "c.toml: nope: unknown section "
+        "(known: access, audit, commands, logging, outbound, plugins, server, storage, zoom)",
+        "c.toml: zoom.client_secret: environment variable NOT_SET is not set",
+        "c.toml: zoom.bot_jid: required",
+        "c.toml: zoom.secret_token: required",
+        # An unknown key beside a missing required one: both, not only the first.
+        "c.toml: zoom.clinet_id: unknown key (did you mean client_id?)",
+        "c.toml: server.port: expected an integer, got a string",
+        "c.toml: server.prot: unknown key (did you mean port?)",
+        "c.toml: outbound.rate_limit: must be greater than 0",
+        "c.toml: storage.path: must not be empty",
+        "c.toml: access.admins[0]: e-mail addresses cannot be matched (Zoom's chatbot events "
+        "carry no e-mail); use the user id or the JID (...@xmpp.zoom.us)",
+        'c.toml: access.commands."deploy".deny_users[0]: expected a user id or JID, got an integer',
+        "c.toml: plugins.disabled[0]: expected a string, got an integer",
+        "c.toml: plugins.deploy: expected a table [plugins.deploy], got a string",
+    ]
+
+
+@pytest.mark.parametrize(
+    "zoom",
+    [
+        {"secret_token": 4711_0815_2342},
+        {"secret_token": ["tok-in-a-list-0815"]},
+        {"client_secret": {"value": "tok-in-a-table-0815"}},
+        {"api_base_url": "ftp://admin:tok-in-a-url-0815@api.example.com/v2"},
+        {"oauth_url": "zoom.us/oauth?password=tok-in-a-url-0815"},
+    ],
+)
+def test_a_wrong_value_that_may_be_a_secret_is_never_echoed(zoom):
+    message = error(minimal(**zoom))
+    assert "0815" not in message
+    assert message.startswith("c.toml: zoom.")
+
+
+@pytest.mark.parametrize(
+    "storage",
+    [
+        {"url": "mysql://bot:pw-0815@db/bot"},
+        {"url": "postgresql://bot:pw-0815@db/bot", "path": "x.db"},
+        {"url": 8150815},
+    ],
+)
+def test_a_wrong_storage_url_never_shows_its_password(storage):
+    message = error(minimal() | {"storage": storage})
+    assert message.startswith("c.toml: storage.url: ")
+    assert "0815" not in message
 
 
 def test_edge_values_are_allowed():
@@ -280,7 +355,14 @@ def load_error(path: Path | str) -> str:
 
 
 def test_file_errors(tmp_path):
-    assert load_error(tmp_path / "missing.toml") == f"{tmp_path}/missing.toml: file: not found"
+    assert load_error(tmp_path / "missing.toml") == (
+        f"{tmp_path}/missing.toml: file: not found "
+        f"(start from the example: cp config.example.toml {tmp_path}/missing.toml)"
+    )
+    assert load_error(tmp_path / "config.toml") == (
+        f"{tmp_path}/config.toml: file: not found "
+        "(start from the example: cp config.example.toml config.toml)"
+    )
     assert load_error(tmp_path) == f"{tmp_path}: file: cannot read: Is a directory"
     broken = tmp_path / "broken.toml"
     broken.write_text("[zoom]\nclient_secret = 's3cret'\nbot_jid\n")

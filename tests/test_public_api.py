@@ -20,6 +20,9 @@ TESTS = {
 }
 
 PUBLIC = [
+    "Alert", "AlertLevel", "CardError", "ChannelSelect", "Checkbox", "Checkboxes", "DatePicker",
+    "File", "Image", "Images", "MemberSelect", "Page", "Pages", "ProgressBar", "RadioButtons",
+    "TextInput", "TimePicker", "Video", "escape_markdown",
     "Action", "ActionContext", "Actions", "Arg", "Attachment", "AuditEntry",
     "AuditQuery", "AuditReader", "Button", "ButtonStyle", "Callback", "Card", "CardItem",
     "ChatopsbotError",

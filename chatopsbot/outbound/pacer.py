@@ -1,14 +1,20 @@
 """Spacing requests to a steady rate that never bursts, from the very first one.
 
 Zoom counts an account's requests in one-second windows and answers 429 beyond the limit. The
-pacer lets one request go at a time, at least ``interval`` after the previous one actually
-went (GCRA with no burst allowance: ``next = max(now, next) + interval``, taken at the moment
-of sending). Measuring from the actual send, not from the planned slot, means a waiter that
-woke late can never be followed by one that catches up: any two sends are ``interval`` apart.
+pacer lets one request go at a time, each in its own slot ``interval`` after the previous
+slot (GCRA with no burst allowance). A slot is taken at the moment of sending, so the spacing
+holds between actual sends from the very first one (bookkeeping before a send cannot shorten
+it, and a queue that was idle starts counting afresh).
 
-The event loop's timers wake up to about a millisecond late; at 60 requests a second that would
-cost several percent of the quota. The pacer therefore sleeps until just before the time and
-yields to the loop for the last stretch. Waiters go in the order they came (a fair lock).
+The event loop's timers wake up about a millisecond late. That lateness is carried forward,
+up to ``slack``: the next slot counts from this one's planned time, not from the late send,
+so the rate does not sag (at 60 requests a second a millisecond a request would cost several
+percent of the quota), and no waiter spins on the loop to be on time. Two sends can then be
+up to ``slack`` closer than ``interval``, but any one second still holds at most
+``rate * headroom * (1 + slack)`` + 1 requests: within the quota for any slack under
+``1 / headroom - 1`` seconds (20 ms at the default headroom). A request that did not have to
+wait (the queue was idle) is not late: the next slot counts from its send. Waiters go in the
+order they came (a fair lock).
 """
 
 from __future__ import annotations
@@ -18,22 +24,29 @@ from collections.abc import Awaitable, Callable
 
 __all__ = ["Pacer"]
 
-#: Below this much time to wait, yield instead of sleeping (timer granularity is ~1 ms).
-_SPIN = 0.0015
+#: Timer lateness forgiven per request (asyncio wakes sleepers up to ~1 ms late).
+SLACK = 0.002
 
 
 class Pacer:
-    """Lets requests go ``1 / (rate * headroom)`` apart; ``headroom`` absorbs network jitter."""
+    """Lets requests go ``1 / (rate * headroom)`` apart; ``headroom`` absorbs network jitter.
+
+    ``clock`` and ``sleep`` default to the running loop's; tests give a virtual pair.
+    """
 
     def __init__(
         self,
         rate: float,
         *,
         headroom: float = 0.98,
+        slack: float = SLACK,
         clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.interval = 1.0 / (rate * headroom)
+        self.slack = slack
         self._clock = clock or asyncio.get_running_loop().time
+        self._sleep = sleep
         self._next = float("-inf")
         self._turn = asyncio.Lock()
 
@@ -48,8 +61,15 @@ class Pacer:
         counts from when it is done, so bookkeeping before a send cannot shorten the spacing.
         """
         async with self._turn:
-            while (left := self._next - self._clock()) > 0:  # noqa: ASYNC110 - a deadline
-                await asyncio.sleep(left - _SPIN if left > 2 * _SPIN else 0)
+            slot = self._next
+            waited = False
+            while (left := slot - self._clock()) > 0:
+                waited = True
+                await self._sleep(left)
             if before is not None:
                 await before()
-            self._next = self._clock() + self.interval
+            now = self._clock()
+            # Woke late by at most `slack` (the timer's doing): keep to the planned schedule.
+            # Did not wait (the queue was idle), or later than that: count from the send.
+            on_time = waited and now - slot <= self.slack
+            self._next = (slot if on_time else now) + self.interval

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import aiohttp
-from attrs import frozen
+from attrs import field, frozen
 
 from chatopsbot.clock import Clock
 from chatopsbot.metrics import Metrics
@@ -121,7 +121,7 @@ class ZoomSender:
         if author and key:
             # Written with the delivery, in one transaction: a click can only ever find the
             # card as Zoom shows it (or showed it: a client may still show an older version).
-            card = CardRecord.of(str(author), call)
+            card = CardRecord.of(str(author), call, _meta(message).get("routes"))
             expires = self._clock.timestamp() + AUTHOR_DAYS * 86400
             writes = (Write(AUTHORS, key, card.to_json(), expires),)
         record = json.dumps(
@@ -152,16 +152,20 @@ class CardRecord:
     viewer: str | None = None
     values: frozenset[str] | None = None
     deleted: bool = False
+    #: Signed action ids of what Zoom fills in (member and channel selects, editable fields
+    #: and texts), by what the event names: see :func:`chatopsbot.zoom.cards.routes`.
+    routes: Mapping[str, str] = field(factory=dict)
 
     @classmethod
-    def of(cls, plugin: str, call: ApiCall) -> CardRecord:
+    def of(cls, plugin: str, call: ApiCall, routes: object = None) -> CardRecord:
         """The record for ``call`` (a send, an edit or a delete) of ``plugin``'s card."""
         if call.method == "DELETE":
             return cls(plugin, deleted=True)
         body = call.body or {}
         viewer = body.get("visible_to_user")
         values = frozenset(value_digest(v) for v in _values(body.get("content")))
-        return cls(plugin, str(viewer) if viewer else None, values)
+        kept = {str(k): str(v) for k, v in routes.items()} if isinstance(routes, Mapping) else {}
+        return cls(plugin, str(viewer) if viewer else None, values, routes=kept)
 
     def admits(self, value: str) -> bool:
         """Whether ``value`` is one the card carries (cards recorded before values were
@@ -177,6 +181,8 @@ class CardRecord:
             data["values"] = sorted(self.values)
         if self.deleted:
             data["deleted"] = True
+        if self.routes:
+            data["routes"] = dict(self.routes)
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -191,12 +197,16 @@ class CardRecord:
             data.get("viewer"),
             None if values is None else frozenset(values),
             bool(data.get("deleted", False)),
+            routes=dict(data.get("routes") or {}),
         )
 
     def merge(self, later: CardRecord) -> CardRecord:
         """This card after ``later`` (an edit or a delete): values of every version count."""
         values = None if self.values is None else self.values | (later.values or frozenset())
-        return CardRecord(self.plugin, self.viewer, values, self.deleted or later.deleted)
+        deleted = self.deleted or later.deleted
+        return CardRecord(
+            self.plugin, self.viewer, values, deleted, routes={**self.routes, **later.routes}
+        )
 
 
 def card_versions(message_id: str) -> str:
@@ -218,11 +228,12 @@ def value_digest(value: str) -> str:
 
 
 def _values(node: Any) -> list[str]:
-    """Every ``value`` in a card's content: buttons, dropdown options, form fields."""
+    """Every ``value`` in a card's content (buttons, dropdown options, form fields) and every
+    ``action_id`` (pickers, inputs)."""
     found: list[str] = []
     if isinstance(node, Mapping):
         for key, item in node.items():
-            if key == "value" and isinstance(item, str):
+            if key in ("value", "action_id") and isinstance(item, str):
                 found.append(item)
             else:
                 found.extend(_values(item))

@@ -1,8 +1,11 @@
 """Render response objects into Zoom chatbot API calls: the only place that writes Zoom's card JSON.
 
 Pure functions: a response and where it goes in, an :class:`ApiCall` out. Field names and shapes
-follow Zoom's chatbot message schema (head/sub_head, body items ``message``, ``fields``,
-``actions``, ``select``, ``section``, ``divider``, ``attachments``).
+follow Zoom's chatbot message schema as Zoom's SDK (``@zoom/rivet``) types it: head/sub_head,
+``settings``, and every body element (``message``, ``fields``, ``actions``, ``select``,
+``attachments``, ``file``, ``divider``, ``progress_bar``, ``datepicker``, ``timepicker``,
+``radio_buttons``, ``checkboxes``, ``alert``, ``images``, ``plain_text_input``, ``video``,
+``section``, ``page``). Text over :data:`chatopsbot.markdown.MAX_TEXT` is cut with a marker.
 """
 
 from __future__ import annotations
@@ -15,24 +18,44 @@ from attrs import frozen
 
 from chatopsbot.context import Conversation
 from chatopsbot.errors import ChatopsbotError
+from chatopsbot.markdown import truncate
 from chatopsbot.responses import (
     Actions,
+    Alert,
     Attachment,
+    Card,
     CardItem,
+    ChannelSelect,
+    Checkboxes,
     Content,
+    DatePicker,
     Delete,
     Divider,
     Edit,
     Fields,
+    File,
+    Images,
+    MemberSelect,
+    Pages,
     Paragraph,
+    ProgressBar,
+    RadioButtons,
     Response,
     Section,
     Select,
+    SelectOption,
     Style,
     Text,
+    TextInput,
+    TimePicker,
+    Video,
+    walk,
 )
 
 MESSAGES_PATH = "/im/chat/messages"
+#: The ``style`` of a checkbox group drawn as switches. Rivet types it as a string without
+#: naming values; this is the App Card Builder's name for the switch group.
+SWITCH_STYLE = "switch"
 
 
 @frozen
@@ -97,18 +120,51 @@ def render(
 def render_content(content: Content) -> dict[str, Any]:
     """The ``content`` object of a send or edit body."""
     if isinstance(content, Text):
-        return {"body": [{"type": "message", "text": content.text}]}
+        return {"body": [{"type": "message", "text": truncate(content.text)}]}
     result: dict[str, Any] = {}
+    if content.settings is not None:
+        result["settings"] = dict(content.settings)
     if content.head is not None:
-        head: dict[str, Any] = {"text": content.head}
+        head: dict[str, Any] = {"text": truncate(content.head)}
         if content.head_style is not None:
             head["style"] = _style(content.head_style)
         if content.sub_head is not None:
-            head["sub_head"] = {"text": content.sub_head}
+            sub_head: dict[str, Any] = {"text": truncate(content.sub_head)}
+            if content.sub_head_style is not None:
+                sub_head["style"] = _style(content.sub_head_style)
+            head["sub_head"] = sub_head
         result["head"] = head
     if content.body:
         result["body"] = [_item(item) for item in content.body]
     return result
+
+
+def routes(response: Response) -> dict[str, str]:
+    """Where the interactions Zoom fills in on ``response``'s card go: the ``action_id`` of
+    its member or channel select (key ``select``), of each editable field (``field:<key>``),
+    of each editable paragraph (``message:<text>``) and of each text input (``input:<label>``,
+    for submissions that name an input by its label only, as Zoom's sample app reads them).
+
+    Zoom's events for these carry no value the plugin chose, so these are kept with the card
+    the bot sent (see :class:`~chatopsbot.outbound.sender.CardRecord`), never sent to Zoom.
+    """
+    content = response.content if isinstance(response, Edit) else response
+    if not isinstance(content, Card):
+        return {}
+    found: dict[str, str] = {}
+    for item in walk(content.body):
+        match item:
+            case MemberSelect() | ChannelSelect():
+                found["select"] = item.action_id
+            case Paragraph(action_id=str(action_id)):
+                found[f"message:{item.text}"] = action_id
+            case TextInput():
+                found[f"input:{item.text}"] = item.action_id
+            case Fields():
+                for f in item.items:
+                    if f.action_id is not None:
+                        found[f"field:{f.key}"] = f.action_id
+    return found
 
 
 def _message_path(message_id: str) -> str:
@@ -122,22 +178,30 @@ def _style(style: Style) -> dict[str, Any]:
     return rendered
 
 
-def _item(item: CardItem) -> dict[str, Any]:
+def _options(options: tuple[SelectOption, ...]) -> list[dict[str, str]]:
+    return [{"text": o.text, "value": o.value} for o in options]
+
+
+def _item(item: CardItem | Pages) -> dict[str, Any]:
     match item:
         case Paragraph():
-            out: dict[str, Any] = {"type": "message", "text": item.text}
+            out: dict[str, Any] = {"type": "message", "text": truncate(item.text)}
             if item.link:
                 out["link"] = item.link
             if item.style is not None:
                 out["style"] = _style(item.style)
+            if item.editable:
+                out["editable"] = True
+            if item.markdown is not None:
+                out["is_markdown_support"] = item.markdown
             return out
         case Fields():
             return {
                 "type": "fields",
                 "items": [
                     {
-                        "key": f.key,
-                        "value": f.value or " ",
+                        "key": truncate(f.key),
+                        "value": truncate(f.value) or " ",
                         "short": f.short,
                         "editable": f.editable,
                     }
@@ -155,14 +219,14 @@ def _item(item: CardItem) -> dict[str, Any]:
                 out["limit"] = item.limit
             return out
         case Select():
-            out = {
-                "type": "select",
-                "text": item.text,
-                "select_items": [{"text": o.text, "value": o.value} for o in item.options],
-            }
+            out = {"type": "select", "text": item.text, "select_items": _options(item.options)}
             if item.selected is not None:
                 out["selected_item"] = {"text": item.selected.text, "value": item.selected.value}
             return out
+        case MemberSelect():
+            return {"type": "select", "text": item.text, "static_source": "members"}
+        case ChannelSelect():
+            return {"type": "select", "text": item.text, "static_source": "channels"}
         case Divider():
             style: dict[str, Any] = {"bold": item.bold, "dotted": item.dotted}
             if item.color:
@@ -184,11 +248,113 @@ def _item(item: CardItem) -> dict[str, Any]:
             if item.size is not None:
                 out["size"] = item.size
             return out
+        case File():
+            out = {
+                "type": "file",
+                "title": {"text": item.title, "file_url": item.url},
+                "description": {"text": item.description},
+            }
+            if item.icon_url:
+                out["icon_url"] = item.icon_url
+            return out
+        case ProgressBar():
+            return {"type": "progress_bar", "value": item.value}
+        case DatePicker():
+            out = {"type": "datepicker", "action_id": item.action_id}
+            if item.initial is not None:
+                out["initial_date"] = item.initial.isoformat()
+            return out
+        case TimePicker():
+            out = {"type": "timepicker", "action_id": item.action_id}
+            if item.initial is not None:
+                out["initial_time"] = item.initial.strftime("%H:%M")
+            return out
+        case RadioButtons():
+            out = {
+                "type": "radio_buttons",
+                "action_id": item.action_id,
+                "options": _options(item.options),
+            }
+            if item.initial is not None:
+                out["initial_option"] = {"text": item.initial.text, "value": item.initial.value}
+            return out
+        case Checkboxes():
+            out = {
+                "type": "checkboxes",
+                "action_id": item.action_id,
+                "options": [
+                    {"text": o.text, "value": o.value, "initial_selected": o.selected}
+                    for o in item.options
+                ],
+            }
+            if item.switch:
+                out["style"] = SWITCH_STYLE
+            return out
+        case Alert():
+            return {
+                "type": "alert",
+                "text": truncate(item.text),
+                "level": item.level.value,
+                "closable": item.closable,
+            }
+        case Images():
+            return {
+                "type": "images",
+                "cur_index": item.current,
+                "images": [
+                    {"image_url": image.url, "alt_text": image.alt_text, "image_index": index}
+                    for index, image in enumerate(item.images)
+                ],
+            }
+        case TextInput():
+            out = {
+                "type": "plain_text_input",
+                "action_id": item.action_id,
+                "text": item.text,
+                "value": item.value,
+                "placeholder": item.placeholder,
+                "multiline": item.multiline,
+            }
+            if item.min_length is not None:
+                out["min_length"] = item.min_length
+            if item.max_length is not None:
+                out["max_length"] = item.max_length
+            return out
+        case Video():
+            out = {
+                "type": "video",
+                "title": {"text": item.title, "is_markdown_support": item.markdown},
+                "video_url": item.video_url,
+            }
+            optional = {
+                "action_id": item.action_id,
+                "title_url": item.title_url,
+                "thumbnail_url": item.thumbnail_url,
+                "author_name": item.author_name,
+                "provider_name": item.provider_name,
+                "provider_icon_url": item.provider_icon_url,
+            }
+            out.update({key: value for key, value in optional.items() if value is not None})
+            return out
         case Section():
             out = {"type": "section", "sections": [_item(child) for child in item.items]}
             if item.sidebar_color:
                 out["sidebar_color"] = item.sidebar_color
             if item.footer:
-                out["footer"] = item.footer
+                out["footer"] = truncate(item.footer)
+            if item.footer_icon:
+                out["footer_icon"] = item.footer_icon
+            if item.timestamp is not None:
+                # Zoom's section ``ts`` is in milliseconds since the epoch.
+                out["ts"] = int(item.timestamp.timestamp() * 1000)
             return out
+        case Pages():
+            return {
+                "type": "page",
+                "cur_page": item.current,
+                "pages": [
+                    {"pageNo": number, "body": [_item(child) for child in page.body]}
+                    for number, page in enumerate(item.pages, start=1)
+                ],
+            }
     raise TypeError(f"not a card item: {item!r}")  # pragma: no cover - the union is exhaustive

@@ -10,8 +10,9 @@ with a reason fit for a log line and a 400 answer.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -20,6 +21,8 @@ from attrs import field, frozen
 
 from chatopsbot.errors import ChatopsbotError
 from chatopsbot.jsonbody import BodyError, load_json
+
+log = logging.getLogger("chatopsbot.zoom.events")
 
 
 class EventError(ChatopsbotError, ValueError):
@@ -139,6 +142,32 @@ class MessageEdited(InteractiveEvent):
 
     def _identity(self) -> tuple[str, ...]:
         return (self.message_id, self.target)
+
+
+@frozen
+class SubmittedItem:
+    """One element's value in a form submission: ``kind`` is Zoom's name for the element
+    (``actionItem`` for the button pressed, ``plain_text_input``, ...), ``values`` what it
+    holds (several for checkboxes)."""
+
+    kind: str
+    action_id: str
+    text: str
+    values: tuple[str, ...]
+
+
+@frozen
+class FormSubmitted(InteractiveEvent):
+    """``chat_message.submit``: a card's form was submitted with these items.
+
+    Zoom publishes no sample of this event; the shape followed is the one Zoom's ERP sample
+    app reads (``object.to_jid``, ``object.submit_items``), parsed leniently.
+    """
+
+    items: tuple[SubmittedItem, ...]
+
+    def _identity(self) -> tuple[str, ...]:
+        return (self.message_id, *(f"{i.action_id}={','.join(i.values)}" for i in self.items))
 
 
 @frozen
@@ -284,6 +313,7 @@ Event = (
     | OptionSelected
     | FieldEdited
     | MessageEdited
+    | FormSubmitted
     | BotInstalled
     | AppDeauthorized
     | AppMention
@@ -637,6 +667,8 @@ def parse_event(body: bytes) -> Event:
         raise EventError(str(exc)) from None
     envelope = _Fields(data, "body")
     name = envelope.text("event")
+    if name == FORM_SUBMIT:
+        return _form_submitted(data)
     envelope_parser = _ENVELOPE_PARSERS.get(name)
     if envelope_parser is not None:
         return envelope_parser(envelope, envelope.table("payload"))
@@ -649,3 +681,89 @@ def parse_event(body: bytes) -> Event:
         if callback is not None:
             event = attrs.evolve(event, callback=callback)
     return event
+
+
+FORM_SUBMIT = "chat_message.submit"
+
+
+def _first_text(tables: Sequence[Mapping[str, Any]], *keys: str) -> str:
+    for table in tables:
+        for key in keys:
+            value = table.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                return str(value)
+    return ""
+
+
+def _form_submitted(data: Mapping[str, Any]) -> FormSubmitted | UnknownEvent:
+    """A form submission, read leniently: its shape is unverified, so what does not fit is
+    logged and left out, and an event that cannot be answered is acknowledged, not refused
+    (Zoom does not retry a 4xx: refusing would lose it for good)."""
+    payload = data.get("payload")
+    payload = payload if isinstance(payload, dict) else {}
+    obj = payload.get("object")
+    obj = obj if isinstance(obj, dict) else {}
+    tables = [obj, payload, dict(data)]
+    fields: dict[str, Any] = {
+        "account_id": _first_text(tables, "accountId", "account_id"),
+        "robot_jid": _first_text(tables, "robotJid", "robot_jid"),
+        "to_jid": _first_text(tables, "to_jid", "toJid"),
+        "user_id": _first_text(tables, "userId", "user_id", "operator_id"),
+        "user_jid": _first_text(tables, "userJid", "user_jid", "operator_jid"),
+        "user_name": _first_text(tables, "userName", "user_name", "operator"),
+        "channel_name": _first_text(tables, "channelName", "channel_name"),
+        "message_id": _first_text(tables, "messageId", "message_id", "msg_id"),
+    }
+    missing = [key for key in ("account_id", "to_jid", "user_id", "message_id") if not fields[key]]
+    if missing:
+        log.warning("%s without %s: acknowledged, not handled", FORM_SUBMIT, ", ".join(missing))
+        return UnknownEvent(FORM_SUBMIT)
+    stamp = _first_text(tables, "timestamp", "event_ts")
+    raw_items = obj.get("submit_items", payload.get("submit_items"))
+    if not isinstance(raw_items, list):
+        log.warning("%s: submit_items is not a list (%s)", FORM_SUBMIT, _describe(raw_items))
+        raw_items = []
+    items = []
+    for index, raw in enumerate(raw_items):
+        item = _submitted_item(raw)
+        if item is None:
+            log.warning(
+                "%s: submit_items[%d] does not fit; left out: %.200r", FORM_SUBMIT, index, raw
+            )
+        else:
+            items.append(item)
+    original = obj.get("original", payload.get("original"))
+    return FormSubmitted(
+        **fields,
+        timestamp=int(stamp) if stamp.isdecimal() and len(stamp) <= 18 else 0,
+        original=original if isinstance(original, dict) else {},
+        items=tuple(items),
+    )
+
+
+def _submitted_item(raw: object) -> SubmittedItem | None:
+    """``{"<kind>": {"action_id"?, "text"?, "value"}}``; ``value`` a string, or a list of
+    strings or of ``{"value"}`` objects (checkboxes)."""
+    if not isinstance(raw, dict) or len(raw) != 1:
+        return None
+    [(kind, inner)] = raw.items()
+    if not isinstance(inner, dict):
+        return None
+    value = inner.get("value", inner.get("values", inner.get("selected_options")))
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        values: tuple[str, ...] = (str(value),)
+    elif isinstance(value, list):
+        picked = [v.get("value") if isinstance(v, dict) else v for v in value]
+        if not all(isinstance(v, str) for v in picked):
+            return None
+        values = tuple(str(v) for v in picked)
+    else:
+        return None
+    action_id = inner.get("action_id", "")
+    text = inner.get("text", "")
+    return SubmittedItem(
+        str(kind),
+        action_id if isinstance(action_id, str) else "",
+        text if isinstance(text, str) else "",
+        values,
+    )

@@ -95,13 +95,17 @@ def option_selected(
     *,
     message_id: str,
     original: dict[str, Any] | None = None,
+    labels: list[str] | None = None,
     **where: str,
 ) -> dict[str, Any]:
-    """An ``interactive_message_select`` event: ``values`` picked in a dropdown."""
+    """An ``interactive_message_select`` event: ``values`` picked in a dropdown (shown as
+    ``labels``, by default the values themselves)."""
     payload = _chat_payload(**{**_DEFAULTS, **where})
     payload.update(
         messageId=message_id,
-        selectedItems=[{"text": v, "value": v} for v in values],
+        selectedItems=[
+            {"text": label, "value": v} for v, label in zip(values, labels or values, strict=True)
+        ],
         original=original or {},
     )
     return {
@@ -126,6 +130,50 @@ def field_edited(
         "event_ts": payload["timestamp"],
         "payload": payload,
     }
+
+
+def message_edited(
+    origin: str,
+    target: str,
+    *,
+    message_id: str,
+    original: dict[str, Any] | None = None,
+    **where: str,
+) -> dict[str, Any]:
+    """An ``interactive_message_editable`` event: an editable text changed to ``target``."""
+    payload = _chat_payload(**{**_DEFAULTS, **where})
+    payload.update(
+        messageId=message_id,
+        editItem={"origin": origin, "target": target},
+        original=original or {},
+    )
+    return {
+        "event": "interactive_message_editable",
+        "event_ts": payload["timestamp"],
+        "payload": payload,
+    }
+
+
+def form_submitted(
+    items: list[dict[str, Any]],
+    *,
+    message_id: str,
+    original: dict[str, Any] | None = None,
+    **where: str,
+) -> dict[str, Any]:
+    """A ``chat_message.submit`` event: ``items`` (``{"<element type>": {"action_id",
+    "text", "value"}}``, ``actionItem`` for the button pressed) submitted from a card.
+
+    Zoom publishes no sample: this is the shape Zoom's ERP sample app reads (``object.to_jid``,
+    ``object.submit_items``), with the usual chatbot fields beside it.
+    """
+    payload = _chat_payload(**{**_DEFAULTS, **where})
+    payload.update(
+        messageId=message_id,
+        object={"to_jid": payload["toJid"], "submit_items": items},
+        original=original or {},
+    )
+    return {"event": "chat_message.submit", "event_ts": payload["timestamp"], "payload": payload}
 
 
 _DEFAULTS = {

@@ -94,15 +94,18 @@ def validate(data: object, now: datetime) -> dict[str, Any]:
 def name_problem(key: str, value: object) -> str | None:
     """Why ``value`` is not a valid ``key`` (service, environment, version), or ``None``."""
     limit = LIMITS[key]
+    # A version may say which ref it was built from: main@1a2b3c4 (GitHub, GitLab).
+    extra = "@" if key == "version" else ""
     if (
         isinstance(value, str)
         and 0 < len(value) <= limit
         and value[0].isascii()
         and value[0].isalnum()
-        and all(c.isascii() and (c.isalnum() or c in "._/-") for c in value)
+        and all(c.isascii() and (c.isalnum() or c in "._/-" + extra) for c in value)
     ):
         return None
-    return f"{key}: expected a name of {_NAME_CHARS} (at most {limit})"
+    chars = _NAME_CHARS + (", '@'" if extra else "")
+    return f"{key}: expected a name of {chars} (at most {limit})"
 
 
 def supersedes(new: Mapping[str, Any], current: Mapping[str, Any]) -> bool:

@@ -14,9 +14,10 @@ them racing (on one bot or on two replicas) never both act on what the other cha
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -44,11 +45,14 @@ from chatopsbot import (
     command,
     hookimpl,
     load_config,
+    require_signature,
     route,
     timer,
     verify_request,
 )
-from chatopsbot_deploy import events
+from chatopsbot_deploy import events, github, gitlab
+from chatopsbot_deploy.github import GithubSettings, Translation
+from chatopsbot_deploy.gitlab import GitlabSettings
 
 log = logging.getLogger("chatopsbot.plugin.deploy")
 
@@ -67,6 +71,12 @@ class DeploySettings:
     webhook_token: str = field(default="", repr=False)
     lock_reminder: timedelta = timedelta(hours=4)
     force_unlock: ForceUnlock = "admins"
+    #: The secret of the GitHub webhook (``POST /hooks/deploy/github``); none: it refuses.
+    github_secret: str = field(default="", repr=False)
+    #: The secret token of the GitLab webhook (``POST /hooks/deploy/gitlab``); none: it refuses.
+    gitlab_token: str = field(default="", repr=False)
+    github: GithubSettings = field(factory=GithubSettings)
+    gitlab: GitlabSettings = field(factory=GitlabSettings)
 
 
 def _latest(service: str, env: str) -> str:
@@ -110,12 +120,28 @@ class DeployPlugin:
                 "no webhook_token: POST /hooks/deploy refuses every request; "
                 "set [plugins.deploy] webhook_token to let CI report deploys"
             )
+        for key, hook in (("github_secret", "github"), ("gitlab_token", "gitlab")):
+            if not getattr(settings, key):
+                log.info(
+                    "no %s: POST /hooks/deploy/%s refuses every request; set "
+                    "[plugins.deploy] %s to take %s's deploy events",
+                    key,
+                    hook,
+                    key,
+                    "GitHub" if hook == "github" else "GitLab",
+                )
         return settings
 
     @hookimpl
     def chatops_routes(self) -> Iterable[Route]:
-        """``POST /hooks/deploy`` (CI events) and ``GET /hooks/deploy/lock`` (the lock check)."""
-        return [route("POST")(self.ingest), route("GET", "/lock", max_body=0)(self.lock_check)]
+        """``POST /hooks/deploy`` (CI events), ``GET /hooks/deploy/lock`` (the lock check),
+        ``POST /hooks/deploy/github`` and ``POST /hooks/deploy/gitlab`` (their webhooks)."""
+        return [
+            route("POST")(self.ingest),
+            route("GET", "/lock", max_body=0)(self.lock_check),
+            route("POST", "/github", max_body=WEBHOOK_MAX_BODY)(self.github_hook),
+            route("POST", "/gitlab", max_body=WEBHOOK_MAX_BODY)(self.gitlab_hook),
+        ]
 
     @hookimpl
     def chatops_jobs(self) -> Iterable[TimerHandler]:
@@ -216,15 +242,109 @@ class DeployPlugin:
         if delivery.duplicate:
             return delivery.duplicate_response
         try:
-            return await self._record(ctx, request)
+            outcome = await self._record(ctx, request.json())
         except BaseException:
             # Not handled after all: the sender's retry of this delivery must be.
             await delivery.forget(ctx)
             raise
+        return HookResponse(202 if outcome["accepted"] else 200, outcome)
 
-    async def _record(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
+    async def github_hook(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
+        """GitHub's webhook: ``deployment_status`` and ``workflow_run`` events recorded like a
+        JSON-hook event (see :mod:`chatopsbot_deploy.github`), ``ping`` answered, other events
+        acknowledged and ignored.
+
+        Checked with ``X-Hub-Signature-256`` (HMAC-SHA256 of the body under
+        ``github_secret``). That signature has no time in it: a delivery sent again (GitHub's
+        "Redeliver", or a replay) is the same event again, which the deploy's order makes a
+        no-op (see :mod:`chatopsbot_deploy.events`).
+        """
+        settings: DeploySettings = ctx.config
+        if not settings.github_secret:
+            raise HookError(401, "the GitHub hook is off: set [plugins.deploy] github_secret")
+        require_signature(request, settings.github_secret, header="x-hub-signature-256")
+        kind = request.header("x-github-event")
+        if not kind:
+            raise HookError(400, "X-GitHub-Event: required")
+        delivery = request.header("x-github-delivery") or "-"
+        if (request.header("content-type") or "").startswith("application/x-www-form-urlencoded"):
+            raise HookError(
+                415, "set the webhook's Content type to application/json on GitHub (not form)"
+            )
+        body = request.json()
+        if kind == "ping":
+            log.info("GitHub ping (delivery %s, hook %s)", delivery, _hook_id(body))
+            return HookResponse(200, {"status": "pong"})
+        return await self._translated(
+            ctx, f"GitHub {kind} delivery {delivery}", github.translate, kind, body, settings.github
+        )
+
+    async def gitlab_hook(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
+        """GitLab's webhook: deployment and pipeline events recorded like a JSON-hook event
+        (see :mod:`chatopsbot_deploy.gitlab`), other events acknowledged and ignored.
+
+        Checked with ``X-Gitlab-Token`` against ``gitlab_token``, in constant time.
+        """
+        settings: DeploySettings = ctx.config
+        given = request.header("x-gitlab-token") or ""
+        if not settings.gitlab_token:
+            raise HookError(401, "the GitLab hook is off: set [plugins.deploy] gitlab_token")
+        if not hmac.compare_digest(
+            given.encode("utf-8", "replace"), settings.gitlab_token.encode()
+        ):
+            raise HookError(401, "missing or wrong X-Gitlab-Token")
+        kind = request.header("x-gitlab-event")
+        if not kind:
+            raise HookError(400, "X-Gitlab-Event: required")
+        delivery = request.header("x-gitlab-event-uuid") or "-"
+        return await self._translated(
+            ctx,
+            f"GitLab {kind} {delivery}",
+            gitlab.translate,
+            kind,
+            request.json(),
+            settings.gitlab,
+        )
+
+    async def _translated(
+        self,
+        ctx: PluginContext,
+        what: str,
+        translate: Callable[[str, Any, Any], Translation],
+        kind: str,
+        body: Any,
+        settings: Any,
+    ) -> HookResponse:
+        """Record every deploy event a GitHub or GitLab webhook holds, as the JSON hook does."""
         try:
-            record = events.validate(request.json(), ctx.clock.now())
+            found = translate(kind, body, settings)
+        except events.EventInvalid as exc:
+            log.warning("%s refused: %s", what, exc)
+            raise HookError(400, str(exc)) from None
+        if not found.events:
+            log.info("%s ignored: %s", what, found.ignored)
+            return HookResponse(200, {"accepted": False, "ignored": found.ignored})
+        outcomes = [await self._record(ctx, event) for event in found.events]
+        accepted = any(o["accepted"] for o in outcomes)
+        log.info(
+            "%s: %s",
+            what,
+            "; ".join(
+                f"{e['service']} {e['environment']} {e['version']} {e['status']}"
+                + ("" if o["accepted"] else f" ({o['reason']})")
+                for e, o in zip(found.events, outcomes, strict=True)
+            ),
+        )
+        return HookResponse(202 if accepted else 200, {"accepted": accepted, "deploys": outcomes})
+
+    async def _record(self, ctx: PluginContext, data: Any) -> dict[str, Any]:
+        """Store one deploy event (the JSON hook's format) and announce it; the answer's body.
+
+        Every source of events (the JSON hook, GitHub, GitLab) comes through here, so each is
+        checked, ordered and shown the same way.
+        """
+        try:
+            record = events.validate(data, ctx.clock.now())
         except events.EventInvalid as exc:
             raise HookError(400, str(exc)) from None
         service, env, version = record["service"], record["environment"], record["version"]
@@ -257,15 +377,11 @@ class DeployPlugin:
         result = await ctx.store.update_many(keys, advance)
         if not result.applied:
             # Out of order or a repeat: a 2xx all the same, so the sender does not retry it.
-            return HookResponse(
-                200, {"accepted": False, "reason": "superseded", "current": result.detail["status"]}
-            )
+            return {"accepted": False, "reason": "superseded", "current": result.detail["status"]}
         record = result.new[row_key]
         lock = result.new.get(lock_key)
         announced = await self._announce(ctx, record, lock)
-        return HookResponse(
-            202, {"accepted": True, "announced": announced, "locked": lock is not None}
-        )
+        return {"accepted": True, "announced": announced, "locked": lock is not None}
 
     async def _announce(self, ctx: PluginContext, record: dict[str, Any], lock: Any) -> int:
         """Post one card per deploy and channel; later events of that deploy edit it.
@@ -654,6 +770,15 @@ class DeployPlugin:
                 raise UsageError(
                     f"unknown environment {env!r} for {service}; known: {', '.join(envs)}"
                 )
+
+
+#: GitHub's and GitLab's payloads carry whole repository and job objects: far more than a
+#: JSON-hook event (GitHub caps its own at 25 MB; real deploy events are tens of KB).
+WEBHOOK_MAX_BODY = 1024 * 1024
+
+
+def _hook_id(body: Any) -> object:
+    return body.get("hook_id") if isinstance(body, dict) else None
 
 
 #: How long a deploy's cards are remembered (later events of it edit them meanwhile).

@@ -23,7 +23,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from attrs import frozen
@@ -49,7 +49,15 @@ from chatopsbot import (
     parse_time_of_day,
 )
 from chatopsbot_oncall import hookspecs
-from chatopsbot_oncall.rotation import Team, fmt, parse_duration, parse_teams
+from chatopsbot_oncall.pagerduty import NOBODY, PagerDuty, Schedule, Unavailable
+from chatopsbot_oncall.rotation import (
+    PagerDutyTeam,
+    Team,
+    fmt,
+    parse_duration,
+    read_table,
+    teams_of,
+)
 
 #: No argument of these commands needs more (a team, a member, an id, a duration, a time);
 #: longer text is refused before it is looked up or echoed back.
@@ -64,14 +72,37 @@ LEFT = "left:"
 #: Where earlier versions kept each override (``override:<team>:<id>``); read, then folded in.
 OVERRIDE = "override:"
 ANNOUNCED = "announced:"
+#: The last schedule PagerDuty gave for a team (``pagerduty:<team>``): shown, with a note,
+#: while PagerDuty cannot answer.
+LAST_KNOWN = "pagerduty:"
 
 
 @frozen
 class OncallSettings:
-    """``[plugins.oncall]``: the teams, and the account their channels belong to."""
+    """``[plugins.oncall]``: the teams, the account their channels belong to, and how
+    PagerDuty is reached for teams whose rotation is there."""
 
-    teams: Mapping[str, Team]
+    teams: Mapping[str, Team | PagerDutyTeam]
     account_id: str = ""
+    pagerduty_url: str = ""
+    pagerduty_token: str = attrs.field(default="", repr=False)
+    pagerduty_cache: timedelta = timedelta(seconds=60)
+    pagerduty_timeout: float = 5.0
+
+
+class Rota(Protocol):
+    """Who a rotation puts on call at a moment: the config's (:class:`Team`) or PagerDuty's
+    (:class:`Schedule`), before overrides."""
+
+    def at(self, moment: datetime) -> tuple[str, datetime, datetime | None] | None:
+        """``(who, since, until)`` at ``moment`` (``until`` ``None``: no end known)."""
+
+
+class _Unknown:
+    """PagerDuty unreachable and nothing known from before: no one to show."""
+
+    def at(self, moment: datetime) -> None:
+        return None
 
 
 @frozen
@@ -82,23 +113,26 @@ class OnCall:
     since: datetime
     until: datetime | None
     override: dict[str, Any] | None = None
-    #: ``rotation``, ``override`` or ``lookup`` (another plugin's on-call system).
+    #: ``rotation``, ``override``, ``pagerduty`` or ``lookup`` (another plugin's system).
     source: str = "rotation"
+    #: Why the answer may be out of date (PagerDuty unreachable: its last known schedule).
+    note: str = ""
 
 
-def effective(team: Team, moment: datetime, overrides: list[dict[str, Any]]) -> OnCall | None:
+def effective(rota: Rota, moment: datetime, overrides: list[dict[str, Any]]) -> OnCall | None:
     """The rotation, with overrides on top (the newest covering override wins)."""
     now = moment.timestamp()
     covering = [o for o in overrides if o["start"] <= now < o["end"]]
     if covering:
         o = max(covering, key=lambda o: o["created"])
         return OnCall(o["member"], _at(o["start"]), _at(o["end"]), o, "override")
-    shift = team.shift_at(moment)
+    shift = rota.at(moment)
     if shift is None:
         return None
-    member, since, until = shift
-    later = [o["start"] for o in overrides if now < o["start"] < until.timestamp()]
-    return OnCall(member.name, since, _at(min(later)) if later else until)
+    name, since, until = shift
+    bound = until.timestamp() if until is not None else float("inf")
+    later = [o["start"] for o in overrides if now < o["start"] < bound]
+    return OnCall(name, since, _at(min(later)) if later else until)
 
 
 def live_overrides(
@@ -136,12 +170,32 @@ def _bounded(ctx: Context) -> None:
 
 
 class OncallPlugin:
-    """Rotations from ``[plugins.oncall.teams.*]``; overrides live in the plugin's store."""
+    """Rotations from ``[plugins.oncall.teams.*]`` or PagerDuty; overrides live in the
+    plugin's store."""
+
+    def __init__(self) -> None:
+        # Opened at the first PagerDuty request, on the running loop; closed at cleanup.
+        self._pagerduty: PagerDuty | None = None
 
     @hookimpl
     def chatops_config(self, config: Mapping[str, Any]) -> OncallSettings:
         """Validate the teams; a bad zone, an empty member list or a bad rotation names its key."""
-        return OncallSettings(parse_teams(config), config.get("account_id", ""))
+        table = read_table(config)
+        return OncallSettings(
+            teams_of(table),
+            table.account_id,
+            table.pagerduty_url,
+            table.pagerduty_token,
+            table.pagerduty_cache,
+            table.pagerduty_timeout,
+        )
+
+    @hookimpl
+    async def chatops_cleanup(self) -> None:
+        """Close the PagerDuty session, if one was opened."""
+        if self._pagerduty is not None:
+            await self._pagerduty.close()
+            self._pagerduty = None
 
     @hookimpl
     def chatops_hookspecs(self) -> Iterable[object]:
@@ -235,15 +289,20 @@ class OncallPlugin:
         for team in settings.teams.values():
             current = await self._current(ctx, team, moment)
             if current is None:
-                lines.append(f"{team.name}: the rotation starts {fmt(team.handoff(0), team.zone)}")
+                lines.append(await self._no_one(ctx, team, moment))
                 continue
             ends = current.until
-            if current.source == "lookup" or ends is None:
+            if current.source == "lookup":
                 lines.append(f"{team.name}: {current.name} (from the on-call system)")
                 continue
-            nxt = effective(team, ends, await self._overrides(ctx, team))
+            if ends is None:
+                lines.append(_noted(f"{team.name}: {current.name}", current.note))
+                continue
+            rota, _ = await self._rota(ctx, team, moment)
+            nxt = effective(rota, ends, await self._overrides(ctx, team))
             then = f", then {nxt.name}" if nxt else ""
-            lines.append(f"{team.name}: {current.name} until {fmt(ends, team.zone)}{then}")
+            line = f"{team.name}: {current.name} until {fmt(ends, team.zone)}{then}"
+            lines.append(_noted(line, current.note))
         return Text("\n".join(lines))
 
     async def schedule(self, ctx: Context) -> Text:
@@ -294,6 +353,7 @@ class OncallPlugin:
         moment = ctx.clock.now()
         end = self._end(ctx, team, moment)
         start = moment.timestamp()
+        rota, _ = await self._rota(ctx, team, moment)
         record: dict[str, Any] = {
             "id": secrets.token_hex(3),
             "team": team.name.lower(),
@@ -312,7 +372,7 @@ class OncallPlugin:
             clash = overlapping(overrides.values(), start, record["end"])
             if clash:
                 raise Refused("overlap", detail=clash[0])
-            replaced = effective(team, moment, list(overrides.values()))
+            replaced = effective(rota, moment, list(overrides.values()))
             new = {**record, "replaced": replaced.name if replaced else ""}
             return {**overrides, record["id"]: new}
 
@@ -400,8 +460,10 @@ class OncallPlugin:
             current = await self._current(ctx, team, moment)
             if current is None:
                 continue
-            # A lookup plugin says who, not since when: only a new name is a handoff then.
-            since = None if current.source == "lookup" else current.since.timestamp()
+            # A lookup plugin says who, not since when (nor a gap in PagerDuty's schedule):
+            # only a new name is a handoff then.
+            vague = current.source == "lookup" or current.name == NOBODY
+            since = None if vague else current.since.timestamp()
             state = {"name": current.name, "since": since}
             last = await ctx.store.get(ANNOUNCED + key)
             if last == state:
@@ -434,7 +496,7 @@ class OncallPlugin:
         settings: OncallSettings = ctx.config
         return settings
 
-    def _team(self, ctx: PluginContext, name: str) -> Team:
+    def _team(self, ctx: PluginContext, name: str) -> Team | PagerDutyTeam:
         teams = self._settings(ctx).teams
         team = teams.get(name.lower())
         if team is None:
@@ -442,9 +504,18 @@ class OncallPlugin:
             raise UsageError(f"unknown team {name!r}; teams: {known}")
         return team
 
-    async def _current(self, ctx: PluginContext, team: Team, moment: datetime) -> OnCall | None:
-        """Overrides first, then a lookup plugin (PagerDuty...), then the rotation."""
+    async def _current(
+        self, ctx: PluginContext, team: Team | PagerDutyTeam, moment: datetime
+    ) -> OnCall | None:
+        """Overrides first, then PagerDuty for its teams; for the others, then a lookup
+        plugin, then the rotation."""
         overrides = await self._overrides(ctx, team)
+        if isinstance(team, PagerDutyTeam):
+            rota, note = await self._rota(ctx, team, moment)
+            found = effective(rota, moment, overrides)
+            if found is None or found.override is not None:
+                return found
+            return attrs.evolve(found, source="pagerduty", note=note)
         current = effective(team, moment, overrides)
         if current is not None and current.override is not None:
             return current
@@ -457,7 +528,54 @@ class OncallPlugin:
         name, until = answer
         return OnCall(name, moment, until, source="lookup")
 
-    async def _overrides(self, ctx: PluginContext, team: Team) -> list[dict[str, Any]]:
+    async def _rota(
+        self, ctx: PluginContext, team: Team | PagerDutyTeam, moment: datetime
+    ) -> tuple[Rota, str]:
+        """The team's rotation before overrides, and a note when it may be out of date.
+
+        PagerDuty's answer is reused for ``pagerduty_cache``; each new one is stored, so that
+        while PagerDuty cannot answer (slow, down, 429) the last known schedule is shown, with
+        a note saying so, even after a restart or on another replica.
+        """
+        if isinstance(team, Team):
+            return team, ""
+        settings = self._settings(ctx)
+        if self._pagerduty is None:
+            self._pagerduty = PagerDuty(
+                url=settings.pagerduty_url,
+                token=settings.pagerduty_token,
+                timeout=settings.pagerduty_timeout,
+                cache=settings.pagerduty_cache,
+            )
+        key = LAST_KNOWN + team.name.lower()
+        try:
+            schedule, fresh = await self._pagerduty.schedule(team.name.lower(), team.source, moment)
+        except Unavailable as exc:
+            ctx.log.warning("PagerDuty (%s of %s): %s", team.source.describe(), team.name, exc)
+            stored = await ctx.store.get(key)
+            if stored is None:
+                return _Unknown(), f"could not reach PagerDuty ({exc}), last known: nothing yet"
+            last = Schedule.from_json(stored)
+            return last, (
+                f"could not reach PagerDuty ({exc}), last known: its schedule as of "
+                f"{fmt(last.fetched, team.zone)}"
+            )
+        if fresh:
+            await ctx.store.set(key, schedule.to_json())
+        return schedule, ""
+
+    async def _no_one(
+        self, ctx: PluginContext, team: Team | PagerDutyTeam, moment: datetime
+    ) -> str:
+        """The line for a team with no one on call: not started yet, or PagerDuty's."""
+        if isinstance(team, Team):
+            return f"{team.name}: the rotation starts {fmt(team.handoff(0), team.zone)}"
+        _, note = await self._rota(ctx, team, moment)
+        return f"{team.name}: " + (note or f"PagerDuty ({team.source.describe()}) shows no one")
+
+    async def _overrides(
+        self, ctx: PluginContext, team: Team | PagerDutyTeam
+    ) -> list[dict[str, Any]]:
         now = ctx.clock.now().timestamp()
         team_key = OVERRIDES + team.name.lower()
         legacy = [key for key, _ in await ctx.store.list(f"{OVERRIDE}{team.name.lower()}:")]
@@ -467,7 +585,7 @@ class OncallPlugin:
     async def _change_overrides(
         self,
         ctx: PluginContext,
-        team: Team,
+        team: Team | PagerDutyTeam,
         change: Callable[[dict[str, dict[str, Any]]], dict[str, dict[str, Any]]],
     ) -> Outcome:
         """Apply ``change`` to the team's live overrides (``{id: override}``) in one atomic
@@ -486,35 +604,45 @@ class OncallPlugin:
         return await ctx.store.update_many([team_key, *legacy], apply)
 
     async def _timeline(
-        self, ctx: PluginContext, team: Team, moment: datetime, count: int
+        self, ctx: PluginContext, team: Team | PagerDutyTeam, moment: datetime, count: int
     ) -> list[tuple[str, datetime, datetime]]:
         overrides = await self._overrides(ctx, team)
+        rota, _ = await self._rota(ctx, team, moment)
         out: list[tuple[str, datetime, datetime]] = []
-        cursor = max(moment, team.handoff(0))
+        cursor = max(moment, team.handoff(0)) if isinstance(team, Team) else moment
         while len(out) < count:
-            current = effective(team, cursor, overrides)
+            current = effective(rota, cursor, overrides)
             if current is None or current.until is None:
                 break
             out.append((current.name, max(current.since, cursor), current.until))
             cursor = current.until
         return out
 
-    async def _detail(self, ctx: PluginContext, team: Team, moment: datetime) -> str:
+    async def _detail(
+        self, ctx: PluginContext, team: Team | PagerDutyTeam, moment: datetime
+    ) -> str:
         current = await self._current(ctx, team, moment)
         if current is not None and current.source == "lookup":
             until = f" until {fmt(current.until, team.zone)}" if current.until else ""
             return f"{team.name}: {current.name} is on call{until} (from the on-call system)"
         timeline = await self._timeline(ctx, team, moment, 5)
         if not timeline:
-            return f"{team.name}: the rotation starts {fmt(team.handoff(0), team.zone)}"
+            if current is not None:
+                # On call with no end (someone PagerDuty always pages first).
+                return _noted(f"{team.name}: {current.name} is on call", current.note)
+            return await self._no_one(ctx, team, moment)
         (name, _, ends), *rest = timeline
         lines = [f"{team.name}: {name} is on call until {fmt(ends, team.zone)}"]
         if rest:
             lines.append(f"Next: {rest[0][0]} from {fmt(rest[0][1], team.zone)}")
         lines += [f"Then: {n} from {fmt(since, team.zone)}" for n, since, _ in rest[1:]]
+        if isinstance(team, PagerDutyTeam):
+            rota, note = await self._rota(ctx, team, moment)
+            source = team.source.describe(rota.name if isinstance(rota, Schedule) else "")
+            lines.append(f"⚠ {note}" if note else f"From PagerDuty ({source}).")
         return "\n".join(lines)
 
-    def _end(self, ctx: Context, team: Team, moment: datetime) -> datetime:
+    def _end(self, ctx: Context, team: Team | PagerDutyTeam, moment: datetime) -> datetime:
         duration, until = ctx.args["duration"], ctx.args["until"]
         if bool(duration) == bool(until):
             raise UsageError("give a duration (like 4h) or --until TIME, one of the two")
@@ -542,3 +670,8 @@ class OncallPlugin:
 def _same_jid(a: str | None, b: str) -> bool:
     # JIDs compare without case (XMPP folds the local part).
     return a is not None and a.lower() == b.lower()
+
+
+def _noted(line: str, note: str) -> str:
+    """A team's line, with why it may be out of date."""
+    return f"{line} ⚠ {note}" if note else line

@@ -13,6 +13,7 @@ from attrs import Attribute, field, frozen, validators
 
 from chatopsbot import DurationError, PluginConfigError, load_config
 from chatopsbot import parse_duration as parse_any_duration
+from chatopsbot_oncall.pagerduty import DEFAULT_URL, Source
 
 _INTERVAL = re.compile(r"^(\d+)([hd])$")
 
@@ -73,6 +74,12 @@ class Team:
             return None
         return self.members[k % len(self.members)], self.handoff(k), self.handoff(k + 1)
 
+    def at(self, moment: datetime) -> tuple[str, datetime, datetime | None] | None:
+        """Who is on call at ``moment``, since and until when (``shift_at`` by name): the
+        shape a PagerDuty schedule answers in too."""
+        shift = self.shift_at(moment)
+        return None if shift is None else (shift[0].name, shift[1], shift[2])
+
     def upcoming(self, moment: datetime, count: int) -> list[tuple[Member, datetime, datetime]]:
         """The current shift (if any) and the next ones, ``count`` in all."""
         k = max(self.index_at(moment), 0)
@@ -83,20 +90,26 @@ class Team:
 
     def find(self, text: str) -> Member:
         """A member matched loosely: exact, then by prefix, then by substring (case-insensitive)."""
-        wanted = text.casefold().lstrip("@")
-        for test in (
-            lambda m: m.name.casefold() == wanted,
-            lambda m: m.name.casefold().startswith(wanted),
-            lambda m: wanted in m.name.casefold(),
-        ):
-            found = [m for m in self.members if test(m)]
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                names = ", ".join(m.name for m in found)
-                raise LookupError(f"{text!r} matches several members of {self.name}: {names}")
-        known = ", ".join(m.name for m in self.members)
-        raise LookupError(f"no member {text!r} in {self.name}; members: {known}")
+        return find_member(self.name, self.members, text)
+
+
+def find_member(team: str, members: tuple[Member, ...], text: str) -> Member:
+    """The one member of ``team`` that ``text`` names: exact, then by prefix, then by
+    substring (case-insensitive); :class:`LookupError` saying why otherwise."""
+    wanted = text.casefold().lstrip("@")
+    for test in (
+        lambda m: m.name.casefold() == wanted,
+        lambda m: m.name.casefold().startswith(wanted),
+        lambda m: wanted in m.name.casefold(),
+    ):
+        found = [m for m in members if test(m)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(m.name for m in found)
+            raise LookupError(f"{text!r} matches several members of {team}: {names}")
+    known = ", ".join(m.name for m in members)
+    raise LookupError(f"no member {text!r} in {team}; members: {known}")
 
 
 def parse_duration(text: str, longest: timedelta) -> timedelta:
@@ -154,8 +167,6 @@ class MemberTable:
 
 def _members_ok(_: object, attribute: Attribute[Any], value: tuple[str | MemberTable, ...]) -> None:
     members = [_member(item) for item in value]
-    if not members:
-        raise PluginConfigError(attribute.name, "expected a non-empty list of names")
     names = [m.name.casefold() for m in members]
     if len(set(names)) != len(names):
         raise PluginConfigError(attribute.name, "a member is listed twice")
@@ -164,8 +175,8 @@ def _members_ok(_: object, attribute: Attribute[Any], value: tuple[str | MemberT
         raise PluginConfigError(attribute.name, "two members have the same user")
 
 
-def _local_start(_: object, attribute: Attribute[datetime], value: datetime) -> None:
-    if value.tzinfo is not None:
+def _local_start(_: object, attribute: Attribute[datetime | None], value: datetime | None) -> None:
+    if value is not None and value.tzinfo is not None:
         raise PluginConfigError(
             attribute.name, "expected the first handoff as local time, like 2026-01-05T09:00"
         )
@@ -180,28 +191,69 @@ def _channel_jid(_: object, attribute: Attribute[str], value: str) -> None:
 
 @frozen
 class TeamTable:
-    """One ``[plugins.oncall.teams.<name>]`` table as written."""
+    """One ``[plugins.oncall.teams.<name>]`` table as written: a rotation (``members``,
+    ``rotation``, ``start``, ``timezone``), or ``pagerduty`` (then ``members`` is optional:
+    whom ``oncall override`` may name, and ``timezone`` how times are shown)."""
 
-    members: tuple[str | MemberTable, ...] = field(validator=_members_ok)
-    rotation: Rotation
-    start: datetime = field(validator=_local_start)
-    timezone: ZoneInfo
+    members: tuple[str | MemberTable, ...] = field(default=(), validator=_members_ok)
+    rotation: Rotation | None = None
+    start: datetime | None = field(default=None, validator=_local_start)
+    timezone: ZoneInfo = field(factory=lambda: ZoneInfo("UTC"))
     channel: str = field(default="", validator=_channel_jid)
+    pagerduty: Source | None = None
 
 
 @frozen
 class OncallTable:
-    """``[plugins.oncall]`` as written: the teams, and the account their channels belong to."""
+    """``[plugins.oncall]`` as written: the teams, the account their channels belong to, and
+    how PagerDuty is reached (``pagerduty_cache``: how long an answer is reused)."""
 
     teams: dict[str, TeamTable] = field(factory=dict)
     account_id: str = ""
+    pagerduty_token: str = field(default="", repr=False)
+    pagerduty_url: str = DEFAULT_URL
+    pagerduty_cache: timedelta = timedelta(seconds=60)
+    pagerduty_timeout: float = 5.0
 
 
-def parse_teams(config: Mapping[str, Any]) -> dict[str, Team]:
-    """Read ``[plugins.oncall]`` (the framework checks types and keys); every error names
-    its key."""
+@frozen
+class PagerDutyTeam:
+    """A team whose rotation is PagerDuty's (a schedule or an escalation policy)."""
+
+    name: str
+    members: tuple[Member, ...]
+    zone: ZoneInfo
+    source: Source
+    channel: str = ""
+
+    def find(self, text: str) -> Member:
+        """A member named in the config (overrides name them); see :meth:`Team.find`."""
+        if not self.members:
+            raise LookupError(
+                f"{self.name}'s rotation is in PagerDuty: list the people an override may name "
+                f"in [plugins.oncall.teams.{self.name}] members, or override in PagerDuty"
+            )
+        return find_member(self.name, self.members, text)
+
+
+def read_table(config: Mapping[str, Any]) -> OncallTable:
+    """``[plugins.oncall]`` as written, types and keys checked; every error names its key."""
     table = load_config(OncallTable, config, hooks={Rotation: parse_rotation})
-    teams: dict[str, Team] = {}
+    if table.pagerduty_timeout <= 0:
+        raise PluginConfigError("pagerduty_timeout", "expected a number of seconds above 0")
+    if not table.pagerduty_url.startswith(("https://", "http://")):
+        raise PluginConfigError("pagerduty_url", "expected an http(s) URL")
+    return table
+
+
+def parse_teams(config: Mapping[str, Any]) -> dict[str, Team | PagerDutyTeam]:
+    """Read ``[plugins.oncall]`` into its teams; every error names its key."""
+    return teams_of(read_table(config))
+
+
+def teams_of(table: OncallTable) -> dict[str, Team | PagerDutyTeam]:
+    """The teams of a checked table: a team is a rotation or PagerDuty's, never both."""
+    teams: dict[str, Team | PagerDutyTeam] = {}
     for name, team in table.teams.items():
         if team.channel and not table.account_id:
             raise PluginConfigError(
@@ -209,6 +261,33 @@ def parse_teams(config: Mapping[str, Any]) -> dict[str, Team]:
                 "announcing needs plugins.oncall.account_id (the Zoom account id)",
             )
         members = tuple(_member(item) for item in team.members)
+        if team.pagerduty is not None:
+            if bool(team.pagerduty.schedule) == bool(team.pagerduty.escalation_policy):
+                raise PluginConfigError(
+                    f"teams.{name}.pagerduty",
+                    'expected one of schedule = "P..." or escalation_policy = "P..."',
+                )
+            for key in ("rotation", "start"):
+                if getattr(team, key) is not None:
+                    raise PluginConfigError(
+                        f"teams.{name}.{key}", "not with pagerduty: PagerDuty is the rotation"
+                    )
+            if not table.pagerduty_token:
+                raise PluginConfigError(
+                    f"teams.{name}.pagerduty",
+                    "needs plugins.oncall.pagerduty_token (a read-only PagerDuty API key)",
+                )
+            teams[name.lower()] = PagerDutyTeam(
+                name, members, team.timezone, team.pagerduty, team.channel
+            )
+            continue
+        if not members:
+            raise PluginConfigError(f"teams.{name}.members", "expected a non-empty list of names")
+        if team.rotation is None or team.start is None:
+            key = "rotation" if team.rotation is None else "start"
+            raise PluginConfigError(
+                f"teams.{name}.{key}", 'required (or pagerduty = { schedule = "P..." })'
+            )
         teams[name.lower()] = Team(
             name, members, team.rotation.period, team.start, team.timezone, team.channel
         )

@@ -175,11 +175,11 @@ async def test_without_a_token_the_hook_refuses_everything():
         ),
         (
             event(version=""),
-            "version: expected a name of letters, digits, '.', '_', '/', '-' (at most 100)",
+            "version: expected a name of letters, digits, '.', '_', '/', '-', '@' (at most 100)",
         ),
         (
             event(version=3),
-            "version: expected a name of letters, digits, '.', '_', '/', '-' (at most 100)",
+            "version: expected a name of letters, digits, '.', '_', '/', '-', '@' (at most 100)",
         ),
         (event(url="javascript:alert(1)"), "url: expected an http(s) URL"),
         (
@@ -408,7 +408,7 @@ async def test_a_reason_of_200_characters_is_accepted_and_shown(bot):
         ),
         (
             {"version": "v" * 101},
-            "version: expected a name of letters, digits, '.', '_', '/', '-' (at most 100)",
+            "version: expected a name of letters, digits, '.', '_', '/', '-', '@' (at most 100)",
         ),
         ({"actor": "a" * 101}, "actor: expected a string of at most 100 characters"),
         ({"commit": "c" * 65}, "commit: expected a string of at most 64 characters"),

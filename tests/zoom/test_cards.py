@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from chatopsbot.context import Conversation
+from chatopsbot.markdown import MAX_TEXT
 from chatopsbot.responses import (
     Actions,
+    Alert,
+    AlertLevel,
     Attachment,
     Button,
     ButtonStyle,
     Card,
+    CardError,
+    ChannelSelect,
+    Checkbox,
+    Checkboxes,
+    DatePicker,
     Delete,
     Divider,
     Edit,
     Field,
     Fields,
+    File,
+    Image,
+    Images,
+    MemberSelect,
+    Page,
+    Pages,
     Paragraph,
+    ProgressBar,
+    RadioButtons,
     Section,
     Select,
     SelectOption,
     Sent,
     Style,
     Text,
+    TextInput,
+    TimePicker,
+    Video,
     as_responses,
 )
 from chatopsbot.zoom.cards import MESSAGES_PATH, ApiCall, RenderError, render, render_content
@@ -609,3 +630,324 @@ def test_as_responses_refuses_anything_else(result, message):
     with pytest.raises(TypeError) as info:
         as_responses(result)
     assert str(info.value) == message
+
+
+# Every element of Zoom's catalogue, golden: the JSON is written from the catalogue
+# (shared/reference/zoom-cards-and-events.md, Zoom's SDK types), not from the renderer.
+
+
+def body_of(*items: object) -> list[object]:
+    return render_content(Card(body=items))["body"]  # type: ignore[no-any-return]
+
+
+def test_golden_message_with_style_link_editable_and_per_element_markdown():
+    assert body_of(
+        Paragraph("Build 42", link="https://ci.example.com/42", style=Style("#d32f2f", bold=True)),
+        Paragraph("draft notes", editable=True),
+        Paragraph("*shipped*", markdown=True),
+    ) == [
+        {
+            "type": "message",
+            "text": "Build 42",
+            "link": "https://ci.example.com/42",
+            "style": {"color": "#d32f2f", "bold": True, "italic": False},
+        },
+        {"type": "message", "text": "draft notes", "editable": True},
+        {"type": "message", "text": "*shipped*", "is_markdown_support": True},
+    ]
+
+
+def test_golden_fields_with_editable():
+    assert body_of(Fields([Field("Owner", "bob", short=True, editable=True)])) == [
+        {
+            "type": "fields",
+            "items": [{"key": "Owner", "value": "bob", "short": True, "editable": True}],
+        }
+    ]
+
+
+def test_golden_member_and_channel_selects():
+    assert body_of(MemberSelect("Assignee", "a1")) == [
+        {"type": "select", "text": "Assignee", "static_source": "members"}
+    ]
+    assert body_of(ChannelSelect("Post to", "a2")) == [
+        {"type": "select", "text": "Post to", "static_source": "channels"}
+    ]
+
+
+def test_golden_file():
+    assert body_of(
+        File(
+            "build.log",
+            "https://ci.example.com/42/log",
+            "12 kB",
+            icon_url="https://ci.example.com/log.png",
+        )
+    ) == [
+        {
+            "type": "file",
+            "icon_url": "https://ci.example.com/log.png",
+            "title": {"text": "build.log", "file_url": "https://ci.example.com/42/log"},
+            "description": {"text": "12 kB"},
+        }
+    ]
+
+
+def test_golden_progress_bar():
+    assert body_of(ProgressBar(40)) == [{"type": "progress_bar", "value": 40}]
+
+
+def test_golden_date_and_time_pickers():
+    assert body_of(
+        DatePicker("day-id", datetime.date(2026, 12, 1)),
+        TimePicker("time-id", datetime.time(9, 5)),
+        DatePicker("open-id"),
+    ) == [
+        {"type": "datepicker", "action_id": "day-id", "initial_date": "2026-12-01"},
+        {"type": "timepicker", "action_id": "time-id", "initial_time": "09:05"},
+        {"type": "datepicker", "action_id": "open-id"},
+    ]
+
+
+def test_golden_radio_buttons():
+    staging, prod = SelectOption("Staging", "stg"), SelectOption("Production", "prod")
+    assert body_of(RadioButtons("env-id", [staging, prod], initial=staging)) == [
+        {
+            "type": "radio_buttons",
+            "action_id": "env-id",
+            "initial_option": {"value": "stg", "text": "Staging"},
+            "options": [
+                {"value": "stg", "text": "Staging"},
+                {"value": "prod", "text": "Production"},
+            ],
+        }
+    ]
+
+
+def test_golden_checkboxes_and_switches():
+    boxes = [Checkbox("Email", "email"), Checkbox("Chat", "chat", selected=True)]
+    options = [
+        {"text": "Email", "value": "email", "initial_selected": False},
+        {"text": "Chat", "value": "chat", "initial_selected": True},
+    ]
+    assert body_of(Checkboxes("n-id", boxes), Checkboxes("s-id", boxes, switch=True)) == [
+        {"type": "checkboxes", "action_id": "n-id", "options": options},
+        {"type": "checkboxes", "action_id": "s-id", "options": options, "style": "switch"},
+    ]
+
+
+def test_golden_alert():
+    assert body_of(Alert("Disk at 91%", AlertLevel.WARNING, closable=True)) == [
+        {"type": "alert", "text": "Disk at 91%", "level": "warning", "closable": True}
+    ]
+
+
+A_PNG = "https://x.example.com/a.png"
+B_PNG = "https://x.example.com/b.png"
+
+
+def test_golden_images():
+    shots = [Image(A_PNG, "before"), Image(B_PNG)]
+    assert body_of(Images(shots, current=1)) == [
+        {
+            "type": "images",
+            "cur_index": 1,
+            "images": [
+                {
+                    "image_url": "https://x.example.com/a.png",
+                    "alt_text": "before",
+                    "image_index": 0,
+                },
+                {"image_url": "https://x.example.com/b.png", "alt_text": "", "image_index": 1},
+            ],
+        }
+    ]
+
+
+def test_golden_plain_text_input():
+    field = TextInput(
+        "why-id", "Reason", "flaky", "Why?", multiline=True, min_length=3, max_length=200
+    )
+    assert body_of(field) == [
+        {
+            "type": "plain_text_input",
+            "action_id": "why-id",
+            "text": "Reason",
+            "value": "flaky",
+            "placeholder": "Why?",
+            "multiline": True,
+            "min_length": 3,
+            "max_length": 200,
+        }
+    ]
+
+
+def test_golden_video():
+    video = Video(
+        "Release demo",
+        "https://v.example.com/demo.mp4",
+        thumbnail_url="https://v.example.com/demo.jpg",
+        title_url="https://v.example.com/demo",
+        author_name="Alice",
+        provider_name="Example",
+        provider_icon_url="https://v.example.com/icon.png",
+        action_id="video-id",
+    )
+    assert body_of(video) == [
+        {
+            "type": "video",
+            "title": {"text": "Release demo", "is_markdown_support": False},
+            "action_id": "video-id",
+            "title_url": "https://v.example.com/demo",
+            "video_url": "https://v.example.com/demo.mp4",
+            "thumbnail_url": "https://v.example.com/demo.jpg",
+            "author_name": "Alice",
+            "provider_name": "Example",
+            "provider_icon_url": "https://v.example.com/icon.png",
+        }
+    ]
+
+
+def test_golden_section_with_footer_icon_and_timestamp():
+    at = datetime.datetime(2026, 11, 25, 19, 0, tzinfo=datetime.UTC)
+    section = Section(
+        [Paragraph("deployed")],
+        sidebar_color="#2e7d32",
+        footer="CI",
+        footer_icon="https://ci.example.com/icon.png",
+        timestamp=at,
+    )
+    assert body_of(section) == [
+        {
+            "type": "section",
+            "sections": [{"type": "message", "text": "deployed"}],
+            "sidebar_color": "#2e7d32",
+            "footer": "CI",
+            "footer_icon": "https://ci.example.com/icon.png",
+            "ts": 1795633200000,  # date -u -d @1795633200: 2026-11-25 19:00 UTC
+        }
+    ]
+
+
+def test_golden_pages():
+    pages = Pages([Page([Paragraph("one")]), Page([Section([Paragraph("two")])])], current=2)
+    assert body_of(pages) == [
+        {
+            "type": "page",
+            "cur_page": 2,
+            "pages": [
+                {"pageNo": 1, "body": [{"type": "message", "text": "one"}]},
+                {
+                    "pageNo": 2,
+                    "body": [{"type": "section", "sections": [{"type": "message", "text": "two"}]}],
+                },
+            ],
+        }
+    ]
+
+
+def test_golden_head_and_sub_head_styles_and_settings():
+    card = Card(
+        head="Deploy",
+        sub_head="api v2.1",
+        head_style=Style("#000000", bold=True),
+        sub_head_style=Style(italic=True),
+        settings={"default_sidebar_color": "#2e7d32"},
+    )
+    assert render_content(card) == {
+        "settings": {"default_sidebar_color": "#2e7d32"},
+        "head": {
+            "text": "Deploy",
+            "style": {"color": "#000000", "bold": True, "italic": False},
+            "sub_head": {"text": "api v2.1", "style": {"bold": False, "italic": True}},
+        },
+    }
+
+
+# Validation: at build time, naming the element and the problem.
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Select("Environment", []), "Select 'Environment': no options"),
+        (
+            lambda: Button("Deploy", "x" * 1234),
+            "Button 'Deploy': value is 1,234 bytes, over the limit of 1,024",
+        ),
+        (lambda: Button(" ", "v"), "Button ' ': no text"),
+        (lambda: Actions([]), "Actions: no buttons"),
+        (
+            lambda: Select("Env", [SelectOption("a", "1")], selected=SelectOption("b", "2")),
+            "Select 'Env': selected 'b' is not an option",
+        ),
+        (
+            lambda: Select("Env", [SelectOption("a", "1"), SelectOption("b", "1")]),
+            "Select 'Env': options 'a' and others share a value",
+        ),
+        (lambda: MemberSelect("Who", ""), "MemberSelect 'Who': no action_id"),
+        (
+            lambda: Paragraph("see", link="https://x", markdown=True),
+            "Paragraph 'see': markdown and link cannot be combined",
+        ),
+        (lambda: ProgressBar(140), "ProgressBar: value 140 is not between 0 and 100"),
+        (lambda: RadioButtons("r", []), "RadioButtons: no options"),
+        (lambda: Images([]), "Images: no images"),
+        (
+            lambda: TextInput("t", "Reason", min_length=5, max_length=2),
+            "TextInput 'Reason': min_length 5 is over max_length 2",
+        ),
+        (lambda: Pages([Page([Paragraph("x")])], current=3), "Pages: current 3 is not a page of 1"),
+        (
+            lambda: Section([Paragraph("x")], timestamp=datetime.datetime(2026, 1, 1)),
+            "Section: timestamp needs a time zone",
+        ),
+        (
+            lambda: Card(body=[MemberSelect("a", "1"), ChannelSelect("b", "2")]),
+            "Card: more than one member or channel select",
+        ),
+        (
+            lambda: Card(body=[Fields([Field("k", "v", editable=True)])], markdown=True),
+            "Field 'k': an editable field cannot be in a markdown card",
+        ),
+        (lambda: File("", "https://x"), "File 'https://x': no title"),
+        (lambda: Alert(""), "Alert: no text"),
+        (lambda: Paragraph("p", action_id="x"), "Paragraph 'p': an action_id needs editable=True"),
+    ],
+)
+def test_invalid_elements_are_refused_when_built_with_the_element_named(build, message):
+    with pytest.raises(CardError) as caught:
+        build()
+    assert str(caught.value).startswith(message)
+
+
+def test_card_errors_are_value_errors():
+    assert issubclass(CardError, ValueError)
+
+
+# Length: never refused by Zoom.
+
+
+def test_a_long_text_is_split_into_several_messages_in_order():
+    long = "\n".join(f"line {i:04d} " + "x" * 90 for i in range(100))
+    parts = as_responses(Text(long, private=True))
+    assert len(parts) == 3
+    assert all(isinstance(p, Text) and p.private and len(p.text) <= MAX_TEXT for p in parts)
+    texts = [p.text for p in parts]  # type: ignore[union-attr]
+    assert texts[0].startswith("line 0000")
+    assert texts[1].startswith("(continued) line ")
+    assert "".join(t.removeprefix("(continued) ") + "\n" for t in texts).strip() == long
+
+
+def test_long_text_in_a_card_is_cut_with_a_marker():
+    body = body_of(Paragraph("y" * 5000))
+    text = body[0]["text"]  # type: ignore[index]
+    assert len(text) == MAX_TEXT
+    assert text.endswith("… (truncated)")
+
+
+def test_a_long_text_sent_directly_is_cut_with_a_marker():
+    call = render(Text("z" * 5000), robot_jid=ROBOT, conversation=CHANNEL, caller_id=None)
+    text = call.body["content"]["body"][0]["text"]  # type: ignore[index]
+    assert len(text) == MAX_TEXT
+    assert text.endswith("… (truncated)")

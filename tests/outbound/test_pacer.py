@@ -1,0 +1,119 @@
+"""The pacer: a steady schedule that never exceeds the quota, on a virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatopsbot.outbound.pacer import Pacer
+
+
+class VirtualTime:
+    """A clock that moves only when a sleeper sleeps, waking it ``late`` seconds late."""
+
+    def __init__(self, late: list[float] | None = None) -> None:
+        self.now = 1000.0
+        self.late = list(late or [])
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.now += delay + (self.late.pop(0) if self.late else 0.0)
+        await asyncio.sleep(0)
+
+
+async def send_times(pacer: Pacer, time: VirtualTime, arrivals: list[float]) -> list[float]:
+    """Each request arrives at its time (virtual), waits for the pacer, then is sent."""
+    sent: list[float] = []
+
+    async def request(at: float) -> None:
+        async def stamp() -> None:
+            sent.append(time.now)
+
+        await pacer.wait(before=stamp)
+
+    for at in arrivals:
+        if at > time.now:
+            time.now = at
+        # Queue the request, then let it take its turn as far as it can.
+        task = asyncio.create_task(request(at))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        del task
+    while len(sent) < len(arrivals):  # noqa: ASYNC110 - virtual time: nothing to wait on
+        await asyncio.sleep(0)
+    return sent
+
+
+def most_in_one_second(times: list[float]) -> int:
+    return max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+
+
+async def test_late_wakeups_within_the_slack_do_not_slow_the_rate():
+    time = VirtualTime(late=[0.001] * 200)
+    pacer = Pacer(60, clock=time.clock, sleep=time.sleep)
+    sent = await send_times(pacer, time, [time.now] * 120)
+    # On the planned schedule: 119 intervals after the first, plus the last wake-up's lateness.
+    assert abs((sent[-1] - sent[0]) - (119 * pacer.interval + 0.001)) < 1e-9
+    assert most_in_one_second(sent) <= 60
+
+
+async def test_lateness_beyond_the_slack_counts_from_the_send():
+    time = VirtualTime(late=[0.005] * 10)
+    pacer = Pacer(20, clock=time.clock, sleep=time.sleep)
+    sent = await send_times(pacer, time, [time.now] * 4)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(abs(gap - (pacer.interval + 0.005)) < 1e-9 for gap in gaps), gaps
+
+
+async def test_the_first_two_sends_are_a_full_interval_apart():
+    # A request that did not wait is not late: nothing of the slack is given to the next one.
+    time = VirtualTime()
+    pacer = Pacer(10, clock=time.clock, sleep=time.sleep)
+    sent = await send_times(pacer, time, [time.now, time.now])
+    assert sent[1] - sent[0] >= pacer.interval - 1e-9 > 0.1
+
+
+async def test_an_idle_queue_starts_afresh_without_a_burst():
+    time = VirtualTime()
+    pacer = Pacer(10, clock=time.clock, sleep=time.sleep)
+    start = time.now
+    sent = await send_times(pacer, time, [start, start + 5.0, start + 5.0])
+    assert sent[1] == start + 5.0
+    assert sent[2] - sent[1] >= pacer.interval - 1e-9
+
+
+async def test_push_back_holds_every_request_until_then():
+    time = VirtualTime()
+    pacer = Pacer(10, clock=time.clock, sleep=time.sleep)
+    pacer.push_back(time.now + 3.0)
+    sent = await send_times(pacer, time, [time.now])
+    assert sent[0] >= 1003.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rate=st.sampled_from([2, 10, 20, 60, 1000]),
+    gaps=st.lists(st.floats(min_value=0, max_value=0.3), min_size=5, max_size=150),
+    late=st.lists(st.floats(min_value=0, max_value=0.05), max_size=150),
+)
+def test_no_second_ever_holds_more_than_the_rate(rate, gaps, late):
+    # Whatever the arrivals and however late the timer wakes (up to 50 ms, far past the
+    # slack), Zoom's strict one-second sliding window never sees more than `rate` requests.
+    async def scenario() -> list[float]:
+        time = VirtualTime(late=late)
+        pacer = Pacer(rate, clock=time.clock, sleep=time.sleep)
+        arrivals, at = [], time.now
+        for gap in gaps:
+            at += gap
+            arrivals.append(at)
+        return await send_times(pacer, time, arrivals)
+
+    sent = asyncio.run(scenario())
+    assert sent == sorted(sent)
+    assert most_in_one_second(sent) <= rate
