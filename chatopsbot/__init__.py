@@ -95,6 +95,7 @@ from chatopsbot.routes import (
 )
 from chatopsbot.scheduler import Job, TimerHandler, Timers, cron, every, timer
 from chatopsbot.store import Outcome, Refused, Store
+from chatopsbot.zoom.events import Callback
 
 __all__ = [
     "SIGNATURE_WINDOW",
@@ -110,6 +111,7 @@ __all__ = [
     "AuditReader",
     "Button",
     "ButtonStyle",
+    "Callback",
     "Card",
     "CardError",
     "CardItem",

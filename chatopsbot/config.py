@@ -146,6 +146,10 @@ class Secret:
         return "********"
 
 
+DEFAULT_WELCOME = "Thanks for adding me! Type help to see what I can do."
+APP_TYPES = ("admin", "user")
+
+
 @frozen
 class ZoomSettings:
     """``[zoom]``: the app's credentials and Zoom's endpoints."""
@@ -156,6 +160,15 @@ class ZoomSettings:
     secret_token: Secret
     api_base_url: str = "https://api.zoom.us/v2"
     oauth_url: str = "https://zoom.us/oauth/token"
+    #: ``"admin"`` (an admin-managed app, the default) or ``"user"`` (user-managed: every
+    #: request names the user it is for, and private replies go to that user's 1:1 chat,
+    #: since such apps cannot use ``visible_to_user``).
+    app_type: str = "admin"
+    #: What the bot says to whoever installs it (``bot_installed``); empty says nothing.
+    welcome: str = DEFAULT_WELCOME
+    #: What the bot posts in a channel it is added to (``team_chat.channel_app_added``);
+    #: empty (the default) posts nothing but what plugins post.
+    channel_welcome: str = ""
 
 
 @frozen
@@ -512,6 +525,9 @@ def parse_settings(
         # API paths are joined onto the base, so "/v2/" would give "//users".
         api_base_url=z.url("api_base_url", "https://api.zoom.us/v2").rstrip("/"),
         oauth_url=z.url("oauth_url", "https://zoom.us/oauth/token"),
+        app_type=z.choice("app_type", "admin", APP_TYPES, str.lower),
+        welcome=z.text("welcome", DEFAULT_WELCOME).strip(),
+        channel_welcome=z.text("channel_welcome", "").strip(),
     )
     z.done()
 

@@ -20,6 +20,7 @@ from chatopsbot.clock import Clock
 from chatopsbot.commands import UnknownCommand
 from chatopsbot.responses import Button, ButtonStyle, Response, SelectOption, Sent
 from chatopsbot.values import Conversation, User
+from chatopsbot.zoom.events import Callback
 
 #: What the plugin's ``chatops_config`` returned: ``Context[DeploySettings]`` types
 #: ``ctx.config``; a bare ``Context`` leaves it ``Any``.
@@ -63,8 +64,10 @@ class Outlet(Protocol):
         caller_id: str | None = None,
         log_extra: Mapping[str, Any] | None = None,
         plugin: str | None = None,
+        on_behalf: str | None = None,
     ) -> Sender:
-        """A sender for ``conversation``; private responses are shown to ``caller_id``."""
+        """A sender for ``conversation``; private responses are shown to ``caller_id``;
+        ``on_behalf`` is the JID of the user the messages go out for."""
         ...
 
 
@@ -94,17 +97,25 @@ class PluginContext(Generic[ConfigT]):
     audit: AuditReader | None = None
 
     async def send_to(
-        self, conversation: Conversation, response: Response, *, visible_to: str | None = None
+        self,
+        conversation: Conversation,
+        response: Response,
+        *,
+        visible_to: str | None = None,
+        on_behalf_of: str | None = None,
     ) -> Sent:
         """Send ``response`` to any conversation (a channel or a 1:1 chat) and get its id.
 
         A private response (``private=True``) is shown to the user id ``visible_to`` only.
+        ``on_behalf_of`` is the JID of the user it goes out for (a subscriber, a lock holder),
+        sent to Zoom as ``user_jid``.
         """
         sender = self._outlet.to(
             conversation,
             caller_id=visible_to,
             log_extra={"plugin": self.plugin},
             plugin=self.plugin,
+            on_behalf=on_behalf_of,
         )
         return await sender.send(response)
 
@@ -224,6 +235,8 @@ class ActionContext(ConversationContext[ConfigT]):
     ``values`` every payload picked, for a dropdown (``(old, new)`` for a form field edit;
     what Zoom filled in for a member or channel select, a picker or an input); ``form`` the
     values of a submitted form, by name.
+    ``callback`` is Zoom's one-time answer address (``url``, ``token``) when the event carried
+    one: a reply posted there within 30 minutes, by the plugin itself, needs no bot token.
     """
 
     message_id: str
@@ -234,3 +247,4 @@ class ActionContext(ConversationContext[ConfigT]):
     #: A submitted form's values, by each element's ``action_id`` payload (its name); a
     #: checkbox group's ticked values, a picker's ISO date or ``HH:MM`` time, an input's text.
     form: Mapping[str, tuple[str, ...]] = field(factory=dict)
+    callback: Callback | None = None

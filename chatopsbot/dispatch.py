@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 import logging
 import secrets
@@ -34,6 +35,13 @@ from chatopsbot.commands import (
     tokenize,
 )
 from chatopsbot.context import ActionContext, Context, PluginContext
+from chatopsbot.hookspecs import (
+    chatops_account_removed,
+    chatops_channel_joined,
+    chatops_channel_left,
+    chatops_unfurl,
+)
+from chatopsbot.mentions import command_text
 from chatopsbot.messenger import ConversationSender, Decisions, Messenger
 from chatopsbot.metrics import Metrics
 from chatopsbot.outbound.sender import CardRecord
@@ -54,15 +62,23 @@ from chatopsbot.store import Backend, Store
 from chatopsbot.values import Conversation, User
 from chatopsbot.zoom.events import (
     AppDeauthorized,
+    AppMention,
     BotInstalled,
     BotNotification,
     ButtonClicked,
+    ChannelAppAdded,
+    ChannelAppRemoved,
+    ChannelEvent,
     Event,
     FieldEdited,
     FormSubmitted,
     InteractiveEvent,
+    LinkShared,
     MessageEdited,
     OptionSelected,
+    app_id,
+    channel_jid,
+    user_jid,
 )
 
 log = logging.getLogger("chatopsbot.dispatch")
@@ -101,8 +117,14 @@ class Dispatcher:
         scheduler: Scheduler,
         access: AccessSettings,
         hooks: Any = None,
+        welcome: str = WELCOME,
+        channel_welcome: str = "",
+        forget_tokens: Callable[[], None] | None = None,
     ) -> None:
         self._hooks = hooks
+        self._welcome = welcome
+        self._channel_welcome = channel_welcome
+        self._forget_tokens = forget_tokens
         self._access = access
         self._audit_log = AuditLog(backend)
         self._scheduler = scheduler
@@ -176,13 +198,13 @@ class Dispatcher:
         """Run what ``event`` calls for, deciding into ``out``."""
         match event:
             case BotNotification():
-                await self._command(event, out)
+                await self._command(event, out.within(on_behalf=event.user_jid))
             case ButtonClicked() | OptionSelected():
-                await self._action(event, out)
+                await self._action(event, out.within(on_behalf=event.user_jid))
             case FieldEdited() | MessageEdited():
-                await self._form_edit(event, out)
+                await self._form_edit(event, out.within(on_behalf=event.user_jid))
             case FormSubmitted():
-                await self._form(event, out)
+                await self._form(event, out.within(on_behalf=event.user_jid or None))
             case BotInstalled():
                 conversation = Conversation(event.account_id, event.user_jid)
                 log.info(
@@ -190,16 +212,218 @@ class Dispatcher:
                     event.user_name or event.user_jid,
                     extra={"account": event.account_id},
                 )
-                out.to(conversation).post(Text(WELCOME))
+                if self._welcome:
+                    out.to(conversation, on_behalf=event.user_jid).post(Text(self._welcome))
             case AppDeauthorized():
-                log.warning(
-                    "account %s removed the app (keep data: %s)",
-                    event.account_id,
-                    event.keep_data,
-                    extra={"account": event.account_id},
-                )
+                await self._deauthorized(event, out)
+            case AppMention():
+                await self._mention(event, out)
+            case LinkShared():
+                await self._unfurl(event, out)
+            case ChannelAppAdded():
+                await self._joined(event, out)
+            case ChannelAppRemoved():
+                await self._left(event, out)
             case _:
                 log.debug("nothing to do for %r", event)
+
+    async def _mention(self, event: AppMention, out: Messenger) -> None:
+        """An @mention in a channel runs the command it carries, as the slash command would
+        (same access rules), answered in the mention's thread."""
+        if not event.account_id or not event.operator_id:
+            # Zoom names neither the account nor the user for someone of another account:
+            # there is nobody the rules could judge and no account to answer in.
+            log.info(
+                "a mention in %s by a user of another account: not answered",
+                event.channel_name or event.channel_id,
+            )
+            return
+        bot = self._messenger.robot_jid
+        caller = user_jid(event.operator_id, bot)
+        channel = channel_jid(event.channel_id, bot)
+        notification = BotNotification(
+            account_id=event.account_id,
+            robot_jid=bot,
+            to_jid=channel,
+            user_id=event.operator_id,
+            user_jid=caller,
+            user_name=event.operator,
+            channel_name=event.channel_name,
+            timestamp=event.timestamp,
+            cmd=command_text(event.message, event.mentions, self._starts_command),
+            trigger_id=event.message_id,
+        )
+        # In the thread the mention was posted in, or under the mention itself.
+        thread = event.thread_id or event.message_id
+        await self._command(notification, out.within(on_behalf=caller, thread=(channel, thread)))
+
+    def _starts_command(self, text: str) -> bool:
+        try:
+            self._commands.resolve(tokenize(text))
+        except (UnknownCommand, UsageError):
+            return False
+        return True
+
+    async def _unfurl(self, event: LinkShared, out: Messenger) -> None:
+        """Ask the plugins, in turn, for a card to show under a shared link."""
+        bot = self._messenger.robot_jid
+        actor = User(event.operator_id, user_jid(event.operator_id, bot), event.operator)
+        if event.channel_id:
+            where = Conversation(
+                event.account_id, channel_jid(event.channel_id, bot), event.channel_name
+            )
+        else:
+            where = Conversation(
+                event.account_id, user_jid(event.contact_id or event.operator_id, bot)
+            )
+        extra = {**_extra(actor, where), "event": "link_shared"}
+        kwargs = {"link": event.link, "conversation": where, "actor": actor}
+        for plugin, answer in await self._ask(chatops_unfurl, extra, out, kwargs, first=True):
+            if not isinstance(answer, Card):
+                log.error(
+                    "plugin %s answered an unfurl with a %s, not a Card",
+                    plugin,
+                    type(answer).__name__,
+                    extra=extra,
+                )
+                continue
+            log.info("unfurling a link with plugin %s", plugin, extra={**extra, "plugin": plugin})
+            out.unfurl(
+                where, event.unfurl_user, event.trigger_id, answer, {**extra, "plugin": plugin}
+            )
+            return
+        log.debug("no plugin unfurls %s", event.link, extra=extra)
+
+    async def _joined(self, event: ChannelAppAdded, out: Messenger) -> None:
+        """Added to a channel: the configured welcome, then what plugins post there."""
+        if not self._about_me(event):
+            return
+        conversation, actor = self._channel_of(event)
+        extra = _extra(actor, conversation)
+        log.info(
+            "added to channel %s by %s",
+            conversation.name or conversation.jid,
+            actor.name or actor.id,
+            extra=extra,
+        )
+        out = out.within(on_behalf=actor.jid or None)
+        if self._channel_welcome:
+            out.to(conversation, log_extra=extra).post(Text(self._channel_welcome))
+        kwargs = {"conversation": conversation, "actor": actor}
+        for plugin, result in await self._ask(chatops_channel_joined, extra, out, kwargs):
+            sender = out.to(conversation, log_extra={**extra, "plugin": plugin}, plugin=plugin)
+            try:
+                for response in as_responses(result):
+                    sender.post(response)
+            except Exception:
+                log.exception(
+                    "plugin %s: what it posts on joining a channel failed", plugin, extra=extra
+                )
+
+    async def _left(self, event: ChannelAppRemoved, out: Messenger) -> None:
+        """Removed from a channel: plugins drop what targets it; its queued messages go."""
+        if not self._about_me(event):
+            return
+        conversation, actor = self._channel_of(event)
+        extra = _extra(actor, conversation)
+        kwargs = {"conversation": conversation}
+        counts = await self._ask(chatops_channel_left, extra, out, kwargs)
+        queued = await self._messenger.outbox.forget(conversation.account_id, conversation.jid)
+        log.warning(
+            "removed from channel %s by %s: dropped %s; %d queued message(s) to it dropped",
+            conversation.name or conversation.jid,
+            actor.name or actor.id or "someone",
+            _counted(counts),
+            queued,
+            extra=extra,
+        )
+
+    async def _deauthorized(self, event: AppDeauthorized, out: Messenger) -> None:
+        """An account removed the app: its queued messages go (they can no longer be sent)
+        and, unless Zoom says the user chose to keep it, everything stored about it."""
+        account = event.account_id
+        extra = {"account": account}
+        if self._forget_tokens is not None:
+            # One token serves every account; a fresh one after a deauthorization costs
+            # one request and leaves nothing issued before it in use.
+            self._forget_tokens()
+        queued = await self._messenger.outbox.forget(account)
+        if event.keep_data:
+            log.warning(
+                "account %s removed the app; Zoom says its data is to be kept "
+                "(user_data_retention): %d queued message(s) dropped, stored data kept",
+                account,
+                queued,
+                extra=extra,
+            )
+            return
+        counts = await self._ask(chatops_account_removed, extra, out, {"account_id": account})
+        audit = await self._backend.audit_forget(account)
+        log.warning(
+            "account %s removed the app: deleted %s, %d audit entr%s, %d queued or dead message(s)",
+            account,
+            _counted(counts),
+            audit,
+            "y" if audit == 1 else "ies",
+            queued,
+            extra=extra,
+        )
+
+    def _about_me(self, event: ChannelAppAdded | ChannelAppRemoved) -> bool:
+        """Whether the apps the event names include this bot (an empty list counts)."""
+        me = app_id(self._messenger.robot_jid)
+        if event.app_ids and me not in {a.lower() for a in event.app_ids}:
+            # Said plainly: if Zoom ever named apps otherwise, this line shows why nothing ran.
+            log.info(
+                "%s in %s names other apps (%s), not this bot (%s): nothing to do",
+                type(event).__name__,
+                event.channel_name or event.channel_id,
+                ", ".join(event.app_ids),
+                me,
+            )
+            return False
+        return True
+
+    def _channel_of(self, event: ChannelEvent) -> tuple[Conversation, User]:
+        bot = self._messenger.robot_jid
+        conversation = Conversation(
+            event.account_id, channel_jid(event.channel_id, bot), event.channel_name
+        )
+        jid = user_jid(event.operator_id, bot) if event.operator_id else ""
+        return conversation, User(event.operator_id, jid, event.operator)
+
+    async def _ask(
+        self,
+        spec: Callable[..., object],
+        extra: Mapping[str, Any],
+        out: Messenger,
+        kwargs: Mapping[str, Any],
+        *,
+        first: bool = False,
+    ) -> list[tuple[str, Any]]:
+        """Call a runtime hook of every plugin that has it, each with its own context and
+        under the command time limit; a failing one is logged and skipped. Returns the
+        answers that are not ``None`` (with ``first``, only the first such)."""
+        if self._hooks is None:
+            return []
+        answers: list[tuple[str, Any]] = []
+        for plugin, call in self._hooks.implementations(spec):
+            ctx = PluginContext(**self.plugin_context(plugin, extra, out))
+            try:
+                async with asyncio.timeout(self._timeout):
+                    answer = call(ctx=ctx, **kwargs)
+                    if inspect.isawaitable(answer):
+                        answer = await answer
+            except StorageError:
+                raise
+            except Exception:
+                _log_failure(f"{plugin}: {spec.__name__}", {**extra, "plugin": plugin})
+                continue
+            if answer is not None:
+                answers.append((plugin, answer))
+                if first:
+                    break
+        return answers
 
     async def decide(self, plugin: str, result: object, what: str) -> None:
         """Write what a job or timer of ``plugin`` returned (``Post`` values) as one unit.
@@ -215,7 +439,12 @@ class Dispatcher:
                     f"{what} returned a {type(item).__name__} with no conversation: "
                     "return Post(conversation, response) instead"
                 )
-            sender = out.to(item.conversation, caller_id=item.visible_to, plugin=plugin)
+            sender = out.to(
+                item.conversation,
+                caller_id=item.visible_to,
+                plugin=plugin,
+                on_behalf=item.on_behalf_of,
+            )
             sender.post(item.response)
         if len(decisions):
             await self._write(decisions, None)
@@ -629,6 +858,7 @@ class Dispatcher:
             form=form or {},
             sender=sender,
             access=self._access,
+            callback=event.callback,
         )
         outcome = await self._invoke(handler.handler(ctx), label, None, sender, extra, tell)
         self._metrics.actions.labels(label, outcome).inc()
@@ -753,6 +983,14 @@ def _teller(sender: ConversationSender) -> Callable[[str], None]:
         sender.post(Text(text, private=True))
 
     return tell
+
+
+def _counted(counts: list[tuple[str, Any]]) -> str:
+    """``deploy: 3, polls: 1`` from what plugins said they removed (numbers only)."""
+    parts = [
+        f"{plugin}: {n}" for plugin, n in counts if isinstance(n, int) and not isinstance(n, bool)
+    ]
+    return ", ".join(parts) or "nothing plugins keep"
 
 
 def _edit_route(event: FieldEdited | MessageEdited, routes: Mapping[str, str]) -> str | None:

@@ -52,6 +52,30 @@ class HookCaller:
                 answers.append(answer)
         return answers
 
+    def implementations(
+        self, spec: Callable[..., object]
+    ) -> list[tuple[str, Callable[..., object]]]:
+        """Each plugin's implementation of ``spec`` as ``(plugin name, call)``, in pluggy's
+        order; ``call(**kwargs)`` passes an implementation only the arguments it takes (the
+        runtime calls its own hooks this way, with each plugin's own context)."""
+        hook = getattr(self._manager.hook, spec.__name__, None)
+        if hook is None:
+            raise LookupError(f"no hook {spec.__name__!r}: is its spec registered?")
+        found: list[tuple[str, Callable[..., object]]] = []
+        for impl in reversed(hook.get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                continue
+
+            def call(
+                _function: Callable[..., object] = impl.function,
+                _names: tuple[str, ...] = tuple(impl.argnames),
+                **kwargs: Any,
+            ) -> object:
+                return _function(**{name: kwargs[name] for name in _names})
+
+            found.append((impl.plugin_name, call))
+        return found
+
     def _answers(
         self, spec: Callable[..., object], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:

@@ -16,8 +16,11 @@ import pluggy
 if TYPE_CHECKING:
     from chatopsbot.actions import Action
     from chatopsbot.commands import Command
+    from chatopsbot.context import PluginContext
+    from chatopsbot.responses import Card, HandlerResult
     from chatopsbot.routes import Route
     from chatopsbot.scheduler import Job, TimerHandler
+    from chatopsbot.values import Conversation, User
 
 PROJECT = "chatopsbot"
 
@@ -113,5 +116,84 @@ def chatops_cleanup() -> Awaitable[None] | None:
     is closed; an ``async def`` implementation is awaited. Open such things lazily, on the
     running loop (a plugin object is created before the loop runs). A failure here is logged
     and does not stop the other plugins' cleanup.
+    """
+    raise NotImplementedError
+
+
+# Hooks for Zoom's own events: called with the plugin's own context (``ctx``), by keyword,
+# so an implementation may take fewer arguments. ``async def`` implementations are awaited.
+# Each runs under ``[commands] timeout``; one that fails is logged and the others still run.
+
+
+@hookspec
+def chatops_unfurl(
+    ctx: PluginContext, link: str, conversation: Conversation, actor: User
+) -> Card | None:
+    """Return a card to show under ``link`` (a URL someone posted), or ``None`` to pass.
+
+    Called for ``team_chat.link_shared``: Zoom sends it for links of the domains registered
+    for the app. Plugins are asked in turn and the first card wins; it is sent through the
+    outbox to Zoom's unfurl endpoint. ``conversation`` is where the link was posted (a channel,
+    or the 1:1 chat of ``actor`` with the bot). Example::
+
+        @hookimpl
+        async def chatops_unfurl(ctx, link):
+            if link.startswith("https://ci.example.com/runs/"):
+                return Card(head="Run 42", body=[Paragraph("passed")])
+            return None
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def chatops_channel_joined(
+    ctx: PluginContext, conversation: Conversation, actor: User
+) -> HandlerResult:
+    """The bot was added to the channel ``conversation`` by ``actor``: return what to post.
+
+    Called for ``team_chat.channel_app_added`` naming this bot, after ``[zoom]
+    channel_welcome`` (if set) is posted. Responses go to the channel; a ``Post`` goes where
+    it says. Example::
+
+        @hookimpl
+        def chatops_channel_joined(conversation):
+            return Card(head="Hello!", body=[Paragraph("Type /opsbot deploy subscribe api")])
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def chatops_channel_left(ctx: PluginContext, conversation: Conversation) -> int | None:
+    """The bot was removed from the channel ``conversation``: drop what targets it.
+
+    Called for ``team_chat.channel_app_removed`` naming this bot. Remove the channel's
+    subscriptions, scheduled announcements and anything else that would post there (the bot
+    can no longer do so). Return how many things were dropped, for the log. Messages already
+    queued for the channel are dropped by the runtime. Example::
+
+        @hookimpl
+        async def chatops_channel_left(ctx, conversation):
+            return int(await ctx.store.delete(f"subscription:{conversation.jid}"))
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def chatops_account_removed(ctx: PluginContext, account_id: str) -> int | None:
+    """Zoom account ``account_id`` removed the app (``app_deauthorized``): delete its data.
+
+    Zoom's Marketplace requires an app to delete what it stored about an account that
+    deauthorized it, unless Zoom says the user asked to keep it (``user_data_retention``
+    true; then this hook is not called). Delete everything this plugin keeps for the account
+    and return how many items went (the log lists the count per plugin). The runtime drops
+    the account's queued messages and audit entries itself. Example::
+
+        @hookimpl
+        async def chatops_account_removed(ctx, account_id):
+            gone = 0
+            for key, value in await ctx.store.list("poll:"):
+                if value["account_id"] == account_id:
+                    gone += await ctx.store.delete(key)
+            return gone
     """
     raise NotImplementedError

@@ -14,15 +14,18 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from chatopsbot.audit import AuditEntry
 from chatopsbot.clock import Clock
 from chatopsbot.outbound.outbox import Outbox
 from chatopsbot.outbound.sender import AUTHORS, CardRecord, card_versions, encode_call
-from chatopsbot.responses import Card, Delete, Edit, Post, Response, Sent
+from chatopsbot.responses import Card, Delete, Edit, Post, Response, Sent, Text
 from chatopsbot.storage import Backend, NewMessage
 from chatopsbot.values import Conversation
-from chatopsbot.zoom.cards import render, routes
+from chatopsbot.zoom.cards import ApiCall, RenderError, render, routes
 from chatopsbot.zoom.client import ApiResult
+from chatopsbot.zoom.unfurls import unfurl_call
 
 __all__ = ["ConversationSender", "Decisions", "Messenger"]
 
@@ -52,6 +55,8 @@ class ConversationSender:
     """Sends responses for one conversation, in order, on behalf of one user (if any).
 
     ``caller_id`` is who sees the private responses; ``None`` where nobody asked (jobs, hooks).
+    ``on_behalf`` is the JID of the user the messages go out for (Zoom's ``user_jid``);
+    ``thread`` a message new messages reply to unless they name one themselves.
     """
 
     def __init__(
@@ -63,6 +68,8 @@ class ConversationSender:
         caller_id: str | None,
         log_extra: Mapping[str, Any],
         plugin: str | None,
+        on_behalf: str | None = None,
+        thread: str | None = None,
     ) -> None:
         self._messenger = messenger
         self._decisions = decisions
@@ -70,6 +77,8 @@ class ConversationSender:
         self._caller_id = caller_id
         self._log_extra = log_extra
         self._plugin = plugin
+        self._on_behalf = on_behalf
+        self._thread = thread
 
     def post(self, response: Response | Post) -> None:
         """Decide ``response``: it is written to the outbox when the unit of work ends.
@@ -84,6 +93,7 @@ class ConversationSender:
                 caller_id=response.visible_to,
                 log_extra=self._log_extra,
                 plugin=self._plugin,
+                on_behalf=response.on_behalf_of or self._on_behalf,
             )
             elsewhere.post(response.response)
             return
@@ -101,13 +111,39 @@ class ConversationSender:
         return Sent(result.message_id)
 
     def _message(self, response: Response) -> NewMessage:
+        conversation = self._conversation
+        if self._thread and isinstance(response, Text | Card) and response.reply_to is None:
+            response = attrs.evolve(response, reply_to=self._thread)
+        user_managed = self._messenger.app_type == "user"
+        on_behalf = self._on_behalf
+        if user_managed and on_behalf is None and not conversation.is_channel:
+            # A 1:1 chat is with the user who installed the app (``user@.../robot_bot@...``).
+            on_behalf = conversation.jid.partition("/")[0]
+        if user_managed and on_behalf is None:
+            raise RenderError(
+                'a user-managed app ([zoom] app_type = "user") sends every message on behalf '
+                "of a user: give the Post an on_behalf_of JID"
+            )
+        if (
+            user_managed
+            and on_behalf is not None
+            and isinstance(response, Text | Card)
+            and response.private
+            and conversation.is_channel
+        ):
+            # A user-managed app has no visible_to_user: what only the user may see goes to
+            # their 1:1 chat with the bot instead (a thread of the channel means nothing there).
+            conversation = Conversation(conversation.account_id, on_behalf)
+            response = attrs.evolve(response, reply_to=None)
         call = render(
             response,
             robot_jid=self._messenger.robot_jid,
-            conversation=self._conversation,
+            conversation=conversation,
             caller_id=self._caller_id,
         )
-        lane = self._conversation.jid
+        if on_behalf is not None:
+            call = _for_user(call, on_behalf)
+        lane = conversation.jid
         meta: dict[str, Any] = {"log": dict(self._log_extra)}
         if self._plugin is not None and isinstance(response, Card | Edit | Delete):
             meta["author"] = self._plugin
@@ -126,6 +162,13 @@ class ConversationSender:
         )
 
 
+def _for_user(call: ApiCall, user_jid: str) -> ApiCall:
+    """``call`` with Zoom's ``user_jid`` (in the body; a delete's in the query) unless set."""
+    if call.method == "DELETE":
+        return attrs.evolve(call, params={"user_jid": user_jid, **(call.params or {})})
+    return attrs.evolve(call, body={"user_jid": user_jid, **(call.body or {})})
+
+
 class Messenger:
     """Makes :class:`ConversationSender` objects for one bot (an ``Outlet`` for plugins).
 
@@ -140,12 +183,20 @@ class Messenger:
         backend: Backend,
         clock: Clock,
         decisions: Decisions | None = None,
+        *,
+        app_type: str = "admin",
+        on_behalf: str | None = None,
+        thread: tuple[str, str] | None = None,
     ) -> None:
         self.outbox = outbox
         self.robot_jid = robot_jid
+        #: ``[zoom] app_type``: ``"admin"`` or ``"user"`` (see :class:`ConversationSender`).
+        self.app_type = app_type
         self._backend = backend
         self._clock = clock
         self._decisions = decisions
+        self._on_behalf = on_behalf
+        self._thread = thread
 
     def audit(self, entry: AuditEntry) -> None:
         """Record ``entry`` in the audit log with the unit's replies (a messenger made with
@@ -156,7 +207,30 @@ class Messenger:
 
     def for_unit(self, decisions: Decisions) -> Messenger:
         """A messenger whose senders add to ``decisions``."""
-        return Messenger(self.outbox, self.robot_jid, self._backend, self._clock, decisions)
+        return Messenger(
+            self.outbox,
+            self.robot_jid,
+            self._backend,
+            self._clock,
+            decisions,
+            app_type=self.app_type,
+        )
+
+    def within(
+        self, *, on_behalf: str | None = None, thread: tuple[str, str] | None = None
+    ) -> Messenger:
+        """This messenger (same unit), its senders acting ``on_behalf`` of a user JID and
+        answering in ``thread`` (a conversation JID and the message its replies go under)."""
+        return Messenger(
+            self.outbox,
+            self.robot_jid,
+            self._backend,
+            self._clock,
+            self._decisions,
+            app_type=self.app_type,
+            on_behalf=on_behalf or self._on_behalf,
+            thread=thread or self._thread,
+        )
 
     def to(
         self,
@@ -165,11 +239,14 @@ class Messenger:
         caller_id: str | None = None,
         log_extra: Mapping[str, Any] | None = None,
         plugin: str | None = None,
+        on_behalf: str | None = None,
     ) -> ConversationSender:
         """A sender for ``conversation``; private responses are shown to ``caller_id``.
 
         With ``plugin``, the cards sent are remembered as that plugin's (see :meth:`author`).
+        ``on_behalf`` (a user JID) is who the messages go out for, if not this messenger's.
         """
+        thread = self._thread[1] if self._thread and self._thread[0] == conversation.jid else None
         return ConversationSender(
             self,
             self._decisions if self._decisions is not None else Decisions(),
@@ -177,6 +254,30 @@ class Messenger:
             caller_id=caller_id,
             log_extra=log_extra or {"channel": conversation.name or conversation.jid},
             plugin=plugin,
+            on_behalf=on_behalf or self._on_behalf,
+            thread=thread,
+        )
+
+    def unfurl(
+        self,
+        conversation: Conversation,
+        user_id: str,
+        trigger_id: str,
+        card: Card,
+        log_extra: Mapping[str, Any],
+    ) -> None:
+        """Decide the unfurl of a link shared in ``conversation``: ``card`` shown under it
+        (through Zoom's unfurl endpoint, queued, paced and retried like any message)."""
+        if self._decisions is None:
+            raise RuntimeError("an unfurl belongs to a unit of work (Messenger.for_unit)")
+        call = unfurl_call(conversation.account_id, user_id, trigger_id, card)
+        self._decisions.add(
+            NewMessage(
+                lane=conversation.jid,
+                account=conversation.account_id,
+                payload=encode_call(call),
+                meta=json.dumps({"log": dict(log_extra)}, default=str, separators=(",", ":")),
+            )
         )
 
     async def commit(

@@ -646,6 +646,8 @@ class Post:
     conversation being answered. Jobs and timers, which answer no one, return these.
 
     ``visible_to`` (a user id) makes a private response visible to that user in a channel.
+    ``on_behalf_of`` (a user JID: the subscriber, the lock holder) is who the message goes out
+    for, sent to Zoom as ``user_jid``; a user-managed app needs it for channels.
     Returned, it is decided with the rest of the unit (written to the outbox in one
     transaction); ``await ctx.send_to(...)`` is the same, sent at once, with the message id.
     """
@@ -653,6 +655,7 @@ class Post:
     conversation: Conversation
     response: Response
     visible_to: str | None = None
+    on_behalf_of: str | None = None
 
 
 Outgoing = Response | Post

@@ -117,7 +117,7 @@ class Runtime:
             request_grace=outbound.request_timeout + 1.0,
             lease=functools.partial(backend.holds, LEADER),
         )
-        messenger = Messenger(outbox, zoom.bot_jid, backend, clock)
+        messenger = Messenger(outbox, zoom.bot_jid, backend, clock, app_type=zoom.app_type)
 
         audit = AuditLog(backend)
 
@@ -152,6 +152,9 @@ class Runtime:
             scheduler=scheduler,
             access=settings.access,
             hooks=HookCaller(plugins.manager),
+            welcome=zoom.welcome,
+            channel_welcome=zoom.channel_welcome,
+            forget_tokens=tokens.clear,
         )
         runtime = cls(
             settings,

@@ -35,12 +35,16 @@ from chatopsbot.plugins import load_plugins
 from chatopsbot.routes import sign_request
 from chatopsbot.runtime import Runtime
 from chatopsbot.values import User
-from chatopsbot.zoom.fake import FakeZoom, Message
+from chatopsbot.zoom.fake import FakeZoom, Message, Unfurl
 from chatopsbot.zoom.payloads import (
+    app_deauthorized,
+    app_mention,
     bot_notification,
     button_clicked,
+    channel_app,
     field_edited,
     form_submitted,
+    link_shared,
     message_edited,
     option_selected,
     signed,
@@ -253,6 +257,76 @@ class BotHarness:
         assert found, f"no field {key!r} on the message; it has {[f['key'] for f in fields]}"
         where = {**self._where(user, None), "to_jid": message.to_jid}
         event = field_edited(key, found[0]["value"], new, message_id=message.message_id, **where)
+        return await self.deliver(event)
+
+    async def mention(
+        self,
+        text: str,
+        *,
+        user: str = "alice",
+        channel: str = "ops",
+        thread: str | None = None,
+        mentions: list[tuple[int, int]] | None = None,
+    ) -> Replies:
+        """Post ``text`` (``"@opsbot deploy status"``) in ``channel`` as ``user``: Zoom's
+        ``team_chat.app_mention``. The user is named by id, as Zoom does, so the bot knows them
+        as ``u-<name>@xmpp.zoom.us``. ``thread`` posts it inside that thread."""
+        event = app_mention(
+            text,
+            operator_id=f"u-{user.lower()}",
+            operator=f"{user.lower()}@example.com",
+            channel_id=channel.lstrip("#").lower(),
+            channel_name=channel.lstrip("#"),
+            thread_id=thread,
+            mentions=mentions,
+        )
+        self.zoom.user_posted(event["payload"]["object"]["message_id"])
+        if thread:
+            self.zoom.user_posted(thread)
+        return await self.deliver(event)
+
+    async def share_link(
+        self, link: str, *, user: str = "alice", channel: str = "ops"
+    ) -> list[Unfurl]:
+        """Post ``link`` in ``channel`` as ``user`` (``team_chat.link_shared``); return the
+        unfurls Zoom received while the bot handled it."""
+        seen = len(self.zoom.unfurls)
+        await self.deliver(
+            link_shared(
+                link,
+                operator_id=f"u-{user.lower()}",
+                channel_id=channel.lstrip("#").lower(),
+                channel_name=channel.lstrip("#"),
+                base_url=self.zoom.api_base_url,
+            )
+        )
+        return self.zoom.unfurls[seen:]
+
+    async def add_to_channel(self, channel: str = "ops", *, user: str = "alice") -> Replies:
+        """``user`` adds the bot to ``channel`` (``team_chat.channel_app_added``)."""
+        self.zoom.add_bot(channel_jid(channel))
+        return await self._channel_app(True, channel, user)
+
+    async def remove_from_channel(self, channel: str = "ops", *, user: str = "alice") -> Replies:
+        """``user`` removes the bot from ``channel`` (``team_chat.channel_app_removed``); the
+        fake Zoom refuses sends there from now on, as Zoom does."""
+        self.zoom.remove_bot(channel_jid(channel))
+        return await self._channel_app(False, channel, user)
+
+    async def deauthorize(self, account: str = ACCOUNT, *, keep_data: bool | None = None) -> None:
+        """The account removes the app (``app_deauthorized``); ``keep_data`` is Zoom's
+        ``user_data_retention`` (absent with ``None``)."""
+        await self.deliver(app_deauthorized(account_id=account, retention=keep_data))
+
+    async def _channel_app(self, added: bool, channel: str, user: str) -> Replies:
+        event = channel_app(
+            added,
+            robot_jid=self.zoom.robot_jid,
+            operator_id=f"u-{user.lower()}",
+            operator=f"{user.lower()}@example.com",
+            channel_id=channel.lstrip("#").lower(),
+            channel_name=channel.lstrip("#"),
+        )
         return await self.deliver(event)
 
     async def select_member(

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatopsbot import Arg, Command, Context, Option
-from chatopsbot.commands import parse_args, tokenize
+from chatopsbot.commands import _lex, parse_args, tokenize
 
 #: Smart quotes: tokenize gives them a meaning of their own beyond POSIX, tested apart.
 _SPECIAL = "“”„‟«»‘’"
@@ -106,3 +106,16 @@ def test_options_may_stand_anywhere(
     }
     # And through the tokenizer, as typed.
     assert parse_args(HISTORY, tokenize(shlex.join(line))) == parse_args(HISTORY, line)
+
+
+@given(
+    st.text(
+        st.characters(
+            blacklist_characters=_SPECIAL + "'\"\\",
+            blacklist_categories=["Cs"],
+        )
+    )
+)
+def test_text_without_quotes_splits_as_the_lexer_splits_it(text: str) -> None:
+    """The shortcut for text that quotes nothing gives what the full lexer gives."""
+    assert tokenize(text) == _lex(text)

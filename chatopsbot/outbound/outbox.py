@@ -305,6 +305,20 @@ class Outbox:
                 self._repeated.report("outbox: could not notify the sender", str(exc))
         return futures
 
+    async def forget(self, account: str, lane: str | None = None) -> int:
+        """Delete ``account``'s messages (with ``lane``, only that lane's queued ones) and stop
+        sending them: the account removed the app, or the bot left the channel. Returns how
+        many went. A message already in flight may still reach Zoom."""
+        gone = await self._backend.outbox_forget(account, lane)
+        known = self._accounts.get(account)
+        if known is not None:
+            for name in list(known.heads):
+                if lane is None or name.lower() == lane.lower():
+                    known.heads.pop(name, None)
+        if gone and self._leading and not self._stopping:
+            await self._rescan()
+        return gone
+
     def failing_for(self) -> tuple[float, str, str]:
         """``(seconds, account, last error)`` for the account whose requests fail longest."""
         now = self._loop.time()

@@ -304,6 +304,12 @@ class Backend(Protocol):
         """Delete dead letters (all of them with ``None``); return how many."""
         ...
 
+    async def outbox_forget(self, account: str, lane: str | None = None) -> int:
+        """Delete messages of ``account``: all of them (queued, dead letters, results kept for
+        a waiter) or, with ``lane`` (compared without case, as JIDs are), that lane's queued
+        ones; return how many went."""
+        ...
+
     # The audit log.
 
     async def audit_add(self, entries: Sequence[AuditEntry]) -> None:
@@ -317,6 +323,10 @@ class Backend(Protocol):
 
     async def audit_purge(self, before: float) -> int:
         """Delete entries recorded before ``before``; return how many went."""
+        ...
+
+    async def audit_forget(self, account: str) -> int:
+        """Delete the entries of ``account`` (it removed the app); return how many went."""
         ...
 
     # Moving a bot's data from one backend to another (``chatopsbot migrate --from --to``).

@@ -572,6 +572,17 @@ class PostgresBackend:
         sql += " AND id = ANY($1::bigint[])"
         return _count(await self._run(lambda c: c.execute(sql, chosen)))
 
+    async def outbox_forget(self, account: str, lane: str | None = None) -> int:
+        """Delete the account's messages (or a lane's queued ones)."""
+        if lane is None:
+            sql = "DELETE FROM outbox WHERE account = $1"
+            return _count(await self._run(lambda c: c.execute(sql, account)))
+        # JIDs compare without case (XMPP folds the local part).
+        sql = (
+            "DELETE FROM outbox WHERE account = $1 AND lower(lane) = lower($2) AND state = 'queued'"
+        )
+        return _count(await self._run(lambda c: c.execute(sql, account, lane)))
+
     # Audit log.
 
     async def audit_add(self, entries: Sequence[AuditEntry]) -> None:
@@ -599,6 +610,11 @@ class PostgresBackend:
         """Delete entries older than ``before``."""
         sql = "DELETE FROM audit WHERE at < $1"
         return _count(await self._run(lambda c: c.execute(sql, before)))
+
+    async def audit_forget(self, account: str) -> int:
+        """Delete the account's entries."""
+        sql = "DELETE FROM audit WHERE account_id = $1"
+        return _count(await self._run(lambda c: c.execute(sql, account)))
 
     async def export(self) -> Export:
         """Values, unfinished events, queued and dead messages, the audit log."""

@@ -621,6 +621,20 @@ class SqliteBackend:
         sql = "DELETE FROM outbox WHERE state = 'dead'"
         return await self._run(lambda db: _by_ids(db, sql, (), ids))
 
+    async def outbox_forget(self, account: str, lane: str | None = None) -> int:
+        """Delete the account's messages (or a lane's queued ones)."""
+        args: tuple[str, ...]
+        if lane is None:
+            sql, args = "DELETE FROM outbox WHERE account = ?", (account,)
+        else:
+            # JIDs compare without case (XMPP folds the local part).
+            sql = (
+                "DELETE FROM outbox WHERE account = ? AND lower(lane) = lower(?) "
+                "AND state = 'queued'"
+            )
+            args = (account, lane)
+        return await self._run(lambda db: int(db.execute(sql, args).rowcount), single=True)
+
     # Audit log.
 
     async def audit_add(self, entries: Sequence[AuditEntry]) -> None:
@@ -645,6 +659,11 @@ class SqliteBackend:
         """Delete entries older than ``before``."""
         sql = "DELETE FROM audit WHERE at < ?"
         return await self._run(lambda db: int(db.execute(sql, (before,)).rowcount), single=True)
+
+    async def audit_forget(self, account: str) -> int:
+        """Delete the account's entries."""
+        sql = "DELETE FROM audit WHERE account_id = ?"
+        return await self._run(lambda db: int(db.execute(sql, (account,)).rowcount), single=True)
 
     async def export(self) -> Export:
         """Values, unfinished events, queued and dead messages, the audit log."""

@@ -79,6 +79,10 @@ class TokenCache:
         if self._token == token:
             self._token = None
 
+    def clear(self) -> None:
+        """Forget the cached token (an account removed the app): the next call fetches anew."""
+        self._token = None
+
     async def _fetch(self) -> str:
         started = self._monotonic()
         try:

@@ -1,6 +1,9 @@
 """Zoom's webhook bodies parsed into typed values, and nothing else reads Zoom's event JSON.
 
-Chatbot events use camelCase (``accountId``, ``toJid``); ``app_deauthorized`` uses snake_case.
+Chatbot events use camelCase (``accountId``, ``toJid``); ``app_deauthorized`` and the
+``team_chat.*`` events (mentions, shared links, the bot added to or removed from a channel) use
+snake_case and name users and channels by id, not JID: :func:`user_jid` and :func:`channel_jid`
+derive the addresses replies need.
 :func:`parse_event` turns raw bytes into one of the classes below or raises :class:`EventError`
 with a reason fit for a log line and a 400 answer.
 """
@@ -8,10 +11,13 @@ with a reason fit for a log line and a 400 answer.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from attrs import frozen
+import attrs
+from attrs import field, frozen
 
 from chatopsbot.errors import ChatopsbotError
 from chatopsbot.jsonbody import BodyError, load_json
@@ -73,11 +79,25 @@ class BotNotification(ChatEvent):
 
 
 @frozen
+class Callback:
+    """Zoom's one-time answer address for an interactive event (``callback_url`` with the
+    bearer ``callback_token``), usable once within 30 minutes. The token stays out of reprs
+    and logs: it authorises a post."""
+
+    url: str
+    token: str = field(repr=False)
+
+
+@frozen
 class InteractiveEvent(ChatEvent):
-    """A user acted on a card the bot sent: ``message_id`` names it, ``original`` is its content."""
+    """A user acted on a card the bot sent: ``message_id`` names it, ``original`` is its content.
+
+    ``callback`` is Zoom's one-time answer address when the event carried one.
+    """
 
     message_id: str
     original: Mapping[str, Any]
+    callback: Callback | None = field(default=None, kw_only=True)
 
 
 @frozen
@@ -184,6 +204,102 @@ class AppDeauthorized:
 
 
 @frozen
+class Span:
+    """Where a mention sits in a message: characters ``start`` up to (not including) ``end``."""
+
+    start: int
+    end: int
+
+
+@frozen
+class ChannelEvent:
+    """What the ``team_chat.*`` events share: the account, who acted and which channel.
+
+    ``operator_id`` and ``account_id`` are empty for a user from another account
+    (``external``); Zoom names the channel by id, see :func:`channel_jid`.
+    """
+
+    account_id: str
+    operator_id: str
+    operator: str
+    channel_id: str
+    channel_name: str
+    timestamp: int
+    external: bool = False
+
+    @property
+    def dedupe_key(self) -> str:
+        """Identifies one delivery's content, so a redelivery of it can be recognised."""
+        return "|".join(
+            (type(self).__name__, self.account_id, self.channel_id, str(self.timestamp))
+        )
+
+
+@frozen
+class AppMention(ChannelEvent):
+    """``team_chat.app_mention``: someone wrote to the bot with an @mention in a channel.
+
+    ``message`` is the text as Zoom sent it (with or without the mention; ``mentions`` are the
+    spans Zoom marked, when it did). ``thread_id`` is the thread's first message when the
+    mention was posted inside a thread.
+    """
+
+    message_id: str = ""
+    message: str = ""
+    thread_id: str = ""
+    mentions: tuple[Span, ...] = ()
+
+    @property
+    def dedupe_key(self) -> str:
+        """Identifies one delivery's content, so a redelivery of it can be recognised."""
+        return f"AppMention|{self.account_id}|{self.channel_id}|{self.message_id}"
+
+
+@frozen
+class LinkShared:
+    """``team_chat.link_shared``: a user posted a link of a domain the app registered.
+
+    The unfurl goes to ``POST /im/chat/users/{unfurl_user}/unfurls/{trigger_id}``
+    (``response_url`` is that address; its ids win over the payload's when both are there).
+    ``conversation_type`` is ``to_channel`` (``channel_id``) or ``to_contact`` (``contact_id``).
+    """
+
+    account_id: str
+    operator_id: str
+    operator: str
+    conversation_type: str
+    channel_id: str
+    channel_name: str
+    contact_id: str
+    link: str
+    trigger_id: str
+    unfurl_user: str
+    message_id: str
+    thread_id: str
+    timestamp: int
+
+    @property
+    def dedupe_key(self) -> str:
+        """Identifies one delivery's content, so a redelivery of it can be recognised."""
+        return f"LinkShared|{self.account_id}|{self.trigger_id}|{self.link}"
+
+
+@frozen
+class ChannelAppAdded(ChannelEvent):
+    """``team_chat.channel_app_added``: apps (``app_ids``, bot JIDs' local parts) joined a
+    channel."""
+
+    app_ids: tuple[str, ...] = ()
+
+
+@frozen
+class ChannelAppRemoved(ChannelEvent):
+    """``team_chat.channel_app_removed``: apps (``app_ids``) were removed from a channel."""
+
+    app_ids: tuple[str, ...] = ()
+
+
+@frozen
 class UnknownEvent:
     """An event this version does not handle; acknowledged and logged, never dispatched."""
 
@@ -200,6 +316,10 @@ Event = (
     | FormSubmitted
     | BotInstalled
     | AppDeauthorized
+    | AppMention
+    | LinkShared
+    | ChannelAppAdded
+    | ChannelAppRemoved
     | UnknownEvent
 )
 
@@ -227,6 +347,15 @@ class _Fields:
         value = self._get(key, required, "")
         if not isinstance(value, str):
             raise EventError(f"{self._path}.{key}: expected a string, got {_describe(value)}")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                # JSON's \ud800-style escapes can spell half a character, which no storage
+                # (nor Zoom) takes: refused here, not failing later while handling it.
+                raise EventError(
+                    f"{self._path}.{key}: not valid Unicode (a lone surrogate)"
+                ) from None
         return value
 
     def number(self, key: str, *, required: bool = False) -> int:
@@ -381,6 +510,143 @@ def _url_validation(p: _Fields) -> UrlValidation:
     return UrlValidation(token)
 
 
+def _team_chat_fields(envelope: _Fields, p: _Fields) -> tuple[_Fields, dict[str, Any]]:
+    """The ``object`` of a ``team_chat.*`` payload, and the fields every such event has."""
+    obj = p.table("object")
+    # Zoom leaves account_id and operator_id empty for a user of another account.
+    timestamp = obj.number("timestamp") or envelope.number("event_ts")
+    return obj, {
+        "account_id": p.text("account_id", required=False),
+        "operator_id": p.text("operator_id", required=False),
+        "operator": p.text("operator", required=False),
+        "channel_id": obj.text("channel_id", required=False),
+        "channel_name": obj.text("channel_name", required=False),
+        "timestamp": timestamp,
+        "external": p.flag("by_external_user", default=False),
+    }
+
+
+def _app_mention(envelope: _Fields, p: _Fields) -> AppMention:
+    obj, common = _team_chat_fields(envelope, p)
+    if not common["channel_id"].strip():
+        raise EventError(f"{obj.path}.channel_id: missing")
+    spans = []
+    if obj.raw().get("at_items") is not None:
+        for i, item in enumerate(obj.array("at_items")):
+            at = _Fields(item, f"{obj.path}.at_items[{i}]")
+            spans.append(
+                Span(
+                    at.number("start_position", required=True),
+                    at.number("end_position", required=True),
+                )
+            )
+    return AppMention(
+        **common,
+        message_id=_present(obj, "message_id"),
+        message=obj.text("message", required=False),
+        thread_id=obj.text("reply_main_message_id", required=False),
+        mentions=tuple(spans),
+    )
+
+
+#: ``response_url`` of a shared link: ``.../im/chat/users/{userId}/unfurls/{triggerId}``.
+_UNFURL_URL = re.compile(r"/im/chat/users/(?P<user>[^/?#]+)/unfurls/(?P<trigger>[^/?#]+)/?$")
+
+
+def _link_shared(envelope: _Fields, p: _Fields) -> LinkShared:
+    obj, common = _team_chat_fields(envelope, p)
+    user, trigger = common["operator_id"], obj.text("trigger_id", required=False)
+    response_url = envelope.text("response_url", required=False)
+    found = _UNFURL_URL.search(urlsplit(response_url).path) if response_url else None
+    if found:
+        # Zoom's own address for the answer: its ids are the ones the unfurl must use.
+        user, trigger = unquote(found["user"]), unquote(found["trigger"])
+    if not trigger.strip():
+        raise EventError(f"{obj.path}.trigger_id: missing")
+    if not user.strip():
+        raise EventError(f"{p.path}.operator_id: missing")
+    link = obj.text("link")
+    if not link.strip():
+        raise EventError(f"{obj.path}.link: empty")
+    return LinkShared(
+        account_id=common["account_id"],
+        operator_id=common["operator_id"],
+        operator=common["operator"],
+        conversation_type=obj.text("type", required=False),
+        channel_id=common["channel_id"],
+        channel_name=common["channel_name"],
+        contact_id=obj.text("contact_id", required=False),
+        link=link,
+        trigger_id=trigger,
+        unfurl_user=user,
+        message_id=obj.text("message_id", required=False),
+        thread_id=obj.text("reply_main_message_id", required=False),
+        timestamp=common["timestamp"],
+    )
+
+
+def _app_ids(obj: _Fields) -> tuple[str, ...]:
+    if obj.raw().get("app_members") is None:
+        return ()
+    return tuple(
+        _Fields(item, f"{obj.path}.app_members[{i}]").text("id")
+        for i, item in enumerate(obj.array("app_members"))
+    )
+
+
+def _channel_app_added(envelope: _Fields, p: _Fields) -> ChannelAppAdded:
+    obj, common = _team_chat_fields(envelope, p)
+    if not common["channel_id"].strip():
+        raise EventError(f"{obj.path}.channel_id: missing")
+    return ChannelAppAdded(**common, app_ids=_app_ids(obj))
+
+
+def _channel_app_removed(envelope: _Fields, p: _Fields) -> ChannelAppRemoved:
+    obj, common = _team_chat_fields(envelope, p)
+    if not common["channel_id"].strip():
+        raise EventError(f"{obj.path}.channel_id: missing")
+    return ChannelAppRemoved(**common, app_ids=_app_ids(obj))
+
+
+#: Events whose parser reads the envelope too (``event_ts``, ``response_url``).
+_ENVELOPE_PARSERS: dict[str, Callable[[_Fields, _Fields], Event]] = {
+    "team_chat.app_mention": _app_mention,
+    "team_chat.link_shared": _link_shared,
+    "team_chat.channel_app_added": _channel_app_added,
+    "team_chat.channel_app_removed": _channel_app_removed,
+}
+
+
+def _callback(envelope: _Fields) -> Callback | None:
+    """The top-level ``callback_url``/``callback_token`` of an interactive event, if any."""
+    url = envelope.text("callback_url", required=False)
+    token = envelope.text("callback_token", required=False)
+    return Callback(url, token) if url and token else None
+
+
+def user_jid(user_id: str, bot_jid: str) -> str:
+    """The chat address of the user ``user_id``, on the bot's own XMPP domain.
+
+    Zoom's JIDs are the id lower-cased (XMPP folds the local part's case) at the domain of the
+    bot's JID (``xmpp.zoom.us``, or ``xmppdev.zoom.us`` for a development app).
+    """
+    return f"{user_id.lower()}@{_domain(bot_jid)}"
+
+
+def channel_jid(channel_id: str, bot_jid: str) -> str:
+    """The chat address of the channel ``channel_id`` (``...@conference.<bot's domain>``)."""
+    return f"{channel_id.lower()}@conference.{_domain(bot_jid)}"
+
+
+def app_id(bot_jid: str) -> str:
+    """How ``team_chat`` events name the bot in ``app_members``: its JID's local part."""
+    return bot_jid.partition("@")[0].lower()
+
+
+def _domain(jid: str) -> str:
+    return jid.partition("@")[2] or "xmpp.zoom.us"
+
+
 _PARSERS: dict[str, Callable[[_Fields], Event]] = {
     "endpoint.url_validation": _url_validation,
     "bot_notification": _bot_notification,
@@ -403,10 +669,18 @@ def parse_event(body: bytes) -> Event:
     name = envelope.text("event")
     if name == FORM_SUBMIT:
         return _form_submitted(data)
+    envelope_parser = _ENVELOPE_PARSERS.get(name)
+    if envelope_parser is not None:
+        return envelope_parser(envelope, envelope.table("payload"))
     parser = _PARSERS.get(name)
     if parser is None:
         return UnknownEvent(name)
-    return parser(envelope.table("payload"))
+    event = parser(envelope.table("payload"))
+    if isinstance(event, InteractiveEvent):
+        callback = _callback(envelope)
+        if callback is not None:
+            event = attrs.evolve(event, callback=callback)
+    return event
 
 
 FORM_SUBMIT = "chat_message.submit"
@@ -430,7 +704,7 @@ def _form_submitted(data: Mapping[str, Any]) -> FormSubmitted | UnknownEvent:
     obj = payload.get("object")
     obj = obj if isinstance(obj, dict) else {}
     tables = [obj, payload, dict(data)]
-    fields = {
+    fields: dict[str, Any] = {
         "account_id": _first_text(tables, "accountId", "account_id"),
         "robot_jid": _first_text(tables, "robotJid", "robot_jid"),
         "to_jid": _first_text(tables, "to_jid", "toJid"),

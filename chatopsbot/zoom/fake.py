@@ -57,10 +57,26 @@ class Message:
     deleted: bool = False
     #: Earlier contents, oldest first (a client may still show one of them).
     history: list[Mapping[str, Any]] = field(factory=list)
+    #: The ``user_jid`` the message was sent on behalf of, if any.
+    user_jid: str | None = None
 
     @property
     def text(self) -> str:
         """Every text in the message's head and body, joined by newlines (for assertions)."""
+        return "\n".join(_texts(self.content))
+
+
+@frozen
+class Unfurl:
+    """A card Zoom was asked to show under a shared link (``.../unfurls/{trigger_id}``)."""
+
+    user_id: str
+    trigger_id: str
+    content: Mapping[str, Any]
+
+    @property
+    def text(self) -> str:
+        """Every text in the card, joined by newlines (for assertions)."""
         return "\n".join(_texts(self.content))
 
 
@@ -108,6 +124,15 @@ class FakeZoom:
     _api_outage: Fault | None = None
     _token_outage: Fault | None = None
     _address: tuple[str, int] | None = None
+    #: ``"admin"`` or ``"user"``: a user-managed app must send ``user_jid`` and cannot use
+    #: ``visible_to_user`` (the fake answers 400 otherwise).
+    app_type: str = "admin"
+    #: Cards shown under shared links, in the order asked.
+    unfurls: list[Unfurl] = field(factory=list)
+    #: Messages users posted (the bot may reply in their threads).
+    _user_messages: set[str] = field(factory=set)
+    #: Channels the bot was removed from: sends there are refused as Zoom refuses them.
+    _left: set[str] = field(factory=set)
 
     @property
     def api_base_url(self) -> str:
@@ -138,6 +163,9 @@ class FakeZoom:
         app.router.add_post(API_PREFIX + "/im/chat/messages", self._send)
         app.router.add_put(API_PREFIX + "/im/chat/messages/{message_id}", self._edit)
         app.router.add_delete(API_PREFIX + "/im/chat/messages/{message_id}", self._delete)
+        app.router.add_post(
+            API_PREFIX + "/im/chat/users/{user_id}/unfurls/{trigger_id}", self._unfurl
+        )
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -276,6 +304,36 @@ class FakeZoom:
             }
         )
 
+    def user_posted(self, message_id: str) -> None:
+        """A user posted ``message_id`` (a mention, say): the bot may answer in its thread."""
+        self._user_messages.add(message_id)
+
+    def remove_bot(self, channel_jid: str) -> None:
+        """The bot was removed from ``channel_jid``: sends there get Zoom's 403 (code 7004)."""
+        self._left.add(channel_jid)
+
+    def add_bot(self, channel_jid: str) -> None:
+        """The bot was added (back) to ``channel_jid``: sends there are taken again."""
+        self._left.discard(channel_jid)
+
+    async def _unfurl(self, request: web.Request) -> web.StreamResponse:
+        return await self._api(request, self._do_unfurl)
+
+    def _do_unfurl(self, request: web.Request, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        # Zoom takes the card as a JSON string, not as an object.
+        text = body.get("content")
+        if not isinstance(text, str):
+            return 400, {"code": 7001, "message": "content must be a string of card JSON."}
+        try:
+            content = json.loads(text)
+        except ValueError:
+            return 400, {"code": 7001, "message": "content is not JSON."}
+        if not isinstance(content, dict) or not (content.get("head") or content.get("body")):
+            return 400, {"code": 7001, "message": "content needs a head or a body."}
+        info = request.match_info
+        self.unfurls.append(Unfurl(info["user_id"], info["trigger_id"], content))
+        return 204, {}
+
     async def _send(self, request: web.Request) -> web.StreamResponse:
         return await self._api(request, self._do_send)
 
@@ -368,8 +426,15 @@ class FakeZoom:
         ):
             return 400, {"code": 7001, "message": "content needs a head or a body."}
         reply_to = body.get("reply_to")
-        if reply_to is not None and reply_to not in self.messages:
+        if reply_to is not None and not (
+            reply_to in self.messages or reply_to in self._user_messages
+        ):
             return 400, {"code": 7001, "message": "Invalid reply_to."}
+        if body["to_jid"] in self._left:
+            return 403, {"code": 7004, "message": "Not authorized.", "result": False}
+        problem = self._user_managed_problem(body)
+        if problem:
+            return 400, {"code": 7001, "message": problem}
         message_id = f"msg-{next(self._ids)}"
         self.messages[message_id] = Message(
             message_id,
@@ -379,6 +444,7 @@ class FakeZoom:
             body.get("visible_to_user"),
             reply_to,
             bool(body.get("is_markdown_support")),
+            user_jid=body.get("user_jid"),
         )
         return 201, {
             "message_id": message_id,
@@ -387,8 +453,18 @@ class FakeZoom:
             "sent_time": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         }
 
+    def _user_managed_problem(self, fields: Mapping[str, Any]) -> str:
+        if self.app_type != "user":
+            return ""
+        if not fields.get("user_jid"):
+            return "user_jid is required for a user-managed app."
+        if fields.get("visible_to_user"):
+            return "visible_to_user is for admin-managed apps only."
+        return ""
+
     def _do_edit(self, request: web.Request, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         problem = _missing(body, ("robot_jid", "account_id", "content"))
+        problem = problem or self._user_managed_problem(body)
         if problem:
             return 400, {"code": 7001, "message": problem}
         message = self.messages.get(request.match_info["message_id"])
@@ -405,6 +481,9 @@ class FakeZoom:
             return 404, {"code": 8001, "message": "Invalid message_id."}
         if request.query.get("robot_jid") != self.robot_jid:
             return 400, {"code": 7004, "message": "Invalid robot_jid."}
+        problem = self._user_managed_problem(request.query)
+        if problem:
+            return 400, {"code": 7001, "message": problem}
         message.deleted = True
         # Zoom's reference documents 200 with the same shape as an edit's answer.
         return 200, {"message_id": message.message_id, "robot_jid": self.robot_jid}

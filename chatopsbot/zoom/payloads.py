@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from chatopsbot.zoom.signature import sign
@@ -207,6 +208,139 @@ def bot_installed(
             "userJid": user_jid,
             "userName": user_name,
         },
+    }
+
+
+def app_mention(
+    message: str,
+    *,
+    account_id: str = "acct-1",
+    operator_id: str = "u-alice",
+    operator: str = "alice@example.com",
+    channel_id: str = "ops",
+    channel_name: str = "ops",
+    message_id: str | None = None,
+    thread_id: str | None = None,
+    mentions: list[tuple[int, int]] | None = None,
+) -> dict[str, Any]:
+    """A ``team_chat.app_mention`` event: ``message`` posted in a channel, mentioning the bot.
+
+    ``mentions`` are ``(start, end)`` spans sent as ``at_items``; ``thread_id`` makes it a
+    reply in that thread.
+    """
+    ts = _unique_ms()
+    obj: dict[str, Any] = {
+        "message_id": message_id or f"mention-{ts}",
+        "type": "to_channel",
+        "channel_id": channel_id,
+        "channel_name": channel_name,
+        "message": message,
+        "date_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "timestamp": ts,
+    }
+    if thread_id:
+        obj["reply_main_message_id"] = thread_id
+    if mentions is not None:
+        obj["at_items"] = [
+            {"at_type": 1, "start_position": start, "end_position": end} for start, end in mentions
+        ]
+    return {
+        "event": "team_chat.app_mention",
+        "event_ts": ts,
+        "payload": _team_chat(account_id, operator_id, operator, obj),
+    }
+
+
+def link_shared(
+    link: str,
+    *,
+    account_id: str = "acct-1",
+    operator_id: str = "u-alice",
+    operator: str = "alice@example.com",
+    channel_id: str = "ops",
+    channel_name: str = "ops",
+    trigger_id: str | None = None,
+    base_url: str = "https://api.zoom.us/v2",
+) -> dict[str, Any]:
+    """A ``team_chat.link_shared`` event: ``link`` posted in a channel."""
+    ts = _unique_ms()
+    trigger = trigger_id or f"trigger-{ts}"
+    obj = {
+        "message_id": f"link-{ts}",
+        "type": "to_channel",
+        "channel_id": channel_id,
+        "channel_name": channel_name,
+        "link": link,
+        "trigger_id": trigger,
+        "date_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "timestamp": ts,
+    }
+    return {
+        "event": "team_chat.link_shared",
+        "event_ts": ts,
+        "response_url": f"{base_url}/im/chat/users/{operator_id}/unfurls/{trigger}",
+        "payload": _team_chat(account_id, operator_id, operator, obj),
+    }
+
+
+def channel_app(
+    added: bool,
+    *,
+    robot_jid: str = "bot@xmpp.zoom.us",
+    account_id: str = "acct-1",
+    operator_id: str = "u-alice",
+    operator: str = "alice@example.com",
+    channel_id: str = "ops",
+    channel_name: str = "ops",
+) -> dict[str, Any]:
+    """A ``team_chat.channel_app_added`` (or, ``added=False``, ``_removed``) event for the
+    bot ``robot_jid``."""
+    ts = _unique_ms()
+    obj = {
+        "channel_name": channel_name,
+        "channel_id": channel_id,
+        "type": 5,
+        "date_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "timestamp": ts,
+        "app_members": [{"id": robot_jid.partition("@")[0], "display_name": "bot"}],
+    }
+    name = "team_chat.channel_app_added" if added else "team_chat.channel_app_removed"
+    return {
+        "event": name,
+        "payload": _team_chat(account_id, operator_id, operator, obj),
+        "event_ts": ts,
+    }
+
+
+def app_deauthorized(
+    *, account_id: str = "acct-1", user_id: str = "u-alice", retention: bool | None = None
+) -> dict[str, Any]:
+    """An ``app_deauthorized`` event; ``retention`` is Zoom's ``user_data_retention`` (absent
+    with ``None``)."""
+    payload: dict[str, Any] = {
+        "account_id": account_id,
+        "user_id": user_id,
+        "signature": "0" * 64,
+        # Microseconds: two built back to back are two deauthorizations, not a redelivery.
+        "deauthorization_time": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "client_id": "fake-client-id",
+        "event_ts": _unique_ms(),
+    }
+    if retention is not None:
+        payload["user_data_retention"] = "true" if retention else "false"
+    return {"event": "app_deauthorized", "payload": payload}
+
+
+def _team_chat(
+    account_id: str, operator_id: str, operator: str, obj: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "account_id": account_id,
+        "operator": operator,
+        "operator_id": operator_id,
+        "operator_member_id": f"member-{operator_id}",
+        "by_external_user": False,
+        "object": obj,
     }
 
 

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -109,6 +109,31 @@ class AlertsPlugin:
     async def chatops_cleanup(self) -> None:
         """Close the session to Alertmanager."""
         await self._alertmanager.close()
+
+    @hookimpl
+    async def chatops_channel_left(self, ctx: PluginContext, conversation: Conversation) -> int:
+        """The bot left a channel: the group cards it kept there go (it cannot edit them).
+
+        Alerts routed there still arrive; their cards become dead letters at once, which the
+        log shows, until the route is changed or the bot is added back.
+        """
+        # Zoom names the channel by id there: its JID is compared without case.
+        wanted = conversation.jid.lower()
+        return await self._forget(ctx, lambda where: str(where.get("jid", "")).lower() == wanted)
+
+    @hookimpl
+    async def chatops_account_removed(self, ctx: PluginContext, account_id: str) -> int:
+        """An account removed the app: the group cards kept for its channels go."""
+        return await self._forget(ctx, lambda where: where.get("account_id") == account_id)
+
+    async def _forget(
+        self, ctx: PluginContext, matches: Callable[[Mapping[str, Any]], bool]
+    ) -> int:
+        gone = 0
+        for key, record in await ctx.store.list("group:"):
+            if matches(record.get("conversation", {})):
+                gone += int(await ctx.store.delete(key))
+        return gone
 
     @hookimpl
     def chatops_routes(self) -> Iterable[Route]:

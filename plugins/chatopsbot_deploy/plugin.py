@@ -13,6 +13,7 @@ them racing (on one bot or on two replicas) never both act on what the other cha
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -25,6 +26,7 @@ from attrs import field, frozen
 
 from chatopsbot import (
     Arg,
+    Card,
     Command,
     Context,
     Conversation,
@@ -83,6 +85,11 @@ def _latest(service: str, env: str) -> str:
 
 def _lock(service: str, env: str) -> str:
     return f"lock:{service}:{env}"
+
+
+def _run_url(url: str) -> str:
+    """Where the latest event of the deploy a CI run URL belongs to is kept (for unfurls)."""
+    return "url:" + hashlib.sha256(url.encode()).hexdigest()[:32]
 
 
 def _deploy(service: str, env: str, version: str) -> str:
@@ -184,6 +191,41 @@ class DeployPlugin:
             )(self.unlock),
             command("deploy locks", help="Every lock, who holds it and why")(self.locks),
         ]
+
+    # Zoom's events.
+
+    @hookimpl
+    async def chatops_unfurl(self, ctx: PluginContext, link: str) -> Card | None:
+        """A CI run URL a deploy event carried unfurls into that deploy's status card."""
+        record = await ctx.store.get(_run_url(link))
+        if record is None:
+            return None
+        lock = await ctx.store.get(_lock(record["service"], record["environment"]))
+        return events.announcement(record, lock)
+
+    @hookimpl
+    async def chatops_channel_left(self, ctx: PluginContext, conversation: Conversation) -> int:
+        """The bot left a channel: its deploy subscriptions go."""
+        # Zoom names the channel by id there: its JID is compared without case.
+        wanted = conversation.jid.lower()
+        gone = 0
+        for key, sub in await ctx.store.list("sub:"):
+            if sub["conversation"]["jid"].lower() == wanted:
+                gone += int(await ctx.store.delete(key))
+        return gone
+
+    @hookimpl
+    async def chatops_account_removed(self, ctx: PluginContext, account_id: str) -> int:
+        """An account removed the app: its channels' subscriptions and its users' locks go."""
+        gone = 0
+        for key, value in [*await ctx.store.list("sub:"), *await ctx.store.list("lock:")]:
+            if value.get("conversation", {}).get("account_id") != account_id:
+                continue
+            if await ctx.store.delete(key):
+                gone += 1
+                if value.get("timer"):
+                    await ctx.timers.cancel(value["timer"])
+        return gone
 
     # CI in.
 
@@ -314,6 +356,8 @@ class DeployPlugin:
         )
         # One row per deploy and status: the same event stored twice is one row.
         row_key = f"hist:{service}:{env}:{stamp:015d}:{version}:{record['status']}"
+        # A CI run's URL finds its deploy when someone shares it (see chatops_unfurl).
+        url_key = _run_url(record["url"]) if record.get("url") else None
 
         def advance(current: dict[str, Any]) -> dict[str, Any]:
             # The deploy, the environment's latest and the history in one step: of two events
@@ -323,11 +367,14 @@ class DeployPlugin:
                 raise Refused("superseded", detail=current[deploy_key])
             stored = {**record, "run": moved["run"]}
             writes = {deploy_key: moved, row_key: stored}
+            if url_key is not None:
+                writes[url_key] = stored
             if events.newer(stored, current.get(latest_key)):
                 writes[latest_key] = stored
             return writes
 
-        result = await ctx.store.update_many([deploy_key, latest_key, row_key, lock_key], advance)
+        keys = [deploy_key, latest_key, row_key, lock_key, *([url_key] if url_key else [])]
+        result = await ctx.store.update_many(keys, advance)
         if not result.applied:
             # Out of order or a repeat: a 2xx all the same, so the sender does not retry it.
             return {"accepted": False, "reason": "superseded", "current": result.detail["status"]}
@@ -350,11 +397,14 @@ class DeployPlugin:
         # Each deploy of a version has its own card (run 0 keeps the key cards had before runs).
         run = record.get("run", 0)
         key = f"ann:{service}:{env}:{record['version']}" + (f":{run}" if run else "")
-        places = [
-            Conversation(**sub["conversation"])
+        subscribed = [
+            (Conversation(**sub["conversation"]), sub.get("by"))
             for _, sub in await ctx.store.list("sub:")
             if _matches(sub["rules"], service, env)
         ]
+        places = [where for where, _ in subscribed]
+        # Announcements go out on behalf of whoever subscribed the channel (Zoom's user_jid).
+        behalf = {where.jid: by for where, by in subscribed}
         if not places:
             return 0
         wanted = {
@@ -383,18 +433,28 @@ class DeployPlugin:
                 continue  # this event does not move that card
             count += 1
             if before is None or _abandoned(before, now):
-                await self._post_card(ctx, key, where, after)  # this event claimed the card
+                # This event claimed the card.
+                await self._post_card(ctx, key, where, after, behalf.get(where.jid))
             elif before["message_id"] is not None:
-                await self._draw_card(ctx, key, where, None)
+                await self._draw_card(ctx, key, where, None, behalf.get(where.jid))
             # Else another event's handler is posting the card: it draws this state after.
         return count
 
     async def _post_card(
-        self, ctx: PluginContext, key: str, where: Conversation, claimed: dict[str, Any]
+        self,
+        ctx: PluginContext,
+        key: str,
+        where: Conversation,
+        claimed: dict[str, Any],
+        on_behalf: str | None = None,
     ) -> None:
         """Post the card this handler claimed, note its id, and catch up with what came since."""
         try:
-            sent = await ctx.send_to(where, events.announcement(claimed["record"], claimed["lock"]))
+            sent = await ctx.send_to(
+                where,
+                events.announcement(claimed["record"], claimed["lock"]),
+                on_behalf_of=on_behalf,
+            )
         except BaseException:
             # Give the claim back, so the next event of this deploy posts the card.
             def release(cards: dict[str, Any]) -> dict[str, Any]:
@@ -411,10 +471,15 @@ class DeployPlugin:
             return {**cards, where.jid: {**known, "message_id": sent.message_id}}
 
         await ctx.store.update(key, posted, default={}, ttl=_CARDS_KEPT)
-        await self._draw_card(ctx, key, where, claimed)
+        await self._draw_card(ctx, key, where, claimed, on_behalf)
 
     async def _draw_card(
-        self, ctx: PluginContext, key: str, where: Conversation, drawn: Mapping[str, Any] | None
+        self,
+        ctx: PluginContext,
+        key: str,
+        where: Conversation,
+        drawn: Mapping[str, Any] | None,
+        on_behalf: str | None = None,
     ) -> None:
         """Edit the card until it shows the state stored for it (``drawn``: what it shows).
 
@@ -429,7 +494,7 @@ class DeployPlugin:
             if drawn is not None and _shown(known) == _shown(drawn):
                 return
             card = events.announcement(known["record"], known["lock"])
-            await ctx.send_to(where, Edit(known["message_id"], card))
+            await ctx.send_to(where, Edit(known["message_id"], card), on_behalf_of=on_behalf)
             drawn = known
 
     async def lock_check(self, ctx: PluginContext, request: HookRequest) -> HookResponse:
@@ -500,7 +565,12 @@ class DeployPlugin:
 
         def add(sub: dict[str, Any]) -> dict[str, Any]:
             rules = sub["rules"] if rule in sub["rules"] else [*sub["rules"], rule]
-            return {"conversation": attrs.asdict(ctx.conversation), "rules": rules}
+            return {
+                "conversation": attrs.asdict(ctx.conversation),
+                "rules": rules,
+                # Announcements go out on behalf of the last person who subscribed here.
+                "by": ctx.actor.jid,
+            }
 
         await ctx.store.update(key, add, default={"rules": []})
         what = "every service" if target == ALL else target
@@ -554,7 +624,7 @@ class DeployPlugin:
         lock = {
             "service": service,
             "env": env,
-            "by": {"id": ctx.actor.id, "name": ctx.actor.name},
+            "by": {"id": ctx.actor.id, "name": ctx.actor.name, "jid": ctx.actor.jid},
             "at": now.timestamp(),
             "reason": reason,
             "conversation": attrs.asdict(ctx.conversation),
@@ -630,6 +700,7 @@ class DeployPlugin:
                     f"Your lock on {service} {env} was removed by {ctx.actor.name}.", private=True
                 ),
                 visible_to=lock["by"]["id"],
+                on_behalf_of=lock["by"].get("jid"),
             )
         return Text(f"🔓 {ctx.actor.name} unlocked {service} {env}")
 
@@ -661,6 +732,7 @@ class DeployPlugin:
                 private=True,
             ),
             visible_to=lock["by"]["id"],
+            on_behalf_of=lock["by"].get("jid"),
         )
         timer_id = await ctx.timers.schedule(
             "lock_reminder", ctx.clock.now() + settings.lock_reminder, payload

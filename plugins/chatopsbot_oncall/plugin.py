@@ -66,6 +66,9 @@ MAX_ARG_LENGTH = 64
 MAX_OVERRIDE = timedelta(days=366)
 #: A team's overrides, ``{id: override}``.
 OVERRIDES = "overrides:"
+#: Channels the bot was removed from (channel JID): no handoff is announced there until it
+#: is added back.
+LEFT = "left:"
 #: Where earlier versions kept each override (``override:<team>:<id>``); read, then folded in.
 OVERRIDE = "override:"
 ANNOUNCED = "announced:"
@@ -203,6 +206,33 @@ class OncallPlugin:
     def chatops_jobs(self) -> Iterable[Job]:
         """Watch for handoffs and announce each one once."""
         return [every(30, name="handoffs")(self.announce)]
+
+    @hookimpl
+    async def chatops_channel_left(self, ctx: PluginContext, conversation: Conversation) -> int:
+        """The bot left a channel: handoffs of the teams announced there stop (until it is
+        added back); returns how many teams announced there."""
+        teams = [
+            t for t in self._settings(ctx).teams.values() if _same_jid(t.channel, conversation.jid)
+        ]
+        if teams:
+            await ctx.store.set(LEFT + conversation.jid.lower(), True)
+        return len(teams)
+
+    @hookimpl
+    async def chatops_channel_joined(self, ctx: PluginContext, conversation: Conversation) -> None:
+        """The bot is back in a channel: its teams' handoffs are announced there again."""
+        await ctx.store.delete(LEFT + conversation.jid.lower())
+
+    @hookimpl
+    async def chatops_account_removed(self, ctx: PluginContext, account_id: str) -> int:
+        """The account the teams belong to removed the app: overrides (who set them, for
+        whom) and what was announced go."""
+        if account_id != self._settings(ctx).account_id:
+            return 0
+        gone = 0
+        for key, _ in await ctx.store.list():
+            gone += int(await ctx.store.delete(key))
+        return gone
 
     @hookimpl
     def chatops_commands(self) -> Iterable[Command]:
@@ -438,14 +468,24 @@ class OncallPlugin:
             last = await ctx.store.get(ANNOUNCED + key)
             if last == state:
                 continue
-            if last is not None:
+            if last is not None and await ctx.store.exists(LEFT + team.channel.lower()):
+                ctx.log.warning(
+                    "not announcing %s's handoff to %s: the bot was removed from %s",
+                    team.name,
+                    current.name,
+                    team.channel,
+                )
+            elif last is not None:
                 where = Conversation(settings.account_id, team.channel, team.name)
+                # On behalf of the person now on call, when their JID is configured.
+                jids = [m.user for m in team.members if m.name == current.name and "@" in m.user]
                 await ctx.send_to(
                     where,
                     Text(
                         f"📟 {current.name} is now on call for {team.name}"
                         + (f" until {fmt(current.until, team.zone)}." if current.until else ".")
                     ),
+                    on_behalf_of=jids[0] if jids else None,
                 )
             # Stored after sending: a crash in between repeats this announcement, never skips it.
             await ctx.store.set(ANNOUNCED + key, state)
@@ -625,6 +665,11 @@ class OncallPlugin:
         if end - moment > MAX_OVERRIDE:
             raise UsageError(f"{fmt(end, team.zone)} is more than {MAX_OVERRIDE.days} days away")
         return end
+
+
+def _same_jid(a: str | None, b: str) -> bool:
+    # JIDs compare without case (XMPP folds the local part).
+    return a is not None and a.lower() == b.lower()
 
 
 def _noted(line: str, note: str) -> str:

@@ -140,6 +140,29 @@ class PollsPlugin:
         """The deadline timer."""
         return [timer("deadline")(self.deadline)]
 
+    @hookimpl
+    async def chatops_channel_left(self, ctx: PluginContext, conversation: Conversation) -> int:
+        """The bot left a channel: its polls go (their cards can no longer change there)."""
+        # Zoom names the channel by id there: its JID is compared without case.
+        return await self._drop(ctx, lambda where: where["jid"].lower() == conversation.jid.lower())
+
+    @hookimpl
+    async def chatops_account_removed(self, ctx: PluginContext, account_id: str) -> int:
+        """An account removed the app: its polls and their votes go."""
+        return await self._drop(ctx, lambda where: where["account_id"] == account_id)
+
+    async def _drop(self, ctx: PluginContext, doomed: Any) -> int:
+        """Delete the polls whose conversation ``doomed`` picks, their votes and deadlines."""
+        gone = 0
+        for key, poll in await ctx.store.list(POLL):
+            if not doomed(poll["conversation"]):
+                continue
+            if poll.get("timer"):
+                await ctx.timers.cancel(poll["timer"])
+            await ctx.store.delete(VOTES + poll["id"])
+            gone += int(await ctx.store.delete(key))
+        return gone
+
     # Commands.
 
     async def create(self, ctx: Context) -> Text | None:
@@ -166,7 +189,7 @@ class PollsPlugin:
             "id": "",
             "question": question.strip(),
             "options": list(options),
-            "creator": {"id": ctx.actor.id, "name": ctx.actor.name},
+            "creator": {"id": ctx.actor.id, "name": ctx.actor.name, "jid": ctx.actor.jid},
             "conversation": attrs.asdict(ctx.conversation),
             "multi": bool(args["multi"]),
             "max": most if args["multi"] else 1,
@@ -372,7 +395,10 @@ class PollsPlugin:
         conversation = Conversation(**poll["conversation"])
         try:
             await ctx.send_to(
-                conversation, Edit(poll["message_id"], self._card(ctx, poll, ballots))
+                conversation,
+                Edit(poll["message_id"], self._card(ctx, poll, ballots)),
+                # The card is its creator's: edits (a deadline's too) go out on their behalf.
+                on_behalf_of=poll["creator"].get("jid"),
             )
         except OutboxClosed:
             # The bot is stopping; the edit stays queued and is made after the restart.

@@ -11,6 +11,7 @@ import base64
 import copy
 import io
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -765,3 +766,23 @@ async def test_a_card_whose_post_failed_is_posted_by_alertmanagers_retry(bot, ca
     assert (retried.status, retried.body["changed"]) == (200, True)
     [card] = cards(bot)
     assert card.text.startswith("🔥 FIRING: 1 · HighLatency")
+
+
+# Zoom's events about the bot itself.
+
+
+async def test_leaving_a_channel_forgets_the_group_cards_kept_there(bot, caplog):
+    await notify(bot, fixture("firing"))
+    caplog.set_level(logging.INFO, "chatopsbot.dispatch")
+    await bot.remove_from_channel("ops")
+    assert "alerts: 1" in caplog.text
+    answer = await bot.command("alerts", channel="elsewhere")
+    assert answer.only().text == "Nothing is firing."
+
+
+async def test_an_account_removing_the_app_loses_its_group_cards(bot):
+    await notify(bot, fixture("firing"))
+    await bot.deauthorize("acct-2")
+    assert (await bot.command("alerts")).only().text.startswith("Firing now:\n🔥 HighLatency")
+    await bot.deauthorize("acct-1")
+    assert (await bot.command("alerts")).only().text == "Nothing is firing."

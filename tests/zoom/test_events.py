@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,16 +12,25 @@ import pytest
 from chatopsbot.zoom import payloads
 from chatopsbot.zoom.events import (
     AppDeauthorized,
+    AppMention,
     BotInstalled,
     BotNotification,
     ButtonClicked,
+    Callback,
+    ChannelAppAdded,
+    ChannelAppRemoved,
     EventError,
     FieldEdited,
+    LinkShared,
     MessageEdited,
     OptionSelected,
+    Span,
     UnknownEvent,
     UrlValidation,
+    app_id,
+    channel_jid,
     parse_event,
+    user_jid,
 )
 from chatopsbot.zoom.signature import verify
 
@@ -957,3 +967,234 @@ def test_payloads_signed_bodies_verify_and_parse():
     parsed = parse_event(body)
     assert isinstance(parsed, BotNotification)
     assert parsed.cmd == "ping"
+
+
+# The team_chat events (snake_case, users and channels named by id) and interactive callbacks.
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((SAMPLES / name).read_text())["event"]
+    return event
+
+
+MENTION = "zoomdocs_team_chat.app_mention_json-example.json"
+LINK = "zoomdocs_team_chat.link_shared_json-example.json"
+ADDED = "zoomdocs_team_chat.channel_app_added_json-example.json"
+REMOVED = "zoomdocs_team_chat.channel_app_removed_json-example.json"
+
+
+def test_app_mention_sample():
+    event = parse(sample_event(MENTION))
+    assert event == AppMention(
+        account_id="asgVcjZnWWRLWvv_GtyGuaxg",
+        operator_id="z8yCxjabcdEFGHfp8uQ",
+        operator="example@zoom.us",
+        channel_id="8AmQ0WOoQ1O3a84yYFc2xQ",
+        channel_name="Team Chat",
+        timestamp=1696914490157,
+        external=True,
+        message_id="5DD614F4-DD19-4C39-8D03-93C4D0A0C839",
+        message="hello",
+        thread_id="5DD614F4-DD19-4C39-8D03-93C4D0A0C838",
+        mentions=(),
+    )
+
+
+def test_app_mention_with_zooms_at_items():
+    data = sample_event(MENTION)
+    data["payload"]["object"]["message"] = "@Ops Bot deploy"
+    data["payload"]["object"]["at_items"] = [{"start_position": 0, "end_position": 8}]
+    assert parse(data).mentions == (Span(0, 8),)
+
+
+def test_link_shared_sample_takes_the_ids_of_response_url():
+    event = parse(sample_event(LINK))
+    assert isinstance(event, LinkShared)
+    assert (event.unfurl_user, event.trigger_id) == ("exampleUserId", "exampleTriggerId")
+    assert event.operator_id == "exampleuserId"
+    assert event.link == "https://sg.com/1234w"
+    assert event.conversation_type == "to_channel"
+    assert event.thread_id == "5DD614F4-DD19-4C39-8D03-93C4D0A0C838"
+
+
+def test_link_shared_without_response_url_uses_the_payloads_ids():
+    data = sample_event(LINK)
+    del data["response_url"]
+    event = parse(data)
+    assert (event.unfurl_user, event.trigger_id) == ("exampleuserId", "exampleTriggerId")
+
+
+@pytest.mark.parametrize(("name", "kind"), [(ADDED, ChannelAppAdded), (REMOVED, ChannelAppRemoved)])
+def test_channel_app_samples(name, kind):
+    event = parse(sample_event(name))
+    assert type(event) is kind
+    assert event.channel_id == "55feed8f37174c11ae4595b8223a932a"
+    assert event.channel_name == "test18"
+    assert event.app_ids == ("v1initnyujsz-sk6c3q7cpxg",)
+    assert event.timestamp == 1703638484590
+
+
+def test_team_chat_events_fall_back_to_the_envelope_time():
+    data = sample_event(ADDED)
+    del data["payload"]["object"]["timestamp"]
+    assert parse(data).timestamp == 1703638484596
+
+
+TEAM_CHAT_ERRORS = [
+    (MENTION, ("payload", "object"), None, "body.payload.object: missing"),
+    (MENTION, ("payload", "object", "channel_id"), None, "body.payload.object.channel_id: missing"),
+    (MENTION, ("payload", "object", "message_id"), None, "body.payload.object.message_id: missing"),
+    (MENTION, ("payload", "object", "message_id"), "", "body.payload.object.message_id: empty"),
+    (
+        MENTION,
+        ("payload", "object", "message"),
+        7,
+        "body.payload.object.message: expected a string, got a number",
+    ),
+    (
+        MENTION,
+        ("payload", "object", "at_items"),
+        "x",
+        "body.payload.object.at_items: expected an array, got a string",
+    ),
+    (
+        MENTION,
+        ("payload", "object", "at_items"),
+        [{"start_position": 0}],
+        "body.payload.object.at_items[0].end_position: missing",
+    ),
+    (
+        MENTION,
+        ("payload", "by_external_user"),
+        "maybe",
+        "body.payload.by_external_user: expected a boolean, got a string",
+    ),
+    (LINK, ("payload", "object", "link"), None, "body.payload.object.link: missing"),
+    (LINK, ("payload", "object", "link"), " ", "body.payload.object.link: empty"),
+    (
+        LINK,
+        ("response_url",),
+        5,
+        "body.response_url: expected a string, got a number",
+    ),
+    (ADDED, ("payload", "object", "channel_id"), None, "body.payload.object.channel_id: missing"),
+    (
+        ADDED,
+        ("payload", "object", "app_members"),
+        [{"display_name": "x"}],
+        "body.payload.object.app_members[0].id: missing",
+    ),
+    (
+        REMOVED,
+        ("payload", "object"),
+        [],
+        "body.payload.object: expected an object, got an array",
+    ),
+    (
+        REMOVED,
+        ("payload", "account_id"),
+        1,
+        "body.payload.account_id: expected a string, got a number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "value", "message"), TEAM_CHAT_ERRORS)
+def test_malformed_team_chat_events_say_what_is_wrong(name, path, value, message):
+    data = sample_event(name)
+    if value is None:
+        data = without(data, *path)
+    else:
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    assert error_of(data) == message
+
+
+def test_a_link_without_any_trigger_id_is_refused():
+    data = without(sample_event(LINK), "response_url")
+    data = without(data, "payload", "object", "trigger_id")
+    assert error_of(data) == "body.payload.object.trigger_id: missing"
+
+
+def test_team_chat_dedupe_keys():
+    mention = parse(sample_event(MENTION))
+    assert mention.dedupe_key == (
+        "AppMention|asgVcjZnWWRLWvv_GtyGuaxg|8AmQ0WOoQ1O3a84yYFc2xQ|"
+        "5DD614F4-DD19-4C39-8D03-93C4D0A0C839"
+    )
+    assert parse(sample_event(LINK)).dedupe_key == (
+        "LinkShared|exampleAccountId|exampleTriggerId|https://sg.com/1234w"
+    )
+    added, removed = parse(sample_event(ADDED)), parse(sample_event(REMOVED))
+    assert added.dedupe_key != removed.dedupe_key
+    assert added.dedupe_key == parse(sample_event(ADDED)).dedupe_key
+
+
+def test_interactive_events_keep_zooms_callback_without_showing_its_token():
+    data = sample_event("zoomdocs_interactive_message_actions_json-example.json")
+    event = parse(data)
+    assert event.callback == Callback(data["callback_url"], data["callback_token"])
+    assert data["callback_token"] not in repr(event)
+    assert data["callback_url"] in repr(event)
+
+
+def test_interactive_events_without_a_callback():
+    event = parse(sample_event("zoomdocs_interactive_message_select_json-example.json"))
+    assert event.callback is None
+
+
+def test_jids_of_users_and_channels_named_by_id():
+    assert user_jid("KdYKjnimT4KPd8KKdQt9FQ", "v1bot@xmpp.zoom.us") == (
+        "kdykjnimt4kpd8kkdqt9fq@xmpp.zoom.us"
+    )
+    assert channel_jid("8AmQ0WOoQ1O3a84yYFc2xQ", "v1bot@xmppdev.zoom.us") == (
+        "8amq0wooq1o3a84yyfc2xq@conference.xmppdev.zoom.us"
+    )
+    assert app_id("V1Init@xmpp.zoom.us") == "v1init"
+
+
+def test_payloads_team_chat_builders_round_trip():
+    mention = parse(payloads.app_mention("@bot echo", mentions=[(0, 4)], thread_id="T"))
+    assert (mention.message, mention.mentions, mention.thread_id) == (
+        "@bot echo",
+        (Span(0, 4),),
+        "T",
+    )
+    link = parse(payloads.link_shared("https://x.example/1", trigger_id="trg"))
+    assert (link.link, link.trigger_id, link.unfurl_user) == (
+        "https://x.example/1",
+        "trg",
+        "u-alice",
+    )
+    added = parse(payloads.channel_app(True, robot_jid="Bot@xmpp.zoom.us"))
+    assert isinstance(added, ChannelAppAdded)
+    assert added.app_ids == ("Bot",)
+    assert isinstance(parse(payloads.channel_app(False)), ChannelAppRemoved)
+    gone = parse(payloads.app_deauthorized(account_id="a9", retention=True))
+    assert (gone.account_id, gone.keep_data) == ("a9", True)
+    assert (
+        parse(payloads.app_deauthorized()).dedupe_key
+        != parse(payloads.app_deauthorized()).dedupe_key
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "path"),
+    [
+        (notification, ("payload", "accountId")),
+        (notification, ("payload", "cmd")),
+        (deauthorized, ("payload", "account_id")),
+        (lambda: sample_event(MENTION), ("payload", "object", "message")),
+    ],
+)
+def test_half_a_character_is_refused_with_its_path(make, path):
+    data = make()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = "a\udc80"
+    assert error_of(data) == f"body.{'.'.join(path)}: not valid Unicode (a lone surrogate)"
