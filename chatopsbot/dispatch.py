@@ -230,9 +230,9 @@ class Dispatcher:
     async def _mention(self, event: AppMention, out: Messenger) -> None:
         """An @mention in a channel runs the command it carries, as the slash command would
         (same access rules), answered in the mention's thread."""
-        if not event.account_id or not event.operator_id:
-            # Zoom names neither the account nor the user for someone of another account:
-            # there is nobody the rules could judge and no account to answer in.
+        if event.external or not event.account_id or not event.operator_id:
+            # A guest from another account (Zoom's own sample is one): its ids are not ones
+            # the access rules could name, so nothing it asks for runs.
             log.info(
                 "a mention in %s by a user of another account: not answered",
                 event.channel_name or event.channel_id,
@@ -265,7 +265,16 @@ class Dispatcher:
         return True
 
     async def _unfurl(self, event: LinkShared, out: Messenger) -> None:
-        """Ask the plugins, in turn, for a card to show under a shared link."""
+        """Ask the plugins, in turn, for a card to show under a shared link.
+
+        A plugin's card is shown only where the person who shared the link may run the
+        plugin's commands: the rules of its command group (``[access.commands."deploy"]`` for
+        the deploy plugin) and of ``<plugin>:unfurl`` apply, as to an action. A link shared by
+        a guest of another account is not unfurled.
+        """
+        if event.external or not event.operator_id:
+            log.info("a link shared by a user of another account: not unfurled")
+            return
         bot = self._messenger.robot_jid
         actor = User(event.operator_id, user_jid(event.operator_id, bot), event.operator)
         if event.channel_id:
@@ -278,7 +287,13 @@ class Dispatcher:
             )
         extra = {**_extra(actor, where), "event": "link_shared"}
         kwargs = {"link": event.link, "conversation": where, "actor": actor}
-        for plugin, answer in await self._ask(chatops_unfurl, extra, out, kwargs, first=True):
+
+        def may_show(plugin: str) -> bool:
+            name = f"{plugin}:unfurl"
+            return self._verdict(name, False, actor, where, extra, stands_for=plugin).allowed
+
+        answers = await self._ask(chatops_unfurl, extra, out, kwargs, first=True, asks=may_show)
+        for plugin, answer in answers:
             if not isinstance(answer, Card):
                 log.error(
                     "plugin %s answered an unfurl with a %s, not a Card",
@@ -400,14 +415,17 @@ class Dispatcher:
         kwargs: Mapping[str, Any],
         *,
         first: bool = False,
+        asks: Callable[[str], bool] | None = None,
     ) -> list[tuple[str, Any]]:
-        """Call a runtime hook of every plugin that has it, each with its own context and
-        under the command time limit; a failing one is logged and skipped. Returns the
-        answers that are not ``None`` (with ``first``, only the first such)."""
+        """Call a runtime hook of every plugin that has it (and that ``asks`` admits), each
+        with its own context and under the command time limit; a failing one is logged and
+        skipped. Returns the answers that are not ``None`` (with ``first``, only the first)."""
         if self._hooks is None:
             return []
         answers: list[tuple[str, Any]] = []
         for plugin, call in self._hooks.implementations(spec):
+            if asks is not None and not asks(plugin):
+                continue
             ctx = PluginContext(**self.plugin_context(plugin, extra, out))
             try:
                 async with asyncio.timeout(self._timeout):

@@ -298,6 +298,10 @@ def check_rules(settings: Settings, plugins: Plugins) -> None:
 def rule_problems(access: AccessSettings, plugins: Plugins, source: str) -> list[ConfigError]:
     """A problem for each access rule that names no loaded command, group or action."""
     actions = [f"{plugin}:{name}" for plugin, name in plugins.actions]
+    # A plugin that unfurls links can be ruled as `<plugin>:unfurl` (see Dispatcher._unfurl).
+    actions += [
+        f"{impl.plugin_name}:unfurl" for impl in plugins.manager.hook.chatops_unfurl.get_hookimpls()
+    ]
     return [
         ConfigError(source, f'access.commands."{key}"', problem)
         for key, problem in unmatched_rules(access, (c.name for c in plugins.commands), actions)

@@ -277,6 +277,8 @@ class LinkShared:
     message_id: str
     thread_id: str
     timestamp: int
+    #: Shared by a guest of another account (``by_external_user``).
+    external: bool = False
 
     @property
     def dedupe_key(self) -> str:
@@ -557,7 +559,10 @@ def _link_shared(envelope: _Fields, p: _Fields) -> LinkShared:
     obj, common = _team_chat_fields(envelope, p)
     user, trigger = common["operator_id"], obj.text("trigger_id", required=False)
     response_url = envelope.text("response_url", required=False)
-    found = _UNFURL_URL.search(urlsplit(response_url).path) if response_url else None
+    try:
+        found = _UNFURL_URL.search(urlsplit(response_url).path) if response_url else None
+    except ValueError as exc:  # urlsplit: "Invalid IPv6 URL", a bad port, ...
+        raise EventError(f"{envelope.path}.response_url: not a URL ({exc})") from None
     if found:
         # Zoom's own address for the answer: its ids are the ones the unfurl must use.
         user, trigger = unquote(found["user"]), unquote(found["trigger"])
@@ -582,6 +587,7 @@ def _link_shared(envelope: _Fields, p: _Fields) -> LinkShared:
         message_id=obj.text("message_id", required=False),
         thread_id=obj.text("reply_main_message_id", required=False),
         timestamp=common["timestamp"],
+        external=common["external"],
     )
 
 

@@ -1026,6 +1026,14 @@ def test_link_shared_without_response_url_uses_the_payloads_ids():
     assert (event.unfurl_user, event.trigger_id) == ("exampleuserId", "exampleTriggerId")
 
 
+def test_link_shared_with_a_response_url_that_is_no_url_is_refused_naming_it():
+    # urlsplit raises ValueError on it: a 4xx naming the field, not a 500 Zoom would retry.
+    data = sample_event(LINK)
+    data["response_url"] = "https://[zoom.us/v2/im/chat/users/u/unfurls/t"
+    with pytest.raises(EventError, match=r"body.response_url: not a URL"):
+        parse(data)
+
+
 @pytest.mark.parametrize(("name", "kind"), [(ADDED, ChannelAppAdded), (REMOVED, ChannelAppRemoved)])
 def test_channel_app_samples(name, kind):
     event = parse(sample_event(name))

@@ -152,9 +152,21 @@ async def test_app_deauthorized_sample_forgets_the_account(sampled, caplog):
     assert "account AAAAAABBBB removed the app: deleted" in caplog.text
 
 
+async def test_app_mention_sample_by_a_guest_of_another_account_runs_nothing(sampled, caplog):
+    # Zoom's sample is a mention by an external user: ids the access rules cannot name.
+    bot, _ = sampled
+    caplog.set_level(logging.INFO, "chatopsbot.dispatch")
+    event = sample("zoomdocs_team_chat.app_mention_json-example.json")
+    assert event["payload"]["by_external_user"] is True
+    assert await bot.deliver(event) == []
+    assert "by a user of another account: not answered" in caplog.text
+
+
 async def test_app_mention_sample_is_answered_in_its_thread(sampled):
     bot, _ = sampled
     event = sample("zoomdocs_team_chat.app_mention_json-example.json")
+    # The same mention by a member of the bot's own account.
+    event["payload"]["by_external_user"] = False
     obj = event["payload"]["object"]
     bot.zoom.user_posted(obj["reply_main_message_id"])
     [reply] = await bot.deliver(event)
