@@ -558,7 +558,10 @@ async def test_console_settings_keep_the_config_but_not_its_zoom_or_storage(tmp_
             },
             "storage": {"url": "postgresql://prod/db"},
             "access": {"admins": ["u-zed"]},
-            "plugins": {"deploy": {"webhook_token": "from-config"}},
+            "plugins": {
+                "deploy": {"webhook_token": "from-config"},
+                "alerts": {"alertmanager_url": "https://alertmanager.prod.example"},
+            },
             "outbound": {"rate_limit": 2},
         },
         source="prod.toml",
@@ -577,7 +580,9 @@ async def test_console_settings_keep_the_config_but_not_its_zoom_or_storage(tmp_
     assert settings.storage.url.reveal() == ""
     assert settings.server.host == "127.0.0.1"
     assert settings.access.admins == ("u-zed", "u-alice")
-    assert settings.plugins.tables["deploy"]["webhook_token"] == "from-config"
+    # Production's token is never shown on the page; production's Alertmanager is never called.
+    assert settings.plugins.tables["deploy"]["webhook_token"] == "fresh"
+    assert settings.plugins.tables["alerts"]["alertmanager_url"] == ""
     assert settings.outbound.rate_limit == 2
     assert settings.source == "prod.toml"
     bare = console_settings(

@@ -31,16 +31,22 @@ def console_settings(
 
     The config's storage is never used: its queued replies belong to real Zoom. Alice, the
     console's first person, is added to the admins, and each plugin in ``hook_tokens`` gets
-    that ``webhook_token`` where its table has none, so its hook can be fed from the page.
+    that ``webhook_token`` (never the config's, which the page would show), so its hook can be
+    fed from the page. Other services the plugins call (Alertmanager, PagerDuty) are replaced
+    by stand-ins: nothing done in the console reaches production.
     """
     table = zoom.zoom_table(secret)
     zoom_settings = parse_settings({"zoom": table}, source="<console>", environ={}).zoom
     if base is None:
         base = parse_settings({"zoom": table}, source="<console>", environ={})
     tables = {name: dict(values) for name, values in base.plugins.tables.items()}
+    # The page shows each hook's token: a fresh one, never the config's (production's).
     for name, token in (hook_tokens or {}).items():
-        if not tables.get(name, {}).get("webhook_token"):
-            tables[name] = {**tables.get(name, {}), "webhook_token": token}
+        tables[name] = {**tables.get(name, {}), "webhook_token": token}
+    # Nothing a click in the console does may reach a production service.
+    for name, key, stand_in in OFFLINE:
+        if tables.get(name, {}).get(key):
+            tables[name][key] = stand_in
     admins = base.access.admins
     if cast.PEOPLE[0].id not in admins:
         admins = (*admins, cast.PEOPLE[0].id)
@@ -53,6 +59,15 @@ def console_settings(
         plugins=evolve(base.plugins, tables=tables),
     )
 
+
+#: Where built-in plugins call other services, and what the console puts there instead:
+#: nothing (Alertmanager: "not configured"), or a loopback port nothing listens on
+#: (PagerDuty: "could not reach PagerDuty", the plugin's answer for an outage).
+OFFLINE = (
+    ("alerts", "alertmanager_url", ""),
+    ("oncall", "pagerduty_url", "http://127.0.0.1:9"),
+    ("oncall", "pagerduty_token", "console-stand-in"),
+)
 
 #: The built-in plugins whose HTTP hook checks ``[plugins.<name>] webhook_token``.
 TOKEN_PLUGINS = ("deploy", "alerts")
