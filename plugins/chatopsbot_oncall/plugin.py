@@ -226,8 +226,10 @@ class OncallPlugin:
     @hookimpl
     async def chatops_account_removed(self, ctx: PluginContext, account_id: str) -> int:
         """The account the teams belong to removed the app: overrides (who set them, for
-        whom) and what was announced go."""
-        if account_id != self._settings(ctx).account_id:
+        whom) and what was announced go. Without ``account_id`` in the config (no team
+        announces in a channel) the install serves one account: any removal is its own."""
+        configured = self._settings(ctx).account_id
+        if configured and account_id != configured:
             return 0
         gone = 0
         for key, _ in await ctx.store.list():

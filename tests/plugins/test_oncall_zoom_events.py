@@ -65,3 +65,16 @@ async def test_a_handoff_goes_out_on_behalf_of_the_person_now_on_call_when_known
         [bob] = await bot.advance(timedelta(hours=1))
         assert bob.text.startswith("📟 Bob is now on call")
         assert bob.user_jid == "bob@xmpp.zoom.us"
+
+
+async def test_without_an_account_in_the_config_a_removal_loses_the_overrides():
+    # No team announces in a channel, so [plugins.oncall] account_id is not needed: the
+    # install serves one account, and its removal must not leave who-covered-whom behind.
+    team = {k: v for k, v in TEAMS["platform"].items() if k != "channel"}
+    config = {**CONFIG, "plugins": {"oncall": {"teams": {"platform": team}}}}
+    async with BotHarness(clock=ManualClock(START), config=config) as bot:
+        await bot.command("oncall override platform alice 2h", channel=None)
+        overrides = (await bot.command("oncall overrides platform")).only().text
+        assert "Alice" in overrides
+        await bot.deauthorize("acct-1")
+        assert "Alice" not in (await bot.command("oncall overrides platform")).only().text
