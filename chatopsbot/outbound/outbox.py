@@ -75,6 +75,9 @@ _STAMP = 0.25
 #: How many lanes' next messages an account keeps read ahead.
 _MAX_HEADS = 1000
 DONE_CHANNEL = "chatopsbot_sent"
+#: ``[account, lane or null]``: those messages were deleted (the bot left a channel, an account
+#: removed the app). The sender drops the next messages it keeps in memory for them.
+FORGOTTEN_CHANNEL = "chatopsbot_forgotten"
 
 
 class SendFailed(ChatopsbotError):
@@ -135,6 +138,9 @@ class _Account:
     added: dict[str, int] = field(factory=dict)
     # The next message of a lane, read in the transaction that recorded the previous one.
     heads: dict[str, QueuedMessage] = field(factory=dict)
+    # Bumped when some of the account's messages were deleted (see forget): a message read
+    # before that is checked against storage before it is sent.
+    forgets: int = 0
     # Until when (wall clock) the account's last-sent record covers this process's sends.
     stamped: float = 0.0
     paused_until: float = 0.0
@@ -219,6 +225,7 @@ class Outbox:
         """Listen for news from other processes sharing the storage."""
         await self._backend.listen(QUEUED_CHANNEL, self._heard_queued)
         await self._backend.listen(DONE_CHANNEL, self._heard_done)
+        await self._backend.listen(FORGOTTEN_CHANNEL, self._heard_forgotten)
         self._sweeper = self._loop.create_task(self._sweep_loop(), name="outbox:sweep")
 
     async def lead(self) -> None:
@@ -310,14 +317,36 @@ class Outbox:
         sending them: the account removed the app, or the bot left the channel. Returns how
         many went. A message already in flight may still reach Zoom."""
         gone = await self._backend.outbox_forget(account, lane)
-        known = self._accounts.get(account)
-        if known is not None:
-            for name in list(known.heads):
-                if lane is None or name.lower() == lane.lower():
-                    known.heads.pop(name, None)
+        self._drop_heads(account, lane)
+        if gone and self._backend.shared:
+            # The sender may be another replica, holding the next message of a lane in memory.
+            try:
+                await self._backend.notify(FORGOTTEN_CHANNEL, json.dumps([account, lane]))
+            except StorageError as exc:
+                self._repeated.report("outbox: could not notify the sender", str(exc))
         if gone and self._leading and not self._stopping:
             await self._rescan()
         return gone
+
+    def _drop_heads(self, account: str, lane: str | None) -> None:
+        known = self._accounts.get(account)
+        if known is not None:
+            known.forgets += 1
+            for name in list(known.heads):
+                if lane is None or name.lower() == lane.lower():
+                    known.heads.pop(name, None)
+
+    async def _still_queued(self, message: QueuedMessage) -> bool:
+        head = await self._backend.outbox_head(message.lane)
+        return head is not None and head.id == message.id
+
+    def _heard_forgotten(self, payload: str) -> None:
+        try:
+            account, lane = json.loads(payload)
+        except (ValueError, TypeError):
+            log.warning("outbox: ignored a malformed notification %r", payload[:100])
+            return
+        self._drop_heads(str(account), None if lane is None else str(lane))
 
     def failing_for(self) -> tuple[float, str, str]:
         """``(seconds, account, last error)`` for the account whose requests fail longest."""
@@ -515,7 +544,12 @@ class Outbox:
             if self._policy.expired(message.created_at, self._clock.timestamp()):
                 await self._dead(message, "expired", message.error or "never sent", attempted=False)
                 return
+            forgets = account.forgets
             await account.pacer.wait(before=functools.partial(self._stamp, account))
+            if account.forgets != forgets and not await self._still_queued(message):
+                # Deleted while it waited its turn (the bot left the channel, the account
+                # removed the app), here or on another replica.
+                return
             if self._loop.time() < account.paused_until or not self._lease():
                 # A 429 came while this one waited its turn (keep its place until the pause
                 # ends), or the sender lease was just lost (another process sends from now on).

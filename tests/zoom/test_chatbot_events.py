@@ -8,6 +8,7 @@ message goes out for, and a user-managed app sends private replies as direct mes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -29,6 +30,7 @@ from chatopsbot import (
     hookimpl,
 )
 from chatopsbot.zoom.payloads import bot_notification
+from tests.bot_process import wait_until
 from tests.conftest import CHANNEL
 from tests.sample import Sample
 
@@ -231,6 +233,36 @@ async def test_a_send_to_a_channel_the_bot_left_is_a_dead_letter_at_once(bot):
     assert "7004" in dead.error
     assert [r.status for r in bot.zoom.requests] == [403]
     assert ctx.plugin == "hooks"
+
+
+async def test_a_channel_left_on_a_follower_stops_what_the_leader_was_about_to_send(
+    start_bot, hooks, postgres_schema
+):
+    # Two replicas; the leader sends one message a second. The follower hears that the bot
+    # left the channel: the messages the leader had read ahead (one waiting its turn, one in
+    # memory) must not go out after that.
+    from tests.conftest import POSTGRES_URL
+
+    storage = {"url": f"{POSTGRES_URL}?search_path={postgres_schema}"}
+    replicas = [
+        await start_bot(extra={"hooks": hooks}, storage=storage, outbound={"rate_limit": 1})
+        for _ in range(2)
+    ]
+    leader, follower = replicas
+    assert leader.runtime.leading
+    assert not follower.runtime.leading
+    ops = Conversation("acct-1", CHANNEL)
+    await leader.runtime.dispatcher.decide(
+        "hooks", [Post(ops, Text(f"number {n}")) for n in range(4)], "test"
+    )
+
+    def posts() -> list[Any]:
+        return [r for r in leader.zoom.requests if r.method == "POST"]
+
+    await wait_until(lambda: len(posts()) == 1, within=10, what="the first send")
+    await follower.remove_from_channel("ops")
+    await asyncio.sleep(3.5)  # three more sends' time at one a second
+    assert [r.status for r in posts()] == [201]
 
 
 # Installation and deauthorization.
