@@ -374,12 +374,15 @@ class Dispatcher:
             return
         counts = await self._ask(chatops_account_removed, extra, out, {"account_id": account})
         audit = await self._backend.audit_forget(account)
+        cards = await self._messenger.forget_cards(account)
         log.warning(
-            "account %s removed the app: deleted %s, %d audit entr%s, %d queued or dead message(s)",
+            "account %s removed the app: deleted %s, %d audit entr%s, %d card record(s), "
+            "%d queued or dead message(s)",
             account,
             _counted(counts),
             audit,
             "y" if audit == 1 else "ies",
+            cards,
             queued,
             extra=extra,
         )

@@ -292,6 +292,16 @@ class Messenger:
         if messages or settle is not None or audit:
             await self.outbox.add(messages, settle=settle, audit=audit)
 
+    async def forget_cards(self, account: str) -> int:
+        """Delete what is remembered of the cards sent in ``account`` (who each private card
+        was for, its values); return how many records went. Records written before cards
+        named their account cannot be told apart and stay until they expire."""
+        gone = 0
+        for key, text in await self._backend.scan(AUTHORS, "", self._clock.timestamp()):
+            if CardRecord.from_json(text).account == account:
+                gone += int(await self._backend.delete(AUTHORS, key))
+        return gone
+
     async def card(self, message_id: str) -> CardRecord | None:
         """What is remembered of the card ``message_id`` (its plugin, viewer and values)."""
         # One read: the card's record and its versions share the message id as a prefix.

@@ -155,17 +155,20 @@ class CardRecord:
     #: Signed action ids of what Zoom fills in (member and channel selects, editable fields
     #: and texts), by what the event names: see :func:`chatopsbot.zoom.cards.routes`.
     routes: Mapping[str, str] = field(factory=dict)
+    #: The Zoom account the card was sent in: its records go when the account removes the app.
+    account: str = ""
 
     @classmethod
     def of(cls, plugin: str, call: ApiCall, routes: object = None) -> CardRecord:
         """The record for ``call`` (a send, an edit or a delete) of ``plugin``'s card."""
-        if call.method == "DELETE":
-            return cls(plugin, deleted=True)
         body = call.body or {}
+        account = call.account_id
+        if call.method == "DELETE":
+            return cls(plugin, deleted=True, account=account)
         viewer = body.get("visible_to_user")
         values = frozenset(value_digest(v) for v in _values(body.get("content")))
         kept = {str(k): str(v) for k, v in routes.items()} if isinstance(routes, Mapping) else {}
-        return cls(plugin, str(viewer) if viewer else None, values, routes=kept)
+        return cls(plugin, str(viewer) if viewer else None, values, routes=kept, account=account)
 
     def admits(self, value: str) -> bool:
         """Whether ``value`` is one the card carries (cards recorded before values were
@@ -183,6 +186,8 @@ class CardRecord:
             data["deleted"] = True
         if self.routes:
             data["routes"] = dict(self.routes)
+        if self.account:
+            data["account"] = self.account
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -198,6 +203,7 @@ class CardRecord:
             None if values is None else frozenset(values),
             bool(data.get("deleted", False)),
             routes=dict(data.get("routes") or {}),
+            account=str(data.get("account") or ""),
         )
 
     def merge(self, later: CardRecord) -> CardRecord:
@@ -205,7 +211,12 @@ class CardRecord:
         values = None if self.values is None else self.values | (later.values or frozenset())
         deleted = self.deleted or later.deleted
         return CardRecord(
-            self.plugin, self.viewer, values, deleted, routes={**self.routes, **later.routes}
+            self.plugin,
+            self.viewer,
+            values,
+            deleted,
+            routes={**self.routes, **later.routes},
+            account=self.account or later.account,
         )
 
 

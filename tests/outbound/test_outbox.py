@@ -316,7 +316,7 @@ async def test_a_card_remembers_its_author_with_its_sending(backend):
     async with Bench(backend, Script()) as outbox:
         [future] = await outbox.add([message(5, author="polls")], wait=True)
         await future
-    assert await backend.get(AUTHORS, "m5", 0) == '{"plugin":"polls","values":[]}'
+    assert await backend.get(AUTHORS, "m5", 0) == '{"plugin":"polls","values":[],"account":"a1"}'
 
 
 async def test_requests_are_spaced_per_account_from_the_first_one(backend):

@@ -41,6 +41,13 @@ async def _notes(bot: Any) -> list[str]:
     return [key for key, _ in await bot.runtime.backend.scan("hooks", "note:", now)]
 
 
+async def _card_accounts(bot: Any) -> list[str]:
+    from chatopsbot.outbound.sender import AUTHORS, CardRecord
+
+    rows = await bot.runtime.backend.scan(AUTHORS, "", bot.clock.timestamp())
+    return sorted(CardRecord.from_json(text).account for _, text in rows)
+
+
 async def _audited(bot: Any) -> set[str]:
     entries = await bot.runtime.backend.audit_query(AuditQuery())
     return {e.account_id for e in entries}
@@ -51,6 +58,10 @@ async def test_an_account_removing_the_app_is_forgotten(start_bot, storage, capl
     bot = await _two_accounts(start_bot, hooks, storage)
     assert await _notes(bot) == ["note:acct-1:u-alice", "note:acct-2:u-alice"]
     assert await _audited(bot) == {"acct-1", "acct-2"}
+    # A card in each account: the bot remembers its plugin, values and viewer.
+    for account in ("acct-1", "acct-2"):
+        await bot.command('poll "Lunch?" Pizza Sushi', account_id=account)
+    assert await _card_accounts(bot) == ["acct-1", "acct-2"]
     tokens = bot.zoom.token_requests
     caplog.set_level(logging.INFO, "chatopsbot.dispatch")
 
@@ -65,7 +76,8 @@ async def test_an_account_removing_the_app_is_forgotten(start_bot, storage, capl
     [line] = [r.getMessage() for r in caplog.records if "removed the app" in r.getMessage()]
     assert line.startswith("account acct-1 removed the app: deleted hooks: 1, ")
     assert "deploy: 0" in line
-    assert line.endswith(", 2 audit entries, 1 queued or dead message(s)")
+    assert line.endswith(", 3 audit entries, 1 card record(s), 1 queued or dead message(s)")
+    assert await _card_accounts(bot) == ["acct-2"]
     # The token cache was cleared: the next send fetches a fresh token.
     await bot.command("echo still here", account_id="acct-2")
     assert bot.zoom.token_requests == tokens + 1
