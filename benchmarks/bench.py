@@ -1,6 +1,7 @@
 """Benchmarks for the durable runtime; prints figures (machines are noisy: not a pass/fail test).
 
-    python benchmarks/bench.py [quota|ack|memory|ack-replicas|reply-latency|failover|replicas|all]
+    python benchmarks/bench.py
+        [quota|ack|memory|scale|ack-replicas|reply-latency|failover|replicas|all]
         [--repeat N] [options]
 
 - quota:  replies written to the durable outbox (SQLite in a temporary file) and sent through
@@ -9,6 +10,9 @@
 - ack:    webhook acknowledgement latency (p50/p99) and throughput with 50 concurrent senders;
           the bot runs in its own process (SQLite on disk, as ``chatopsbot run`` has it), so the
           load generator does not share its loop. Every webhook is recorded before its 200.
+- scale:  how memory and CPU per reply grow with the backlog: 100 to 100,000 replies queued
+          while Zoom is unreachable, over 1 to 1,000 conversations, then drained with a
+          quota far above what the bot sends; a table.
 - memory: resident memory of the bot process idle and with 100,000 replies queued in the
           outbox (Zoom unreachable, so they stay queued); then the acknowledgement latency of a
           short burst with that backlog waiting, of 35 s of steady load (100/s, with a health
@@ -898,6 +902,64 @@ async def memory(
     return figures
 
 
+#: ``(queued replies, conversations)`` of the scale table: the backlog grows, then spreads.
+SCALE = (
+    (100, 1),
+    (1_000, 1),
+    (10_000, 1),
+    (100_000, 1),
+    (10_000, 10),
+    (10_000, 100),
+    (10_000, 1_000),
+    (100_000, 1_000),
+)
+
+
+async def scale(queued: int, lanes: int, drain_rate: float) -> Figures:
+    """A backlog of ``queued`` replies over ``lanes`` conversations, written while Zoom is
+    unreachable, then drained with a quota far above what the bot can send: memory with the
+    backlog, and CPU time per reply (the bot process, with its in-process fake Zoom) to drain it."""
+    bot = Bot(rate=drain_rate, outage=True)
+    try:
+        await asyncio.sleep(1.0)
+        idle, _ = rss_mib(bot.pid)
+        fill_seconds = await bot.ask("fill", (queued, lanes))
+        loaded, _ = rss_mib(bot.pid)
+        _, cpu_before, _ = cpu_split()
+        started = time.perf_counter()
+        await bot.ask("zoom_up")
+        deadline = started + 900
+        # Polls another process: there is no event to wait for.
+        while (delivered := await bot.ask("delivered")) < queued:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{delivered} of {queued} replies drained in 900 s")
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        _, cpu_after, _ = cpu_split()
+        drained, peak = rss_mib(bot.pid)
+    finally:
+        bot.stop()
+    return {
+        "queued": queued,
+        "lanes": lanes,
+        "fill_seconds": fill_seconds,
+        "idle": idle,
+        "loaded": loaded,
+        "drained": drained,
+        "peak": peak,
+        "drain_rate": queued / elapsed,
+        "cpu_ms": (cpu_after - cpu_before) * 1000 / queued,
+    }
+
+
+def show_scale(f: Figures) -> str:
+    return (
+        f"| {f['queued']:,.0f} | {f['lanes']:,.0f} | {f['fill_seconds']:.1f} s | "
+        f"{f['idle']:.1f} | {f['loaded']:.1f} | {f['peak']:.1f} | {f['drained']:.1f} | "
+        f"{f['drain_rate']:,.0f}/s | {f['cpu_ms']:.3f} ms |"
+    )
+
+
 def show_memory(f: Figures) -> str:
     waiting = {k.removeprefix("waiting_"): v for k, v in f.items() if k.startswith("waiting_")}
     draining = {k.removeprefix("draining_"): v for k, v in f.items() if k.startswith("draining_")}
@@ -1038,7 +1100,16 @@ def repeat(
     return compare([(name, run, show)], times, quiet or Quiet(0))[0]
 
 
-BENCHMARKS = ("quota", "ack", "memory", "ack-replicas", "reply-latency", "failover", "replicas")
+BENCHMARKS = (
+    "quota",
+    "ack",
+    "memory",
+    "scale",
+    "ack-replicas",
+    "reply-latency",
+    "failover",
+    "replicas",
+)
 
 
 def main() -> int:
@@ -1090,6 +1161,20 @@ def main() -> int:
             show_memory,
             quiet,
         )
+    if which in ("scale", "all"):
+        print(
+            "| queued | conversations | written in | RSS idle MiB | with backlog | peak | drained "
+            "| drain rate | CPU per reply |\n|---|---|---|---|---|---|---|---|---|",
+            flush=True,
+        )
+        for queued, lanes in SCALE:
+            repeat(
+                f"scale {queued} over {lanes}",
+                options.repeat,
+                functools.partial(scale, queued, lanes, options.drain_rate),
+                show_scale,
+                quiet,
+            )
     if which in ("ack", "all"):
         repeat("ack", options.repeat, lambda: ack(per_sender=options.per_sender), show_burst, quiet)
     if which in ("ack-replicas", "replicas", "all"):

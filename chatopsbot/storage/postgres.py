@@ -50,7 +50,7 @@ T = TypeVar("T")
 #: A connection lent by the pool.
 Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Serialises migrations of replicas that start together (an arbitrary, fixed lock key).
 _MIGRATION_LOCK = 0x63686F7073  # "chops"
 
@@ -115,6 +115,12 @@ _MIGRATIONS: tuple[str, ...] = (
     -- five. A query by person reads the time range and filters it.
     CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
     CREATE INDEX IF NOT EXISTS audit_what ON audit (what, at)
+    """,
+    # 2 -> 3: a lane's next message found through an index in its order. The lane index has
+    # the account between lane and id, so "ORDER BY id LIMIT 1" sorted every queued message
+    # of the lane: with 100,000 queued in one conversation, 8 ms per send on SQLite.
+    """
+    CREATE INDEX IF NOT EXISTS outbox_head ON outbox (lane, id) WHERE state = 'queued'
     """,
 )
 

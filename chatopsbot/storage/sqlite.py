@@ -43,7 +43,7 @@ from chatopsbot.storage import (
 T = TypeVar("T")
 
 #: Bumped when the schema changes; ``PRAGMA user_version`` records what a file has.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1: the durable pipeline (the kv table came first, unversioned).
@@ -106,6 +106,12 @@ _MIGRATIONS: tuple[str, ...] = (
     -- five. A query by person reads the time range and filters it.
     CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
     CREATE INDEX IF NOT EXISTS audit_what ON audit (what, at);
+    """,
+    # 2 -> 3: a lane's next message found through an index in its order. The lane index has
+    # the account between lane and id, so "ORDER BY id LIMIT 1" sorted every queued message
+    # of the lane: with 100,000 queued in one conversation, 8 ms per send on SQLite.
+    """
+    CREATE INDEX IF NOT EXISTS outbox_head ON outbox (lane, id) WHERE state = 'queued';
     """,
 )
 

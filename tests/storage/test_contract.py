@@ -460,7 +460,7 @@ async def test_a_version_1_sqlite_file_gains_the_audit_table(tmp_path):
     finally:
         await backend.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 async def test_a_version_1_postgres_schema_gains_the_audit_table(postgres_schema):
