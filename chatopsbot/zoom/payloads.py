@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,17 +78,13 @@ def button_clicked(
     **where: str,
 ) -> dict[str, Any]:
     """An ``interactive_message_actions`` event: a click on the button with ``value``."""
-    payload = _chat_payload(**{**_DEFAULTS, **where})
-    payload.update(
-        messageId=message_id,
+    return _interactive(
+        "interactive_message_actions",
+        message_id,
+        where,
         actionItem={"text": text, "value": value},
         original=original or {},
     )
-    return {
-        "event": "interactive_message_actions",
-        "event_ts": payload["timestamp"],
-        "payload": payload,
-    }
 
 
 def option_selected(
@@ -100,36 +97,28 @@ def option_selected(
 ) -> dict[str, Any]:
     """An ``interactive_message_select`` event: ``values`` picked in a dropdown (shown as
     ``labels``, by default the values themselves)."""
-    payload = _chat_payload(**{**_DEFAULTS, **where})
-    payload.update(
-        messageId=message_id,
+    return _interactive(
+        "interactive_message_select",
+        message_id,
+        where,
         selectedItems=[
             {"text": label, "value": v} for v, label in zip(values, labels or values, strict=True)
         ],
         original=original or {},
     )
-    return {
-        "event": "interactive_message_select",
-        "event_ts": payload["timestamp"],
-        "payload": payload,
-    }
 
 
 def field_edited(
     key: str, current: str, new: str, *, message_id: str, **where: str
 ) -> dict[str, Any]:
     """An ``interactive_message_fields_editable`` event: field ``key`` changed to ``new``."""
-    payload = _chat_payload(**{**_DEFAULTS, **where})
-    payload.update(
-        messageId=message_id,
+    return _interactive(
+        "interactive_message_fields_editable",
+        message_id,
+        where,
         fieldEditItem={"key": key, "currentValue": current, "newValue": new},
         original={},
     )
-    return {
-        "event": "interactive_message_fields_editable",
-        "event_ts": payload["timestamp"],
-        "payload": payload,
-    }
 
 
 def message_edited(
@@ -141,17 +130,13 @@ def message_edited(
     **where: str,
 ) -> dict[str, Any]:
     """An ``interactive_message_editable`` event: an editable text changed to ``target``."""
-    payload = _chat_payload(**{**_DEFAULTS, **where})
-    payload.update(
-        messageId=message_id,
+    return _interactive(
+        "interactive_message_editable",
+        message_id,
+        where,
         editItem={"origin": origin, "target": target},
         original=original or {},
     )
-    return {
-        "event": "interactive_message_editable",
-        "event_ts": payload["timestamp"],
-        "payload": payload,
-    }
 
 
 def form_submitted(
@@ -167,13 +152,24 @@ def form_submitted(
     Zoom publishes no sample: this is the shape Zoom's ERP sample app reads (``object.to_jid``,
     ``object.submit_items``), with the usual chatbot fields beside it.
     """
-    payload = _chat_payload(**{**_DEFAULTS, **where})
-    payload.update(
-        messageId=message_id,
-        object={"to_jid": payload["toJid"], "submit_items": items},
+    to_jid = {**_DEFAULTS, **where}["to_jid"]
+    return _interactive(
+        "chat_message.submit",
+        message_id,
+        where,
+        object={"to_jid": to_jid, "submit_items": items},
         original=original or {},
     )
-    return {"event": "chat_message.submit", "event_ts": payload["timestamp"], "payload": payload}
+
+
+def _interactive(
+    event: str, message_id: str, where: Mapping[str, str], **fields: Any
+) -> dict[str, Any]:
+    """An interactive event on the card ``message_id``: the chat fields of ``where`` (over
+    the defaults), then the event's own ``fields``."""
+    payload = _chat_payload(**{**_DEFAULTS, **where})
+    payload.update(messageId=message_id, **fields)
+    return {"event": event, "event_ts": payload["timestamp"], "payload": payload}
 
 
 _DEFAULTS = {
