@@ -280,10 +280,9 @@ class Outbox:
         if wait:
             messages = [attrs.evolve(m, waited=True) for m in messages]
         self._writes += 1
+        now = self._clock.timestamp()
         try:
-            ids = await self._backend.outbox_add(
-                messages, self._clock.timestamp(), settle=settle, audit=audit
-            )
+            ids = await self._backend.outbox_add(messages, now, settle=settle, audit=audit)
         finally:
             self._writes -= 1
         futures: list[asyncio.Future[Any]] = []
@@ -297,8 +296,12 @@ class Outbox:
                 self._waiters[message_id] = future
             futures.append(future)
         if self._leading and not self._stopping:
-            for message in messages:
-                self._queued(message.account, message.lane)
+            # Only this process writes to unshared storage, so a lane it knew nothing queued
+            # for has this message at its head: kept, it need not be read back to be sent.
+            known = not self._backend.shared and len(ids) == len(messages)
+            for message, message_id in zip(messages, ids if known else [None] * len(messages)):
+                if self._queued(message.account, message.lane) and message_id is not None:
+                    self._keep_head(message, message_id, now)
             self._set_depth(self._depth + len(ids))
         elif messages and self._backend.shared:
             # The sender is another process: tell it where to look. The messages are written
@@ -327,6 +330,19 @@ class Outbox:
         if gone and self._leading and not self._stopping:
             await self._rescan()
         return gone
+
+    def _keep_head(self, message: NewMessage, message_id: int, created_at: float) -> None:
+        account = self._accounts[message.account]
+        if len(account.heads) < _MAX_HEADS:
+            account.heads[message.lane] = QueuedMessage(
+                id=message_id,
+                lane=message.lane,
+                account=message.account,
+                payload=message.payload,
+                meta=message.meta,
+                created_at=created_at,
+                waited=message.waited,
+            )
 
     def _drop_heads(self, account: str, lane: str | None) -> None:
         known = self._accounts.get(account)
@@ -576,7 +592,10 @@ class Outbox:
                 )
                 await self._dead(message, "error", f"{type(exc).__name__}: {exc}")
             else:
-                await self._sent(account, message, delivery)
+                if not await self._sent(account, message, delivery):
+                    # Nothing queued behind it when it was recorded: done, unless a message
+                    # was added since (its write may have come after that read).
+                    again = account.added.get(lane, 0) != generation
         except asyncio.CancelledError:
             raise
         except StorageError as exc:
@@ -626,7 +645,8 @@ class Outbox:
         expires = self._clock.timestamp() + 2 * _WINDOW + _STAMP
         await self._backend.put(LAST_SENT, account.name, repr(account.stamped), expires)
 
-    async def _sent(self, account: _Account, message: QueuedMessage, delivery: Delivery) -> None:
+    async def _sent(self, account: _Account, message: QueuedMessage, delivery: Delivery) -> bool:
+        """Record the delivery; True if the lane has a message queued behind it."""
         remote = message.waited and message.id not in self._waiters
         following = await self._backend.outbox_sent(
             message.id,
@@ -654,6 +674,7 @@ class Outbox:
         account.last_error = ""
         self._metrics.send_latency.observe(max(0.0, self._clock.timestamp() - message.created_at))
         self._finish(message, delivery.result, None)
+        return following is not None
 
     async def _retry_later(
         self, account: _Account, message: QueuedMessage, exc: RetryLater

@@ -21,7 +21,6 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeAlias, TypeVar
 
 from chatopsbot.audit import AuditEntry, AuditQuery
@@ -39,6 +38,7 @@ from chatopsbot.storage import (
     checked_writes,
     message_from_row,
 )
+from chatopsbot.storage.worker import Worker
 
 T = TypeVar("T")
 
@@ -173,16 +173,16 @@ class SqliteBackend:
 
     def __init__(
         self,
-        executor: ThreadPoolExecutor,
+        writer: Worker,
         db: sqlite3.Connection,
         path: str,
-        reader: tuple[ThreadPoolExecutor, sqlite3.Connection] | None = None,
+        reader: tuple[Worker, sqlite3.Connection] | None = None,
     ) -> None:
-        self._executor = executor
+        self._worker = writer
         # Each connection is used on its own thread only.
         self._db = db
         # An in-memory database has one connection: it reads there too.
-        self._reader = reader or (executor, db)
+        self._reader = reader or (writer, db)
         self._path = path
         self._checkpointer: asyncio.Task[None] | None = None
         self._pending: list[_Op] = []
@@ -198,26 +198,27 @@ class SqliteBackend:
     @classmethod
     async def open(cls, path: str) -> SqliteBackend:
         """Open (creating and migrating if needed) the database; raise :class:`StorageError`."""
-        executor = ThreadPoolExecutor(1, thread_name_prefix="chatopsbot-storage")
-        loop = asyncio.get_running_loop()
+        writer = Worker("chatopsbot-storage")
         try:
-            db = await loop.run_in_executor(executor, _connect, path)
+            db = await writer.run(_connect, path)
         except (sqlite3.Error, OSError) as exc:
-            executor.shutdown(wait=True)
+            await writer.stop()
             verb = "open" if isinstance(exc, OSError) or "unable to open" in str(exc) else "use"
             raise StorageError(f"{path}: cannot {verb} the storage file: {exc}") from exc
         if path == ":memory:":
-            return cls(executor, db, path)
-        reads = ThreadPoolExecutor(1, thread_name_prefix="chatopsbot-storage-read")
+            return cls(writer, db, path)
+        reads = Worker("chatopsbot-storage-read")
         try:
-            reader = await loop.run_in_executor(reads, _open_reader, path)
+            reader = await reads.run(_open_reader, path)
         except (sqlite3.Error, OSError) as exc:
-            reads.shutdown(wait=True)
-            await loop.run_in_executor(executor, db.close)
-            executor.shutdown(wait=True)
+            await reads.stop()
+            await writer.run(db.close)
+            await writer.stop()
             raise StorageError(f"{path}: cannot open the storage file: {exc}") from exc
-        backend = cls(executor, db, path, (reads, reader))
-        backend._checkpointer = loop.create_task(backend._checkpoints(), name="storage:checkpoint")
+        backend = cls(writer, db, path, (reads, reader))
+        backend._checkpointer = asyncio.get_running_loop().create_task(
+            backend._checkpoints(), name="storage:checkpoint"
+        )
         return backend
 
     @property
@@ -229,20 +230,19 @@ class SqliteBackend:
         """Run the read-only ``work`` on the reader connection."""
         if self._closed:
             raise StorageError(f"{self._path}: storage is closed")
-        executor, db = self._reader
+        worker, db = self._reader
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, work, db)
+            return await worker.run(work, db)
         except sqlite3.Error as exc:
             raise StorageError(f"{self._path}: {exc}") from exc
 
     async def _checkpoints(self) -> None:
         """Copy the WAL back into the database now and then, off the commit path."""
-        executor, db = self._reader
-        loop = asyncio.get_running_loop()
+        worker, db = self._reader
         while True:
             await asyncio.sleep(_CHECKPOINT_SECONDS)
             try:
-                await loop.run_in_executor(executor, _checkpoint, db)
+                await worker.run(_checkpoint, db)
             except sqlite3.Error:
                 continue  # busy now; the next round catches up
 
@@ -261,12 +261,11 @@ class SqliteBackend:
         return await future
 
     async def _write(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    results = await loop.run_in_executor(self._executor, self._commit, batch)
+                    results = await self._worker.run(self._commit, batch)
                 except sqlite3.Error as exc:
                     error = StorageError(f"{self._path}: {exc}")
                     for _, future, _ in batch:
@@ -323,14 +322,13 @@ class SqliteBackend:
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
-        loop = asyncio.get_running_loop()
-        executor, reader = self._reader
+        worker, reader = self._reader
         if reader is not self._db:
-            await loop.run_in_executor(executor, _checkpoint, reader)
-            await loop.run_in_executor(executor, reader.close)
-            executor.shutdown(wait=True)
-        await loop.run_in_executor(self._executor, self._db.close)
-        self._executor.shutdown(wait=True)
+            await worker.run(_checkpoint, reader)
+            await worker.run(reader.close)
+            await worker.stop()
+        await self._worker.run(self._db.close)
+        await self._worker.stop()
 
     # Values.
 

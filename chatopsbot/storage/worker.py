@@ -1,0 +1,76 @@
+"""A thread that owns one SQLite connection and runs, in order, what the event loop hands it.
+
+Why not ``loop.run_in_executor``: every call through a ``ThreadPoolExecutor`` builds a
+``concurrent.futures.Future`` (with its lock and condition), chains it to an asyncio future with
+callbacks on both sides and copies its state across. That is most of the loop's cost of a
+storage call, and the bot makes three or four per command. Here a call is one asyncio future,
+one ``SimpleQueue.put`` (in C) and one ``call_soon_threadsafe`` back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["Worker"]
+
+T = TypeVar("T")
+
+_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], asyncio.AbstractEventLoop]
+
+
+class Worker:
+    """One thread running functions one at a time, in the order they were handed over.
+
+    Create and use it on the running loop; :meth:`stop` finishes what was handed over first.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+        self._stopped = False
+
+    def run(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run ``function(*args)`` on the thread; the future holds its result or exception."""
+        if self._stopped:
+            raise RuntimeError(f"{self._thread.name} is stopped")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((function, args, future, loop))
+        return future
+
+    async def stop(self) -> None:
+        """Finish the functions handed over so far, then end the thread."""
+        if self._stopped:
+            return
+        done = self.run(lambda: None)
+        self._stopped = True
+        self._jobs.put(None)
+        await done
+        self._thread.join()
+
+    def _main(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            function, args, future, loop = job
+            try:
+                outcome: tuple[bool, Any] = (True, function(*args))
+            except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller
+                outcome = (False, exc)
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:
+                pass  # the loop is closed: nobody is waiting any more
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if future.done():
+        return  # the caller stopped waiting (cancelled)
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
