@@ -138,6 +138,8 @@ class _Account:
     added: dict[str, int] = field(factory=dict)
     # The next message of a lane, read in the transaction that recorded the previous one.
     heads: dict[str, QueuedMessage] = field(factory=dict)
+    # Lanes whose head above is known to be their only queued message (unshared storage).
+    alone: set[str] = field(factory=set)
     # Bumped when some of the account's messages were deleted (see forget): a message read
     # before that is checked against storage before it is sent.
     forgets: int = 0
@@ -334,6 +336,7 @@ class Outbox:
     def _keep_head(self, message: NewMessage, message_id: int, created_at: float) -> None:
         account = self._accounts[message.account]
         if len(account.heads) < _MAX_HEADS:
+            account.alone.add(message.lane)
             account.heads[message.lane] = QueuedMessage(
                 id=message_id,
                 lane=message.lane,
@@ -351,6 +354,7 @@ class Outbox:
             for name in list(known.heads):
                 if lane is None or name.lower() == lane.lower():
                     known.heads.pop(name, None)
+                    known.alone.discard(name)
 
     async def _still_queued(self, message: QueuedMessage) -> bool:
         head = await self._backend.outbox_head(message.lane)
@@ -512,6 +516,7 @@ class Outbox:
         account = self._account(account_name)
         if lane in account.lanes:
             account.added[lane] = account.added.get(lane, 0) + 1
+            account.alone.discard(lane)
             return False
         account.lanes.add(lane)
         account.ready.append(lane)
@@ -622,6 +627,7 @@ class Outbox:
                 account.lanes.discard(lane)
                 account.added.pop(lane, None)
                 account.heads.pop(lane, None)
+                account.alone.discard(lane)
             account.wake.set()
 
     async def _tell_done(self, message_id: int) -> None:
@@ -648,11 +654,16 @@ class Outbox:
     async def _sent(self, account: _Account, message: QueuedMessage, delivery: Delivery) -> bool:
         """Record the delivery; True if the lane has a message queued behind it."""
         remote = message.waited and message.id not in self._waiters
+        # Nothing queued behind it, and nobody waiting for it: its record may share the next
+        # commit (a webhook's, most likely) instead of paying for one of its own.
+        alone = message.lane in account.alone and not message.waited
+        account.alone.discard(message.lane)
         following = await self._backend.outbox_sent(
             message.id,
             delivery.writes,
             result=delivery.record if remote else None,
-            lane=message.lane,
+            lane=None if alone else message.lane,
+            defer=alone,
         )
         # Bounded: with many busy conversations, messages wait in storage, not in memory.
         if following is not None and len(account.heads) < _MAX_HEADS:

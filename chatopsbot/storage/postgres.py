@@ -496,6 +496,7 @@ class PostgresBackend:
         *,
         result: str | None = None,
         lane: str | None = None,
+        defer: bool = False,
     ) -> QueuedMessage | None:
         """Forget the message (or keep its ``result`` for a while); store ``writes`` with it."""
 

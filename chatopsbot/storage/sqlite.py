@@ -18,6 +18,7 @@ transaction" need.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -118,6 +119,8 @@ _MIGRATIONS: tuple[str, ...] = (
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 #: How long the result of a message someone waited for is kept (seconds).
 _KEEP_SENT = 3600.0
+#: How long a deferred write may wait for company (seconds).
+_DEFER = 0.005
 #: How often the WAL is checkpointed into the database file.
 _CHECKPOINT_SECONDS = 1.0
 _COLUMNS = OUTBOX_COLUMNS
@@ -186,7 +189,9 @@ class SqliteBackend:
         self._path = path
         self._checkpointer: asyncio.Task[None] | None = None
         self._pending: list[_Op] = []
-        self._writer: asyncio.Task[None] | None = None
+        # The transaction on the writer thread, and the timer of deferred writes.
+        self._committing: asyncio.Future[list[tuple[bool, Any]]] | None = None
+        self._deferred: asyncio.TimerHandle | None = None
         self._closed = False
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
 
@@ -246,41 +251,65 @@ class SqliteBackend:
             except sqlite3.Error:
                 continue  # busy now; the next round catches up
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T], *, single: bool = False) -> T:
+    async def _run(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        single: bool = False,
+        defer: bool = False,
+    ) -> T:
         """Run ``work`` in the next transaction and return what it returns.
 
         ``single``: ``work`` runs one statement, atomic by itself, so it needs no savepoint.
+        ``defer``: nobody waits for it but its caller; it may wait up to :data:`_DEFER` seconds
+        for other writes to share its commit (and its fsync).
         """
         if self._closed:
             raise StorageError(f"{self._path}: storage is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._pending.append((work, future, single))
-        if self._writer is None:
-            self._writer = loop.create_task(self._write(), name="storage:commit")
+        if self._committing is None:
+            if not defer:
+                self._flush()
+            elif self._deferred is None:
+                self._deferred = loop.call_later(_DEFER, self._flush)
         return await future
 
-    async def _write(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    results = await self._worker.run(self._commit, batch)
-                except sqlite3.Error as exc:
-                    error = StorageError(f"{self._path}: {exc}")
-                    for _, future, _ in batch:
-                        if not future.done():
-                            future.set_exception(error)
+    def _flush(self) -> None:
+        """Hand everything pending to the writer thread as one transaction."""
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
+        if self._committing is not None or not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._committing = self._worker.run(self._commit, batch)
+        self._committing.add_done_callback(functools.partial(self._committed, batch))
+
+    def _committed(self, batch: list[_Op], done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
+        self._committing = None
+        failure = done.exception()
+        if failure is not None:
+            # The whole transaction is gone: every write in it failed.
+            error = (
+                StorageError(f"{self._path}: {failure}")
+                if isinstance(failure, sqlite3.Error)
+                else failure
+            )
+            for _, future, _ in batch:
+                if not future.done():
+                    future.set_exception(error)
+        else:
+            for (_, future, _), (ok, value) in zip(batch, done.result(), strict=True):
+                if future.done():
                     continue
-                for (_, future, _), (ok, value) in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
-        finally:
-            self._writer = None
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        # What arrived meanwhile goes at once, deferred or not: it has waited a commit already.
+        self._flush()
 
     def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
         db = self._db
@@ -316,8 +345,9 @@ class SqliteBackend:
         """Finish the writes in progress, then close the file."""
         if self._closed:
             return
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
+        self._flush()
+        while self._committing is not None:
+            await asyncio.wait([self._committing])
         self._closed = True
         if self._checkpointer is not None:
             self._checkpointer.cancel()
@@ -545,6 +575,7 @@ class SqliteBackend:
         *,
         result: str | None = None,
         lane: str | None = None,
+        defer: bool = False,
     ) -> QueuedMessage | None:
         """Forget the message (or keep its ``result`` for a while); store ``writes`` with it."""
 
@@ -563,7 +594,7 @@ class SqliteBackend:
             row = db.execute(_HEAD, (lane,)).fetchone()
             return None if row is None else message_from_row(row)
 
-        return await self._run(work)
+        return await self._run(work, defer=defer)
 
     async def outbox_result(self, message_id: int) -> tuple[str, str] | None:
         """The outcome of a finished message that was waited for."""
