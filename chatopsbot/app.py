@@ -8,8 +8,10 @@ time limit), verify, parse, hand over, answer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -146,10 +148,23 @@ async def freeze_startup_objects(app: web.Application) -> None:
 
 
 def _answer(app: web.Application, outcome: str, status: int = 200, **kwargs: Any) -> web.Response:
-    app[METRICS].webhooks.labels(outcome).inc()
+    metrics = app[METRICS]
+    metrics.count(metrics.webhooks, outcome)
     if "body" in kwargs or "text" in kwargs:
         return web.Response(status=status, **kwargs)
-    return web.json_response({"status": outcome}, status=status, **kwargs)
+    return web.Response(
+        body=_status_body(outcome),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+        **kwargs,
+    )
+
+
+@functools.cache
+def _status_body(outcome: str) -> bytes:
+    """``{"status": outcome}`` (outcomes are a few fixed words, so each is encoded once)."""
+    return json.dumps({"status": outcome}).encode()
 
 
 async def webhook(request: web.Request) -> web.Response:
@@ -187,7 +202,7 @@ async def webhook(request: web.Request) -> web.Response:
         return _answer(app, "malformed", 400, text=f"malformed event: {exc}\n")
     if isinstance(event, UrlValidation):
         log.info("answered Zoom's endpoint URL validation")
-        app[METRICS].webhooks.labels("url_validation").inc()
+        app[METRICS].count(app[METRICS].webhooks, "url_validation")
         return web.json_response(
             url_validation_answer(app[SETTINGS].zoom.secret_token.reveal(), event.plain_token)
         )
@@ -233,6 +248,9 @@ async def _read(request: web.Request, gate: Gate, peer: str) -> bytes | web.Resp
     # connection and a file descriptor while it does.
     limit = app[SETTINGS].server.body_timeout
     try:
+        if request.content.is_eof():
+            # All of it came with the headers (as a webhook's few kB mostly do): no timer.
+            return await _read_body(request)
         async with asyncio.timeout(limit):
             return await _read_body(request)
     except web.HTTPRequestEntityTooLarge:
@@ -262,7 +280,7 @@ def _hook(plugin: str, spec: Route) -> Callable[[web.Request], Awaitable[web.Str
             HOOK_CLAIMS.reset(token)
         if not 200 <= response.status < 300:
             await _give_back(claims)
-        app[METRICS].hooks.labels(plugin, str(response.status)).inc()
+        app[METRICS].count(app[METRICS].hooks, plugin, str(response.status))
         if request.method != "GET" and response.status not in (401, 403):
             # GET hooks only read (the lock check); everything else may change state. Refused
             # credentials are a log line, not a row: anyone can send those, as often as they like.

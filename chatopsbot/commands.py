@@ -237,6 +237,8 @@ class CommandTree:
 
     def __init__(self, commands: Iterable[Command] = ()) -> None:
         self._commands: dict[tuple[str, ...], Command] = {}
+        # The most words any command has: longer prefixes of what was typed cannot match.
+        self._depth = 0
         for cmd in commands:
             self.add(cmd)
 
@@ -249,6 +251,7 @@ class CommandTree:
                 f"the one from plugin {existing.plugin or '?'!r}"
             )
         self._commands[command.path] = command
+        self._depth = max(self._depth, len(command.path))
 
     def narrow(self, exc: UnknownCommand, may_run: Callable[[Command], bool]) -> UnknownCommand:
         """``exc`` suggesting only the commands ``may_run`` admits: the others stay unseen."""
@@ -268,8 +271,7 @@ class CommandTree:
         """The command the longest prefix of ``words`` names, and the words after it."""
         if not words:
             raise UnknownCommand("")
-        # No command is deeper than the deepest path: longer prefixes cannot match.
-        depth = min(len(words), max((len(path) for path in self._commands), default=0))
+        depth = min(len(words), self._depth)
         lowered = [w.lower() for w in words[:depth]]
         for n in range(depth, 0, -1):
             found = self._commands.get(tuple(lowered[:n]))

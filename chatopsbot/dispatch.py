@@ -702,7 +702,7 @@ class Dispatcher:
                 raise InvalidAction(f"no action {name!r} in plugin {plugin!r}")
         except InvalidAction as exc:
             log.warning("refused a click on message %s: %s", event.message_id, exc, extra=extra)
-            self._metrics.actions.labels(UNKNOWN, "stale").inc()
+            self._metrics.count(self._metrics.actions, UNKNOWN, "stale")
             result = "expired" if isinstance(exc, ExpiredAction) else "stale"
             self._audit(
                 out, "action", clicker, conversation, UNKNOWN, str(exc), result, event.message_id
@@ -819,7 +819,7 @@ class Dispatcher:
     ) -> None:
         """Log and audit a refused interaction; tell the person, privately."""
         log.warning("refused an action on message %s: %s", event.message_id, exc, extra=extra)
-        self._metrics.actions.labels(UNKNOWN, "stale").inc()
+        self._metrics.count(self._metrics.actions, UNKNOWN, "stale")
         result = "expired" if isinstance(exc, ExpiredAction) else "stale"
         self._audit(
             out, "action", clicker, conversation, UNKNOWN, str(exc), result, event.message_id
@@ -863,7 +863,7 @@ class Dispatcher:
             )
 
         if not verdict.allowed:
-            self._metrics.actions.labels(label, "denied").inc()
+            self._metrics.count(self._metrics.actions, label, "denied")
             act("denied")
             tell(_denied(label, verdict.admin_only, action=True))
             return
@@ -882,7 +882,7 @@ class Dispatcher:
             callback=event.callback,
         )
         outcome = await self._invoke(handler.handler(ctx), label, None, sender, extra, tell)
-        self._metrics.actions.labels(label, outcome).inc()
+        self._metrics.count(self._metrics.actions, label, outcome)
         act(outcome)
 
     async def _invoke(
@@ -978,7 +978,7 @@ class Dispatcher:
         )
 
     def _count(self, command: str, outcome: str) -> None:
-        self._metrics.commands.labels(command, outcome).inc()
+        self._metrics.count(self._metrics.commands, command, outcome)
 
 
 async def _patiently(attempt: Callable[[], Awaitable[T]]) -> T:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -15,6 +17,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[Counter, tuple[str, ...]], Any] = {}
         self.webhooks = Counter(
             "chatopsbot_webhooks",
             "Webhook deliveries by outcome (accepted, duplicate, bad_signature, malformed, ...).",
@@ -95,6 +98,16 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
+
+    def count(self, counter: Counter, *labels: str) -> None:
+        """``counter.labels(*labels).inc()``, keeping the labelled child: ``labels`` checks and
+        hashes its arguments on every call, several times per webhook, and the label values
+        are bounded (see above)."""
+        key = (counter, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        child.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

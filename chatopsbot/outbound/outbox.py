@@ -301,9 +301,9 @@ class Outbox:
             # Only this process writes to unshared storage, so a lane it knew nothing queued
             # for has this message at its head: kept, it need not be read back to be sent.
             known = not self._backend.shared and len(ids) == len(messages)
-            for message, message_id in zip(messages, ids if known else [None] * len(messages)):
-                if self._queued(message.account, message.lane) and message_id is not None:
-                    self._keep_head(message, message_id, now)
+            for n, message in enumerate(messages):
+                if self._queued(message.account, message.lane) and known:
+                    self._keep_head(message, ids[n], now)
             self._set_depth(self._depth + len(ids))
         elif messages and self._backend.shared:
             # The sender is another process: tell it where to look. The messages are written
@@ -690,7 +690,7 @@ class Outbox:
     async def _retry_later(
         self, account: _Account, message: QueuedMessage, exc: RetryLater
     ) -> None:
-        self._metrics.retries.labels(exc.reason).inc()
+        self._metrics.count(self._metrics.retries, exc.reason)
         now = self._loop.time()
         account.failures += 1
         if account.failing_since is None:
@@ -712,7 +712,7 @@ class Outbox:
 
     def _throttled(self, account: _Account, message: QueuedMessage, exc: Throttled) -> None:
         now = self._loop.time()
-        self._metrics.rate_limited.labels("daily" if exc.daily else "rate").inc()
+        self._metrics.count(self._metrics.rate_limited, "daily" if exc.daily else "rate")
         account.paused_until = max(account.paused_until, now + exc.wait)
         account.pacer.push_back(account.paused_until)
         if exc.daily:
@@ -742,7 +742,7 @@ class Outbox:
         )
         if message.waited and message.id not in self._waiters:
             await self._tell_done(message.id)
-        self._metrics.dead_letters.labels(reason).inc()
+        self._metrics.count(self._metrics.dead_letters, reason)
         age = self._clock.timestamp() - message.created_at
         if reason == GONE:
             # A user deleted the card the bot wanted to change: nothing anyone must act on.

@@ -8,6 +8,7 @@ refused connections, the token endpoint failing), throttled (429) or rejected fo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -86,11 +87,11 @@ class ZoomSender:
     async def deliver(self, message: QueuedMessage) -> Delivery:
         """Make the call; raise the outcome the outbox acts on."""
         call = decode_call(message.payload)
-        count = self._metrics.outbound.labels
+        count = functools.partial(self._metrics.count, self._metrics.outbound)
         try:
             result = await self._api.call(call)
         except ZoomApiError as exc:
-            count(str(exc.status)).inc()
+            count(str(exc.status))
             detail = f"Zoom answered {exc.status}, code {exc.code}: {exc.message}"
             if exc.tracking_id:
                 detail += f" [tracking {exc.tracking_id}]"
@@ -105,16 +106,16 @@ class ZoomSender:
                 raise Rejected(GONE, f"{GONE_PREFIX} ({detail})") from exc
             raise Rejected("rejected", detail) from exc
         except TokenError as exc:
-            count("token_error").inc()
+            count("token_error")
             # Even refused credentials are held, not dropped: an operator can fix them.
             raise RetryLater("token", str(exc)) from exc
         except TimeoutError as exc:
-            count("timeout").inc()
+            count("timeout")
             raise RetryLater("timeout", f"{call.method} {call.path} timed out") from exc
         except aiohttp.ClientError as exc:
-            count("connection_error").inc()
+            count("connection_error")
             raise RetryLater("connection", f"{type(exc).__name__}: {exc}") from exc
-        count(str(result.status)).inc()
+        count(str(result.status))
         writes: tuple[Write, ...] = ()
         author = _meta(message).get("author")
         key = result.message_id if call.method == "POST" else _version_key(call)

@@ -10,6 +10,7 @@ one ``SimpleQueue.put`` (in C) and one ``call_soon_threadsafe`` back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -58,12 +59,11 @@ class Worker:
             function, args, future, loop = job
             try:
                 outcome: tuple[bool, Any] = (True, function(*args))
-            except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the caller
+            except BaseException as exc:
                 outcome = (False, exc)
-            try:
+            # A closed loop raises RuntimeError: nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, future, outcome)
-            except RuntimeError:
-                pass  # the loop is closed: nobody is waiting any more
 
 
 def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
