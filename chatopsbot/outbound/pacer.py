@@ -12,9 +12,9 @@ so the rate does not sag (at 60 requests a second a millisecond a request would 
 percent of the quota), and no waiter spins on the loop to be on time. Two sends can then be
 up to ``slack`` closer than ``interval``, but any one second still holds at most
 ``rate * headroom * (1 + slack)`` + 1 requests: within the quota for any slack under
-``1 / headroom - 1`` seconds (20 ms at the default headroom). A request that did not have to
-wait (the queue was idle) is not late: the next slot counts from its send. Waiters go in the
-order they came (a fair lock).
+``1 / headroom - 1`` seconds (15 ms at the default headroom of 0.985). A request that did not
+have to wait (the queue was idle) is not late: the next slot counts from its send. Waiters go in
+the order they came (a fair lock).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Pacer:
         self,
         rate: float,
         *,
-        headroom: float = 0.98,
+        headroom: float = 0.985,
         slack: float = SLACK,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -54,22 +54,25 @@ class Pacer:
         """No request before ``until`` (after a 429, say)."""
         self._next = max(self._next, until)
 
-    async def wait(self, before: Callable[[], Awaitable[None]] | None = None) -> None:
+    async def wait(self, before: Callable[[float], Awaitable[None]] | None = None) -> None:
         """Return when a request may go; the next one may go ``interval`` later.
 
-        ``before`` runs once the time has come, still in this request's turn: the interval
-        counts from when it is done, so bookkeeping before a send cannot shorten the spacing.
+        ``before(ahead)`` runs first in this request's turn, ``ahead`` seconds before its slot
+        (0 when the slot has come): bookkeeping that must precede the send (a record of it)
+        then overlaps the wait instead of delaying the send. If it outlasts the wait, the send
+        goes when it is done, and the next slot counts from then unless that was within
+        ``slack``: it cannot shorten the spacing.
         """
         async with self._turn:
             slot = self._next
-            waited = False
-            while (left := slot - self._clock()) > 0:
-                waited = True
-                await self._sleep(left)
+            # Whether this request waits for its slot, or the queue was idle.
+            paced = slot > self._clock()
             if before is not None:
-                await before()
+                await before(max(0.0, slot - self._clock()))
+            while (left := slot - self._clock()) > 0:
+                await self._sleep(left)
             now = self._clock()
             # Woke late by at most `slack` (the timer's doing): keep to the planned schedule.
             # Did not wait (the queue was idle), or later than that: count from the send.
-            on_time = waited and now - slot <= self.slack
+            on_time = paced and now - slot <= self.slack
             self._next = (slot if on_time else now) + self.interval

@@ -32,10 +32,8 @@ async def send_times(pacer: Pacer, time: VirtualTime, arrivals: list[float]) -> 
     sent: list[float] = []
 
     async def request(at: float) -> None:
-        async def stamp() -> None:
-            sent.append(time.now)
-
-        await pacer.wait(before=stamp)
+        await pacer.wait()
+        sent.append(time.now)
 
     for at in arrivals:
         if at > time.now:
@@ -117,3 +115,43 @@ def test_no_second_ever_holds_more_than_the_rate(rate, gaps, late):
     sent = asyncio.run(scenario())
     assert sent == sorted(sent)
     assert most_in_one_second(sent) <= rate
+
+
+async def test_bookkeeping_before_a_send_overlaps_its_wait():
+    # A record written before each send (a 4 ms commit) is done while the request waits for
+    # its slot: the sends keep to the schedule, and each record knows how far ahead it is.
+    time = VirtualTime()
+    pacer = Pacer(20, clock=time.clock, sleep=time.sleep)
+    aheads: list[float] = []
+    sent: list[float] = []
+
+    async def record(ahead: float) -> None:
+        aheads.append(ahead)
+        await time.sleep(0.004)
+
+    async def request() -> None:
+        await pacer.wait(before=record)
+        sent.append(time.now)
+
+    await asyncio.gather(*(request() for _ in range(5)))
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(abs(gap - pacer.interval) < 1e-9 for gap in gaps), gaps
+    assert aheads[0] == 0.0  # the first had nothing to wait for
+    assert all(abs(ahead - pacer.interval) < 1e-9 for ahead in aheads[1:]), aheads
+
+
+async def test_bookkeeping_that_outlasts_the_wait_delays_the_send_never_the_spacing():
+    time = VirtualTime()
+    pacer = Pacer(20, clock=time.clock, sleep=time.sleep)
+    sent: list[float] = []
+
+    async def slow_record(ahead: float) -> None:
+        await time.sleep(ahead + 0.030)  # a commit stuck for 30 ms past the slot
+
+    async def request() -> None:
+        await pacer.wait(before=slow_record)
+        sent.append(time.now)
+
+    await asyncio.gather(*(request() for _ in range(4)))
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert all(gap >= pacer.interval - 1e-9 for gap in gaps), gaps
