@@ -91,8 +91,8 @@ async def test_close_writes_a_deferred_write_before_closing(tmp_path):
 
 
 async def test_a_transaction_that_breaks_fails_its_writes_and_the_next_one_works(
-    sqlite, monkeypatch
-):
+    sqlite: SqliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     commit = sqlite._commit
     calls = 0
 
