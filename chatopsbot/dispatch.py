@@ -137,6 +137,8 @@ class Dispatcher:
         self._clock = clock
         self._timeout = command_timeout
         self._metrics = metrics
+        # What every context of a plugin shares, by plugin: built once, not per event.
+        self._shared: dict[str, tuple[dict[str, Any], logging.Logger]] = {}
 
     def plugin_context(
         self, plugin: str, extra: Mapping[str, Any], outlet: Messenger | None = None
@@ -145,18 +147,27 @@ class Dispatcher:
 
         ``outlet`` is the unit of work's messenger; without one, every send stands alone.
         """
-        logger = logging.getLogger(f"chatopsbot.plugin.{plugin or 'unknown'}")
+        shared = self._shared.get(plugin)
+        if shared is None:
+            # Each of these is a stateless view of the plugin's share: one per plugin serves
+            # every context.
+            fields = {
+                "plugin": plugin,
+                "config": self._configs.get(plugin),
+                "store": Store(self._backend, plugin, self._clock),
+                "timers": self._scheduler.for_plugin(plugin),
+                "clock": self._clock,
+                "codec": self._codec,
+                "hooks": self._hooks,
+                "audit": AuditReader(self._audit_log),
+            }
+            logger = logging.getLogger(f"chatopsbot.plugin.{plugin or 'unknown'}")
+            shared = self._shared[plugin] = (fields, logger)
+        fields, logger = shared
         return {
-            "plugin": plugin,
-            "config": self._configs.get(plugin),
-            "store": Store(self._backend, plugin, self._clock),
-            "timers": self._scheduler.for_plugin(plugin),
+            **fields,
             "log": logging.LoggerAdapter(logger, {**extra, "plugin": plugin}),
-            "clock": self._clock,
             "outlet": outlet or self._messenger,
-            "codec": self._codec,
-            "hooks": self._hooks,
-            "audit": AuditReader(self._audit_log),
         }
 
     def context_for(self, plugin: str) -> PluginContext:

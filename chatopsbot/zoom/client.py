@@ -108,11 +108,14 @@ class ZoomApi:
             headers={"Authorization": f"Bearer {token}"},
             timeout=self._timeout,
         ) as resp:
-            text = await resp.text(errors="replace")
+            # Zoom answers JSON in UTF-8: read as bytes (json reads those), skipping the
+            # charset detection of resp.text(); text only for an error's message.
+            raw = await resp.read()
             tracking_id = resp.headers.get("x-zm-trackingid", "")
             if 200 <= resp.status < 300:
-                return ApiResult(resp.status, _json_object(text), tracking_id)
-            body = _json_object(text)
+                return ApiResult(resp.status, _json_object(raw), tracking_id)
+            body = _json_object(raw)
+            text = raw.decode(errors="replace")
             code = body.get("code")
             retry_after = None
             daily = False
@@ -131,11 +134,11 @@ class ZoomApi:
             )
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    if not text.strip():
+def _json_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
         return {}
     try:
-        data = json.loads(text)
+        data = json.loads(raw)
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
