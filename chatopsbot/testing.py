@@ -107,6 +107,7 @@ class BotHarness:
         zoom: FakeZoom | None = None,
     ) -> None:
         self._plugins = dict(plugins or {})
+        self._settling: asyncio.Future[None] | None = None
         self._config = config or {}
         self._installed = installed
         self.clock: Clock = clock or ManualClock()
@@ -504,7 +505,17 @@ class BotHarness:
 
         Idle twice in a row, a few milliseconds apart: work that was just woken (a job whose
         time came, a storage call finishing in its thread) has then had the time to start.
+
+        Callers settling at the same time share one watch: 200 clicks at once polling every
+        2 ms each would keep the loop, and so the interpreter lock, so busy that the storage
+        thread could hardly run, and the bot would not settle at all.
         """
+        watch = self._settling
+        if watch is None or watch.done():
+            watch = self._settling = asyncio.ensure_future(self._watch_until_idle(within))
+        await asyncio.shield(watch)
+
+    async def _watch_until_idle(self, within: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         runtime = self.runtime
