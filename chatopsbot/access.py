@@ -12,13 +12,13 @@ names are chosen by users and prove nothing. ``whoami`` tells a user both.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from attrs import field, frozen
 
+from chatopsbot.suggest import close_matches
 from chatopsbot.values import Conversation, User
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def unmatched_rules(
     for key in access.rules:
         if key in known or key in groups:
             continue
-        close = difflib.get_close_matches(key, sorted(known | groups), n=1)
+        close = close_matches(key, sorted(known | groups), n=1)
         hint = f' (did you mean "{close[0]}"?)' if close else ""
         problems.append((key, f"no command, group or action by that name{hint}"))
     return problems

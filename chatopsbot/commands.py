@@ -7,7 +7,6 @@ validation, usage lines and help. Pure logic: no I/O, nothing Zoom-specific.
 
 from __future__ import annotations
 
-import difflib
 import re
 import shlex
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from attrs import field, frozen
 
 from chatopsbot.errors import UserError
+from chatopsbot.suggest import close_matches
 
 if TYPE_CHECKING:
     from chatopsbot.context import Context
@@ -284,11 +284,11 @@ class CommandTree:
                 raise UnknownCommand(" ".join(words[:n]), subcommands=under)
         names = [c.name for c in self]
         typed = " ".join(lowered)[:200]
-        close = difflib.get_close_matches(typed, names, n=3, cutoff=0.6)
+        close = close_matches(typed, names, n=3, cutoff=0.6)
         if not close:
             # "deplyo" alone: compare first words, offer the commands under the closest.
             heads = sorted({c.path[0] for c in self})
-            for head in difflib.get_close_matches(words[0].lower()[:100], heads, n=1, cutoff=0.6):
+            for head in close_matches(words[0].lower()[:100], heads, n=1, cutoff=0.6):
                 close = [c.name for c in self.group([head])][:3]
         raise UnknownCommand(text if len(text) <= 60 else text[:57] + "...", close)
 
@@ -447,7 +447,7 @@ def _parse(command: Command, words: Sequence[str]) -> dict[str, Any]:
             name = name.replace("_", "-")
         opt = by_name.get(name) if word.startswith("--") else by_short.get(name)
         if opt is None:
-            close = difflib.get_close_matches(name, list(by_name), n=1)
+            close = close_matches(name, list(by_name), n=1)
             hint = f" (did you mean --{close[0]}?)" if close else ""
             raise UsageError(f"unknown option {word.partition('=')[0]}{hint}")
         if opt.flag:

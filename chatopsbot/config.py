@@ -6,7 +6,6 @@ Every problem is reported as ``file: key: what is wrong`` and never quotes a sec
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import functools
 import inspect
 import math
@@ -24,6 +23,7 @@ from attrs import field, frozen
 from chatopsbot.access import AccessRule, AccessSettings
 from chatopsbot.durations import DurationError, parse_duration
 from chatopsbot.errors import UserError
+from chatopsbot.suggest import close_matches
 
 __all__ = [
     "AuditSettings",
@@ -444,7 +444,7 @@ class _Reader:
     def done(self) -> None:
         for key in self.data:
             if key not in self.used:
-                close = difflib.get_close_matches(key, sorted(self.used), n=1)
+                close = close_matches(key, sorted(self.used), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 self.problem(key, f"unknown key{hint}")
 

@@ -22,7 +22,6 @@ day as ``"17:00"``, time zones by IANA name; nested attrs classes and dicts of t
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 
 from chatopsbot.durations import DurationError, parse_duration, parse_time_of_day
 from chatopsbot.plugins import PluginConfigError, require_known_keys
+from chatopsbot.suggest import close_matches
 
 __all__ = ["load_config"]
 
@@ -112,7 +112,7 @@ def _first_problem(exc: BaseException, path: str) -> tuple[str, str]:
     if isinstance(exc, ForbiddenExtraKeysError):
         key = sorted(exc.extra_fields)[0]
         known = [f.alias or f.name for f in attrs.fields(exc.cl)] if attrs.has(exc.cl) else []
-        close = difflib.get_close_matches(key, known, n=1)
+        close = close_matches(key, known, n=1)
         hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(known))}"
         return f"{path}.{key}" if path else key, f"unknown key ({hint})"
     if isinstance(exc, KeyError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.metadata
 import logging
@@ -22,6 +21,7 @@ from chatopsbot.config import ConfigError, PluginSettings, Problems, Settings
 from chatopsbot.errors import ChatopsbotError, UserError
 from chatopsbot.routes import Route
 from chatopsbot.scheduler import Job, TimerHandler
+from chatopsbot.suggest import close_matches
 
 log = logging.getLogger("chatopsbot.plugins")
 
@@ -54,7 +54,7 @@ def require_known_keys(table: Mapping[str, Any], known: Iterable[str], *, prefix
     allowed = sorted(known)
     for key in sorted(table):
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
+            close = close_matches(key, allowed, n=1)
             hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(allowed)}"
             raise PluginConfigError(f"{prefix}.{key}" if prefix else key, f"unknown key ({hint})")
 
@@ -230,7 +230,7 @@ def _configure(
     """Each enabled plugin's validated config; a problem in one table does not hide another's."""
     for name in settings.tables:
         if name not in info:
-            close = difflib.get_close_matches(name, sorted(info), n=1)
+            close = close_matches(name, sorted(info), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             problems.add(
                 ConfigError(

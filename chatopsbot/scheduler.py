@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from attrs import frozen
-from croniter import croniter
 
 from chatopsbot.clock import Clock
 from chatopsbot.storage import TIMERS, Backend
 
 if TYPE_CHECKING:
+    from croniter import croniter
+
     from chatopsbot.context import PluginContext
     from chatopsbot.responses import HandlerResult
 
@@ -41,6 +42,14 @@ Deliver: TypeAlias = "Callable[[str, object, str], Awaitable[None]]"
 TIMERS_NAMESPACE = TIMERS
 #: Notification sent when a process that does not run the timers adds or cancels one.
 TIMERS_CHANNEL = "chatopsbot_timers"
+
+
+def _croniter() -> type[croniter]:
+    # Imported on first use: croniter brings dateutil (and ctypes with it), ~1 MiB resident
+    # in every bot process, most of which never declare a cron job.
+    from croniter import croniter
+
+    return croniter
 
 
 @frozen
@@ -63,7 +72,7 @@ class Job:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"job {self.name!r}: unknown time zone {self.timezone!r}") from None
-        if self.cron is not None and not croniter.is_valid(self.cron):
+        if self.cron is not None and not _croniter().is_valid(self.cron):
             raise ValueError(f"job {self.name!r}: invalid cron expression {self.cron!r}")
 
     def next_after(self, moment: datetime) -> datetime:
@@ -72,7 +81,7 @@ class Job:
             return moment + timedelta(seconds=self.interval)
         assert self.cron is not None  # noqa: S101 - guaranteed by __attrs_post_init__
         local = moment.astimezone(ZoneInfo(self.timezone))
-        schedule = croniter(self.cron, local)
+        schedule = _croniter()(self.cron, local)
         nxt: datetime = schedule.get_next(datetime)
         # When clocks fall back an hour, croniter yields the repeated wall time twice; once is
         # what "every day at 02:30" means.
