@@ -237,6 +237,7 @@ class Backend(Protocol):
         *,
         settle: tuple[str, float] | None = None,
         audit: Sequence[AuditEntry] = (),
+        defer: bool = False,
     ) -> list[int]:
         """Queue ``messages`` (ids ascend in the order given) and, in the same transaction,
         settle the inbox key ``settle[0]`` (remembered until ``settle[1]``) and record the
@@ -245,6 +246,8 @@ class Backend(Protocol):
         If that event is not pending (it was settled already: an earlier try committed and
         its answer was lost), nothing is written (no messages, no audit entries: they were
         written by that earlier try) and no ids are returned.
+
+        ``defer``: the write may wait a few milliseconds to share another write's commit.
         """
         ...
 

@@ -441,6 +441,7 @@ class PostgresBackend:
         *,
         settle: tuple[str, float] | None = None,
         audit: Sequence[AuditEntry] = (),
+        defer: bool = False,
     ) -> list[int]:
         """Queue the messages, settle the inbox key and record the audit entries, atomically."""
         sql = (

@@ -312,6 +312,9 @@ class SqliteBackend:
         self._flush()
 
     def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        if len(batch) == 1:
+            work, _, single = batch[0]
+            return [self._alone(work, single)]
         db = self._db
         results: list[tuple[bool, Any]] = []
         db.execute("BEGIN IMMEDIATE")
@@ -340,6 +343,28 @@ class SqliteBackend:
                 db.execute("ROLLBACK")
             raise
         return results
+
+    def _alone(self, work: Callable[[sqlite3.Connection], Any], single: bool) -> tuple[bool, Any]:
+        """A write with nothing to share its transaction: a single statement commits by itself,
+        anything else in a transaction of its own, with no savepoint. Fewer statements matter
+        under load: each one hands the interpreter lock back and waits to take it again."""
+        db = self._db
+        try:
+            if single:
+                return True, work(db)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                value = work(db)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            return True, value
+        except Exception as exc:
+            if isinstance(exc, sqlite3.Error):
+                exc = StorageError(f"{self._path}: {exc}")
+            return False, exc
 
     async def close(self) -> None:
         """Finish the writes in progress, then close the file."""
@@ -527,6 +552,7 @@ class SqliteBackend:
         *,
         settle: tuple[str, float] | None = None,
         audit: Sequence[AuditEntry] = (),
+        defer: bool = False,
     ) -> list[int]:
         """Queue the messages, settle the inbox key and record the audit entries, atomically."""
 
@@ -547,7 +573,7 @@ class SqliteBackend:
                 ids.append(cursor.lastrowid)
             return ids
 
-        return await self._run(work)
+        return await self._run(work, defer=defer)
 
     async def outbox_head(self, lane: str) -> QueuedMessage | None:
         """The oldest queued message of ``lane``."""
