@@ -108,6 +108,8 @@ class BotHarness:
     ) -> None:
         self._plugins = dict(plugins or {})
         self._settling: asyncio.Future[None] | None = None
+        self._settle_deadline = 0.0
+        self._settle_quiet = 0
         self._config = config or {}
         self._installed = installed
         self.clock: Clock = clock or ManualClock()
@@ -510,20 +512,29 @@ class BotHarness:
         2 ms each would keep the loop, and so the interpreter lock, so busy that the storage
         thread could hardly run, and the bot would not settle at all.
         """
+        deadline = asyncio.get_running_loop().time() + within
         watch = self._settling
         if watch is None or watch.done():
-            watch = self._settling = asyncio.ensure_future(self._watch_until_idle(within))
+            self._settle_deadline = deadline
+            watch = self._settling = asyncio.ensure_future(self._watch_until_idle())
+            # Retrieved even if every caller was cancelled meanwhile.
+            watch.add_done_callback(lambda done: done.cancelled() or done.exception())
+        else:
+            self._settle_deadline = max(self._settle_deadline, deadline)
+        # A caller joining sees the bot idle twice after its own work began, as alone.
+        self._settle_quiet = 0
         await asyncio.shield(watch)
 
-    async def _watch_until_idle(self, within: float) -> None:
+    async def _watch_until_idle(self) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
         runtime = self.runtime
-        quiet = 0
-        while quiet < 2:
+        self._settle_quiet = 0
+        while self._settle_quiet < 2:
             busy = runtime.busy
-            quiet = 0 if busy else quiet + 1
-            assert loop.time() < deadline, "the bot did not settle: a handler or job still runs"
+            self._settle_quiet = 0 if busy else self._settle_quiet + 1
+            assert loop.time() < self._settle_deadline, (
+                "the bot did not settle: a handler or job still runs"
+            )
             await asyncio.sleep(0.002)
 
     # Reading what Zoom received.

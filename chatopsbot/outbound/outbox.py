@@ -24,6 +24,7 @@ A replica waiting for a message's result (``ctx.send``) hears from the sender th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -70,7 +71,7 @@ log = logging.getLogger("chatopsbot.outbound")
 QUEUED_CHANNEL = "chatopsbot_outbox"
 #: Zoom's rate-limit window (seconds).
 _WINDOW = 1.0
-#: How far ahead the last-sent record is written (so it is written at most this often).
+#: How far past a send the last-sent record reaches (renewed when half of that is left).
 _STAMP = 0.25
 #: How late after its slot a send may go and still be covered by the record written for it.
 _STAMP_MARGIN = 0.05
@@ -140,13 +141,13 @@ class _Account:
     added: dict[str, int] = field(factory=dict)
     # The next message of a lane, read in the transaction that recorded the previous one.
     heads: dict[str, QueuedMessage] = field(factory=dict)
-    # Lanes whose head above is known to be their only queued message (unshared storage).
-    alone: set[str] = field(factory=set)
     # Bumped when some of the account's messages were deleted (see forget): a message read
     # before that is checked against storage before it is sent.
     forgets: int = 0
     # Until when (wall clock) the account's last-sent record covers this process's sends.
     stamped: float = 0.0
+    # The renewal of that record in progress, if any.
+    stamping: asyncio.Task[None] | None = None
     paused_until: float = 0.0
     failures: int = 0
     failing_since: float | None = None
@@ -304,12 +305,8 @@ class Outbox:
                 self._waiters[message_id] = future
             futures.append(future)
         if self._leading and not self._stopping:
-            # Only this process writes to unshared storage, so a lane it knew nothing queued
-            # for has this message at its head: kept, it need not be read back to be sent.
-            known = not self._backend.shared and len(ids) == len(messages)
-            for n, message in enumerate(messages):
-                if self._queued(message.account, message.lane) and known:
-                    self._keep_head(message, ids[n], now)
+            for message in messages:
+                self._queued(message.account, message.lane)
             self._set_depth(self._depth + len(ids))
         elif messages and self._backend.shared:
             # The sender is another process: tell it where to look. The messages are written
@@ -339,20 +336,6 @@ class Outbox:
             await self._rescan()
         return gone
 
-    def _keep_head(self, message: NewMessage, message_id: int, created_at: float) -> None:
-        account = self._accounts[message.account]
-        if len(account.heads) < _MAX_HEADS:
-            account.alone.add(message.lane)
-            account.heads[message.lane] = QueuedMessage(
-                id=message_id,
-                lane=message.lane,
-                account=message.account,
-                payload=message.payload,
-                meta=message.meta,
-                created_at=created_at,
-                waited=message.waited,
-            )
-
     def _drop_heads(self, account: str, lane: str | None) -> None:
         known = self._accounts.get(account)
         if known is not None:
@@ -360,7 +343,6 @@ class Outbox:
             for name in list(known.heads):
                 if lane is None or name.lower() == lane.lower():
                     known.heads.pop(name, None)
-                    known.alone.discard(name)
 
     async def _still_queued(self, message: QueuedMessage) -> bool:
         head = await self._backend.outbox_head(message.lane)
@@ -436,6 +418,7 @@ class Outbox:
         it finish and recording it keeps a normal stop or handover free of repeats.
         """
         loops = [a.task for a in self._accounts.values() if a.task is not None]
+        loops += [a.stamping for a in self._accounts.values() if a.stamping is not None]
         if self._rescanner is not None:
             loops.append(self._rescanner)
             self._rescanner = None
@@ -522,7 +505,6 @@ class Outbox:
         account = self._account(account_name)
         if lane in account.lanes:
             account.added[lane] = account.added.get(lane, 0) + 1
-            account.alone.discard(lane)
             return False
         account.lanes.add(lane)
         account.ready.append(lane)
@@ -633,7 +615,6 @@ class Outbox:
                 account.lanes.discard(lane)
                 account.added.pop(lane, None)
                 account.heads.pop(lane, None)
-                account.alone.discard(lane)
             account.wake.set()
 
     async def _tell_done(self, message_id: int) -> None:
@@ -644,35 +625,51 @@ class Outbox:
             self._repeated.report("outbox: could not notify a waiter", str(exc))
 
     async def _stamp(self, account: _Account, ahead: float) -> None:
-        """Record, before a send due in ``ahead`` seconds, that this process sends for the
-        account until a moment after it.
+        """Make sure a record says this process sends for the account until a moment after a
+        send due in ``ahead`` seconds, before that send.
 
         Whoever sends next for the account, after a restart or a failover, waits until a second
         after that: the record is never earlier than a send it stands for, even if the process
-        dies between the send and its bookkeeping. Written at most every ``_STAMP`` seconds,
-        while the send waits its turn (so its commit does not delay the send).
+        dies between the send and its bookkeeping. While sends keep coming, the record is
+        renewed in the background a little before it runs out, so a slow commit (an fsync
+        behind others) does not hold a send past its slot; a send it does not cover waits.
         """
         due = time.time() + ahead
         # The send may go a little after its slot (a late timer): covered with room to spare.
-        if due + _STAMP_MARGIN < account.stamped:
-            return
-        account.stamped = due + _STAMP
-        expires = self._clock.timestamp() + ahead + 2 * _WINDOW + _STAMP
-        await self._backend.put(LAST_SENT, account.name, repr(account.stamped), expires)
+        if due + _STAMP_MARGIN >= account.stamped:
+            if account.stamping is not None:
+                with contextlib.suppress(StorageError):  # written here instead, or raised
+                    await asyncio.shield(account.stamping)
+            # A write slower than the wait makes the send later than planned: cover it then.
+            while max(due, time.time()) + _STAMP_MARGIN >= account.stamped:
+                await self._write_stamp(account, max(due, time.time()))
+        elif due + _STAMP / 2 >= account.stamped and account.stamping is None:
+            task = self._loop.create_task(self._write_stamp(account, due), name="outbox:stamp")
+            account.stamping = task
+            task.add_done_callback(functools.partial(self._stamped, account))
+
+    async def _write_stamp(self, account: _Account, due: float) -> None:
+        until = due + _STAMP
+        expires = self._clock.timestamp() + (until - time.time()) + 2 * _WINDOW
+        await self._backend.put(LAST_SENT, account.name, repr(until), expires)
+        # Only once it is written does it cover sends.
+        account.stamped = max(account.stamped, until)
+
+    def _stamped(self, account: _Account, task: asyncio.Task[None]) -> None:
+        if account.stamping is task:
+            account.stamping = None
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The next send not covered writes the record itself, and fails if it cannot.
+            self._repeated.report("outbox: could not renew the last-sent record", str(exc))
 
     async def _sent(self, account: _Account, message: QueuedMessage, delivery: Delivery) -> bool:
         """Record the delivery; True if the lane has a message queued behind it."""
         remote = message.waited and message.id not in self._waiters
-        # Nothing queued behind it, and nobody waiting for it: its record may share the next
-        # commit (a webhook's, most likely) instead of paying for one of its own.
-        alone = message.lane in account.alone and not message.waited
-        account.alone.discard(message.lane)
         following = await self._backend.outbox_sent(
             message.id,
             delivery.writes,
             result=delivery.record if remote else None,
-            lane=None if alone else message.lane,
-            defer=alone,
+            lane=message.lane,
         )
         # Bounded: with many busy conversations, messages wait in storage, not in memory.
         if following is not None and len(account.heads) < _MAX_HEADS:

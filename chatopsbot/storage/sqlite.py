@@ -284,7 +284,15 @@ class SqliteBackend:
         if self._committing is not None or not self._pending:
             return
         batch, self._pending = self._pending, []
-        self._committing = self._worker.run(self._commit, batch)
+        try:
+            self._committing = self._worker.run(self._commit, batch)
+        except RuntimeError:
+            # The writer thread is stopped (closed): these writes cannot happen.
+            error = StorageError(f"{self._path}: storage is closed")
+            for _, future, _ in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
         self._committing.add_done_callback(functools.partial(self._committed, batch))
 
     def _committed(self, batch: list[_Op], done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
@@ -370,10 +378,16 @@ class SqliteBackend:
         """Finish the writes in progress, then close the file."""
         if self._closed:
             return
-        self._flush()
-        while self._committing is not None:
-            await asyncio.wait([self._committing])
+        # A caller woken by a commit may hand over another write (a deferred one, say)
+        # before this resumes: write until nothing is left, then close in the same step.
+        while self._committing is not None or self._pending:
+            self._flush()
+            if self._committing is not None:
+                await asyncio.wait([self._committing])
         self._closed = True
+        if self._deferred is not None:
+            self._deferred.cancel()
+            self._deferred = None
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)

@@ -7,8 +7,7 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -18,7 +17,7 @@ from chatopsbot.metrics import Metrics
 from chatopsbot.outbound import Outbox, OutboxClosed, RetryPolicy, SendFailed, ZoomSender
 from chatopsbot.outbound.pacer import SLACK, Pacer
 from chatopsbot.outbound.sender import AUTHORS, encode_call
-from chatopsbot.storage import Backend, NewMessage, QueuedMessage, Write, open_backend
+from chatopsbot.storage import Backend, NewMessage, QueuedMessage, open_backend
 from chatopsbot.zoom.auth import TokenError
 from chatopsbot.zoom.cards import ApiCall
 from chatopsbot.zoom.client import ApiResult, ZoomApiError
@@ -419,14 +418,11 @@ async def test_a_sender_that_loses_its_lease_sends_nothing_more(backend):
 
 
 class Watched:
-    """A backend that notes the outbox's reads of a lane's head and how sends are recorded;
-    ``on_deferred`` runs before a deferred record is written."""
+    """A backend that notes the outbox's reads of a lane's head."""
 
     def __init__(self, inner: Backend) -> None:
         self._inner = inner
         self.head_reads: list[str] = []
-        self.records: list[tuple[int, bool]] = []
-        self.on_deferred: Callable[[], Awaitable[None]] | None = None
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
@@ -435,17 +431,8 @@ class Watched:
         self.head_reads.append(lane)
         return await self._inner.outbox_head(lane)
 
-    async def outbox_sent(
-        self, message_id: int, writes: Sequence[Write] = (), **kwargs: Any
-    ) -> QueuedMessage | None:
-        self.records.append((message_id, kwargs.get("defer", False)))
-        if kwargs.get("defer") and self.on_deferred is not None:
-            hook, self.on_deferred = self.on_deferred, None
-            await hook()
-        return await self._inner.outbox_sent(message_id, writes, **kwargs)
 
-
-async def test_a_reply_to_a_quiet_conversation_goes_out_without_being_read_back(backend):
+async def test_a_lane_is_read_once_per_message_and_not_again_once_empty(backend):
     watched = Watched(backend)
     api = Script()
     async with Bench(watched, api) as outbox:  # type: ignore[arg-type]
@@ -454,52 +441,30 @@ async def test_a_reply_to_a_quiet_conversation_goes_out_without_being_read_back(
             await future
         await idle(outbox)
     assert api.sent() == [0, 1, 2, 3, 4]
-    # Each was the only message of its conversation: sent from memory, and its record
-    # allowed to share a commit.
-    assert watched.head_reads == []
-    assert [deferred for _, deferred in watched.records] == [False] * 5  # waited for: not deferred
+    # The record of each send said nothing was queued behind it: no read to find that out.
+    assert watched.head_reads == ["c0", "c1", "c2", "c3", "c4"]
     assert await backend.outbox_stats() == (0, None)
 
 
-async def test_a_lone_reply_nobody_waits_for_has_its_record_deferred(backend):
-    watched = Watched(backend)
-    api = Script()
-    async with Bench(watched, api) as outbox:  # type: ignore[arg-type]
-        for n in range(3):
-            await outbox.add([message(n, lane=f"c{n}")])
-        await idle(outbox)
-    assert api.sent() == [0, 1, 2]
-    assert watched.head_reads == []
-    assert sorted(watched.records) == [(1, True), (2, True), (3, True)]
-    assert await backend.outbox_stats() == (0, None)
-
-
-async def test_messages_queued_behind_are_read_with_the_record_not_deferred(backend):
+async def test_messages_queued_behind_come_with_the_record_of_the_one_before(backend):
     watched = Watched(backend)
     api = Script()
     async with Bench(watched, api) as outbox:  # type: ignore[arg-type]
         await outbox.add([message(n) for n in range(4)])
         await idle(outbox)
     assert api.sent() == [0, 1, 2, 3]
-    # The first came from memory; each record read the next; only the last could defer.
-    assert watched.head_reads == []
-    assert [deferred for _, deferred in watched.records] == [False, False, False, False]
+    assert watched.head_reads == ["c1"]
     assert await backend.outbox_stats() == (0, None)
 
 
-async def test_a_message_added_while_the_last_record_waits_goes_out_once_after_it(backend):
-    watched = Watched(backend)
+async def test_a_message_queued_behind_the_senders_back_still_goes_first(backend):
+    # `chatopsbot outbox retry` requeues from another process; SQLite tells the bot nothing
+    # until its rescan. A reply added meanwhile to that conversation must not overtake it.
     api = Script()
-    async with Bench(watched, api) as outbox:  # type: ignore[arg-type]
-
-        async def add_the_next() -> None:
-            await outbox.add([message(1)])
-
-        watched.on_deferred = add_the_next
-        await outbox.add([message(0)])
+    bench = Bench(backend, api)
+    async with bench as outbox:
+        await backend.outbox_add([message(1)], bench.clock.timestamp())
+        await outbox.add([message(2)])
         await idle(outbox)
-    assert api.sent() == [0, 1]
-    # The second was added while the lane was busy: read back, after the first's record.
-    assert [deferred for _, deferred in watched.records] == [True, False]
-    assert watched.head_reads == ["c1"]
+    assert api.sent() == [1, 2]
     assert await backend.outbox_stats() == (0, None)

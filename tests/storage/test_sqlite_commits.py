@@ -116,3 +116,20 @@ async def test_a_closed_backend_refuses_writes(tmp_path):
     await backend.close()
     with pytest.raises(StorageError, match="closed"):
         await backend.put("ns", "k", "v", None)
+
+
+async def test_close_writes_a_deferred_write_handed_over_by_a_caller_it_woke(tmp_path):
+    # The last commit wakes a caller that hands over a deferred write before close resumes:
+    # it is written too, not left to a timer on a stopped thread with its caller waiting.
+    backend = await open_backend(str(tmp_path / "bot.db"))
+    assert isinstance(backend, SqliteBackend)
+
+    async def put_then_add() -> list[int]:
+        await backend.put("ns", "k", "v", None)
+        return await backend.outbox_add([NewMessage("c1", "a1", "{}")], 1.0, defer=True)
+
+    caller = asyncio.ensure_future(put_then_add())
+    await asyncio.sleep(0)
+    await backend.close()
+    async with asyncio.timeout(2):
+        assert len(await caller) == 1
