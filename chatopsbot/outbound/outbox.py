@@ -285,12 +285,11 @@ class Outbox:
         if wait:
             messages = [attrs.evolve(m, waited=True) for m in messages]
         self._writes += 1
-        now = self._clock.timestamp()
         try:
             # Nothing but this caller waits for the write: it may share the commit of the
             # next webhook's (a few milliseconds on a reply, half the fsyncs under load).
             ids = await self._backend.outbox_add(
-                messages, now, settle=settle, audit=audit, defer=True
+                messages, self._clock.timestamp(), settle=settle, audit=audit, defer=True
             )
         finally:
             self._writes -= 1

@@ -266,16 +266,12 @@ class Backend(Protocol):
         *,
         result: str | None = None,
         lane: str | None = None,
-        defer: bool = False,
     ) -> QueuedMessage | None:
         """Forget a sent message and store ``writes`` in the same transaction; return the
         next queued message of ``lane`` (when given), saving the sender a read.
 
         With ``result`` (for a message someone waits for) the row is kept, marked sent, until
         :meth:`purge` runs an hour later.
-
-        ``defer``: the write may wait a few milliseconds to share another write's commit (a
-        crash in that time sends the message again, as a crash just before the write would).
         """
         ...
 

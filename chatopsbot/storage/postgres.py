@@ -443,7 +443,11 @@ class PostgresBackend:
         audit: Sequence[AuditEntry] = (),
         defer: bool = False,
     ) -> list[int]:
-        """Queue the messages, settle the inbox key and record the audit entries, atomically."""
+        """Queue the messages, settle the inbox key and record the audit entries, atomically.
+
+        ``defer`` changes nothing here: each call commits in a transaction of its own, on a
+        connection of the pool, and PostgreSQL groups the commits itself.
+        """
         sql = (
             "INSERT INTO outbox (lane, account, payload, meta, created_at, waited) "
             "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
@@ -497,7 +501,6 @@ class PostgresBackend:
         *,
         result: str | None = None,
         lane: str | None = None,
-        defer: bool = False,
     ) -> QueuedMessage | None:
         """Forget the message (or keep its ``result`` for a while); store ``writes`` with it."""
 

@@ -300,11 +300,7 @@ class SqliteBackend:
         failure = done.exception()
         if failure is not None:
             # The whole transaction is gone: every write in it failed.
-            error = (
-                StorageError(f"{self._path}: {failure}")
-                if isinstance(failure, sqlite3.Error)
-                else failure
-            )
+            error = self._error(failure)
             for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(error)
@@ -336,9 +332,7 @@ class SqliteBackend:
                     if not single:
                         db.execute("ROLLBACK TO op")
                         db.execute("RELEASE op")
-                    if isinstance(exc, sqlite3.Error):
-                        exc = StorageError(f"{self._path}: {exc}")
-                    results.append((False, exc))
+                    results.append((False, self._error(exc)))
                 else:
                     if not single:
                         db.execute("RELEASE op")
@@ -370,9 +364,11 @@ class SqliteBackend:
                 raise
             return True, value
         except Exception as exc:
-            if isinstance(exc, sqlite3.Error):
-                exc = StorageError(f"{self._path}: {exc}")
-            return False, exc
+            return False, self._error(exc)
+
+    def _error(self, exc: BaseException) -> BaseException:
+        """What a caller sees of a failed write: SQLite's errors as :class:`StorageError`."""
+        return StorageError(f"{self._path}: {exc}") if isinstance(exc, sqlite3.Error) else exc
 
     async def close(self) -> None:
         """Finish the writes in progress, then close the file."""
@@ -615,7 +611,6 @@ class SqliteBackend:
         *,
         result: str | None = None,
         lane: str | None = None,
-        defer: bool = False,
     ) -> QueuedMessage | None:
         """Forget the message (or keep its ``result`` for a while); store ``writes`` with it."""
 
@@ -634,7 +629,7 @@ class SqliteBackend:
             row = db.execute(_HEAD, (lane,)).fetchone()
             return None if row is None else message_from_row(row)
 
-        return await self._run(work, defer=defer)
+        return await self._run(work)
 
     async def outbox_result(self, message_id: int) -> tuple[str, str] | None:
         """The outcome of a finished message that was waited for."""
