@@ -1025,6 +1025,17 @@ def own_cpu() -> float:
     return sum(cpu_split())
 
 
+def add_busy_limit(parser: argparse.ArgumentParser, during: str) -> None:
+    """``--busy-limit``, the share of a core others may use ``during`` a measurement: what
+    :class:`Quiet` is built from."""
+    parser.add_argument(
+        "--busy-limit",
+        type=float,
+        default=0.15,
+        help=f"share of a core other processes may use during {during} (0: no quiet checks)",
+    )
+
+
 class Quiet:
     """Runs a benchmark on a quiet machine: it starts once the other processes have used less
     than ``limit`` of a core over ``window`` seconds, and runs again if they used more than that
@@ -1141,12 +1152,7 @@ def main() -> int:
     parser.add_argument(
         "--failover-rate", type=float, default=50.0, help="webhooks/s of the failover run"
     )
-    parser.add_argument(
-        "--busy-limit",
-        type=float,
-        default=0.15,
-        help="share of a core other processes may use during a run (0: no quiet checks)",
-    )
+    add_busy_limit(parser, "a run")
     options = parser.parse_args()
     which = options.which
     server = options.postgres

@@ -676,12 +676,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="the same for the unthrottled and paced runs: far above demand (default 100000)",
     )
     parser.add_argument("--peers", nargs="+", choices=PEERS, default=list(PEERS))
-    parser.add_argument(
-        "--busy-limit",
-        type=float,
-        default=0.15,
-        help="share of a core other processes may use during a peer's round (0: no quiet checks)",
-    )
+    bench.add_busy_limit(parser, "a peer's round")
     return parser.parse_args(argv)
 
 
