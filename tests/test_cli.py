@@ -157,7 +157,7 @@ async def _dead_letters(db: str, count: int) -> list[int]:
             for n in range(count)
         ]
         messages = [NewMessage("ops@x", "acct-1", encode_call(c)) for c in calls]
-        ids = await backend.outbox_add(messages, 1000.0)
+        ids = list((await backend.outbox_add(messages, 1000.0)).ids)
         for i in ids:
             await backend.outbox_dead(i, "rejected", "Zoom answered 400, code 7001: bad", 2000.0)
         return ids
@@ -247,7 +247,8 @@ async def test_migrate_copies_a_sqlite_bot_into_postgres(tmp_path, postgres_sche
     await source.put("polls", "poll:1", '{"q": "Lunch?"}', None)
     await source.put("chatopsbot:timers", "t1", '{"plugin": "polls"}', None)
     await source.inbox_accept("ev", b"{}", 5.0)
-    [queued] = await source.outbox_add([NewMessage("ops@x", "acct-1", '{"method": "POST"}')], 7.0)
+    added = await source.outbox_add([NewMessage("ops@x", "acct-1", '{"method": "POST"}')], 7.0)
+    [queued] = added.ids
     await source.close()
     conn = await asyncpg.connect(POSTGRES_URL)
     await conn.execute(f'CREATE SCHEMA "{postgres_schema}"')

@@ -195,6 +195,12 @@ class Outbox:
         # Accounts another process sent for within the last second: not before this loop time.
         self._hold: dict[str, float] = {}
         self._waiters: dict[int, asyncio.Future[Any]] = {}
+        # (account, lane) -> adds being written, and which of those lanes the sender emptied
+        # meanwhile: the message an add wrote may have been sent already, so it is not kept.
+        self._adding: dict[tuple[str, str], int] = {}
+        self._emptied: set[tuple[str, str]] = set()
+        # Bumped whenever messages are deleted behind the sender's back (see forget).
+        self._forgets = 0
         self._sends: set[asyncio.Task[None]] = set()
         self._writes = 0
         self._changes = 0
@@ -249,6 +255,8 @@ class Outbox:
             if wait > 0:
                 self._hold[account] = self._loop.time() + min(wait, _WINDOW + _STAMP)
         self._leading = True
+        # Another process may have sent what adds in flight are writing.
+        self._emptied.update(self._adding)
         await self._rescan()
         if self._depth:
             log.info(
@@ -266,6 +274,7 @@ class Outbox:
         self._leading = False
         await self._halt(within)
         self._accounts.clear()
+        self._emptied.update(self._adding)
         self._set_depth(0)
 
     async def add(
@@ -284,15 +293,27 @@ class Outbox:
         """
         if wait:
             messages = [attrs.evolve(m, waited=True) for m in messages]
+        now = self._clock.timestamp()
+        lanes = list(dict.fromkeys((m.account, m.lane) for m in messages))
+        forgets = self._forgets
+        for key in lanes:
+            self._adding[key] = self._adding.get(key, 0) + 1
         self._writes += 1
         try:
             # Nothing but this caller waits for the write: it may share the commit of the
             # next webhook's (a few milliseconds on a reply, half the fsyncs under load).
-            ids = await self._backend.outbox_add(
-                messages, self._clock.timestamp(), settle=settle, audit=audit, defer=True
+            added = await self._backend.outbox_add(
+                messages, now, settle=settle, audit=audit, defer=True
             )
         finally:
             self._writes -= 1
+            emptied = self._emptied.intersection(lanes)
+            for key in lanes:
+                if adding := self._adding.pop(key) - 1:
+                    self._adding[key] = adding
+                else:
+                    self._emptied.discard(key)
+        ids = added.ids
         futures: list[asyncio.Future[Any]] = []
         for message_id in ids if wait else ():
             future = self._loop.create_future()
@@ -304,14 +325,23 @@ class Outbox:
                 self._waiters[message_id] = future
             futures.append(future)
         if self._leading and not self._stopping:
+            # A lane's head as written saves the sender reading it back, if nothing could
+            # have changed the lane since: no forget, and no send of it in the meantime.
+            heads = {
+                (m.account, m.lane): (i, m)
+                # No ids if the event was settled already: nothing was written.
+                for i, m in zip(ids, messages, strict=False)
+                if i in added.heads and (m.account, m.lane) not in emptied
+            }
             for message in messages:
-                self._queued(message.account, message.lane)
+                key = (message.account, message.lane)
+                if self._queued(*key) and key in heads and forgets == self._forgets:
+                    self._keep_head(*heads[key], now)
             self._set_depth(self._depth + len(ids))
         elif messages and self._backend.shared:
             # The sender is another process: tell it where to look. The messages are written
             # already, so a failed notification must not fail the add (a retry would write them
             # twice); the sender's rescan finds them within seconds.
-            lanes = dict.fromkeys((m.account, m.lane) for m in messages)
             try:
                 for account, lane in lanes:
                     await self._backend.notify(QUEUED_CHANNEL, json.dumps([account, lane]))
@@ -335,7 +365,22 @@ class Outbox:
             await self._rescan()
         return gone
 
+    def _keep_head(self, message_id: int, message: NewMessage, created_at: float) -> None:
+        account = self._accounts[message.account]
+        # Bounded: with many busy conversations, messages wait in storage, not in memory.
+        if len(account.heads) < _MAX_HEADS:
+            account.heads[message.lane] = QueuedMessage(
+                message_id,
+                message.lane,
+                message.account,
+                message.payload,
+                message.meta,
+                created_at,
+                waited=message.waited,
+            )
+
     def _drop_heads(self, account: str, lane: str | None) -> None:
+        self._forgets += 1
         known = self._accounts.get(account)
         if known is not None:
             known.forgets += 1
@@ -614,6 +659,8 @@ class Outbox:
                 account.lanes.discard(lane)
                 account.added.pop(lane, None)
                 account.heads.pop(lane, None)
+                if (account.name, lane) in self._adding:
+                    self._emptied.add((account.name, lane))
             account.wake.set()
 
     async def _tell_done(self, message_id: int) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "OUTBOX_COLUMNS",
     "PROPOSALS",
     "TIMERS",
+    "Added",
     "Backend",
     "Export",
     "NewMessage",
@@ -103,6 +104,16 @@ class QueuedMessage:
     error: str = ""
     failed_at: float | None = None
     waited: bool = False
+
+
+@frozen
+class Added:
+    """What :meth:`Backend.outbox_add` wrote: the new messages' ids, in the order given, and
+    which of them was the oldest queued message of its lane once written (nothing older was
+    waiting), so the sender can take it without reading it back."""
+
+    ids: tuple[int, ...] = ()
+    heads: frozenset[int] = frozenset()
 
 
 @frozen
@@ -238,7 +249,7 @@ class Backend(Protocol):
         settle: tuple[str, float] | None = None,
         audit: Sequence[AuditEntry] = (),
         defer: bool = False,
-    ) -> list[int]:
+    ) -> Added:
         """Queue ``messages`` (ids ascend in the order given) and, in the same transaction,
         settle the inbox key ``settle[0]`` (remembered until ``settle[1]``) and record the
         ``audit`` entries.
@@ -246,6 +257,9 @@ class Backend(Protocol):
         If that event is not pending (it was settled already: an earlier try committed and
         its answer was lost), nothing is written (no messages, no audit entries: they were
         written by that earlier try) and no ids are returned.
+
+        :attr:`Added.heads` names the messages that were the oldest queued of their lane when
+        written.
 
         ``defer``: the write may wait a few milliseconds to share another write's commit.
         """

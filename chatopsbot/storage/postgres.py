@@ -30,6 +30,7 @@ from chatopsbot.audit import AuditEntry, AuditQuery
 from chatopsbot.storage import (
     AUDIT_COLUMNS,
     OUTBOX_COLUMNS,
+    Added,
     Export,
     NewMessage,
     QueuedMessage,
@@ -442,23 +443,27 @@ class PostgresBackend:
         settle: tuple[str, float] | None = None,
         audit: Sequence[AuditEntry] = (),
         defer: bool = False,
-    ) -> list[int]:
+    ) -> Added:
         """Queue the messages, settle the inbox key and record the audit entries, atomically.
 
         ``defer`` changes nothing here: each call commits in a transaction of its own, on a
         connection of the pool, and PostgreSQL groups the commits itself.
         """
+        # RETURNING's subquery sees the table as it was before this INSERT (the earlier
+        # messages of this transaction included): nothing older queued in the lane means
+        # this one is its head.
         sql = (
             "INSERT INTO outbox (lane, account, payload, meta, created_at, waited) "
-            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, NOT EXISTS "
+            "(SELECT 1 FROM outbox o WHERE o.state = 'queued' AND o.lane = $1) AS head"
         )
 
-        async def work(conn: Conn) -> list[int]:
+        async def work(conn: Conn) -> Added:
             async with conn.transaction():
                 # Settled already (an earlier try committed, its answer was lost): write
                 # nothing twice, audit entries included.
                 if settle is not None and not await _settle(conn, *settle):
-                    return []
+                    return Added()
                 if audit:
                     await conn.executemany(_AUDIT_INSERT, [audit_row(e) for e in audit])
                 # Ids come from a sequence when inserted, not when committed: without this, a
@@ -468,15 +473,13 @@ class PostgresBackend:
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock($1)", self._key(f"lane {lane}")
                     )
-                ids = [
-                    int(
-                        await conn.fetchval(
-                            sql, m.lane, m.account, m.payload, m.meta, now, m.waited
-                        )
-                    )
+                rows = [
+                    await conn.fetchrow(sql, m.lane, m.account, m.payload, m.meta, now, m.waited)
                     for m in messages
                 ]
-                return ids
+                ids = tuple(int(row["id"]) for row in rows if row is not None)
+                heads = frozenset(int(r["id"]) for r in rows if r is not None and r["head"])
+                return Added(ids, heads)
 
         return await self._run(work)
 

@@ -28,6 +28,7 @@ from chatopsbot.audit import AuditEntry, AuditQuery
 from chatopsbot.storage import (
     AUDIT_COLUMNS,
     OUTBOX_COLUMNS,
+    Added,
     Export,
     NewMessage,
     QueuedMessage,
@@ -132,6 +133,7 @@ _HEAD = (
     f"SELECT {_COLUMNS} FROM outbox "  # noqa: S608
     "WHERE state = 'queued' AND lane = ? ORDER BY id LIMIT 1"
 )
+_HEAD_ID = "SELECT id FROM outbox WHERE state = 'queued' AND lane = ? ORDER BY id LIMIT 1"
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -563,14 +565,14 @@ class SqliteBackend:
         settle: tuple[str, float] | None = None,
         audit: Sequence[AuditEntry] = (),
         defer: bool = False,
-    ) -> list[int]:
+    ) -> Added:
         """Queue the messages, settle the inbox key and record the audit entries, atomically."""
 
-        def work(db: sqlite3.Connection) -> list[int]:
+        def work(db: sqlite3.Connection) -> Added:
             # Settled already (an earlier try committed, its answer was lost): write nothing
             # twice, audit entries included.
             if settle is not None and not _settle(db, *settle):
-                return []
+                return Added()
             db.executemany(_AUDIT_INSERT, [audit_row(e) for e in audit])
             ids = []
             for m in messages:
@@ -581,7 +583,9 @@ class SqliteBackend:
                 )
                 assert cursor.lastrowid is not None  # noqa: S101 - an INSERT always has one
                 ids.append(cursor.lastrowid)
-            return ids
+            lanes = {m.lane for m in messages}
+            heads = {db.execute(_HEAD_ID, (lane,)).fetchone()[0] for lane in lanes}
+            return Added(tuple(ids), frozenset(heads.intersection(ids)))
 
         return await self._run(work, defer=defer)
 

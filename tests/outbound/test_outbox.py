@@ -8,6 +8,7 @@ import itertools
 import logging
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,7 +18,7 @@ from chatopsbot.metrics import Metrics
 from chatopsbot.outbound import Outbox, OutboxClosed, RetryPolicy, SendFailed, ZoomSender
 from chatopsbot.outbound.pacer import SLACK, Pacer
 from chatopsbot.outbound.sender import AUTHORS, encode_call
-from chatopsbot.storage import Backend, NewMessage, QueuedMessage, open_backend
+from chatopsbot.storage import Added, Backend, NewMessage, QueuedMessage, open_backend
 from chatopsbot.zoom.auth import TokenError
 from chatopsbot.zoom.cards import ApiCall
 from chatopsbot.zoom.client import ApiResult, ZoomApiError
@@ -418,11 +419,14 @@ async def test_a_sender_that_loses_its_lease_sends_nothing_more(backend):
 
 
 class Watched:
-    """A backend that notes the outbox's reads of a lane's head."""
+    """A backend that notes the outbox's reads of a lane's head, and holds the answer of an
+    add (once written) while ``gate`` is set and not yet open."""
 
     def __init__(self, inner: Backend) -> None:
         self._inner = inner
         self.head_reads: list[str] = []
+        self.gate: asyncio.Event | None = None
+        self.written = asyncio.Event()
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
@@ -431,18 +435,27 @@ class Watched:
         self.head_reads.append(lane)
         return await self._inner.outbox_head(lane)
 
+    async def outbox_add(self, *args: Any, **kwargs: Any) -> Added:
+        added = await self._inner.outbox_add(*args, **kwargs)
+        self.written.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return added
 
-async def test_a_lane_is_read_once_per_message_and_not_again_once_empty(backend):
+
+async def test_a_message_written_to_an_empty_lane_is_sent_without_reading_it_back(backend):
     watched = Watched(backend)
     api = Script()
     async with Bench(watched, api) as outbox:  # type: ignore[arg-type]
         for n in range(5):
             [future] = await outbox.add([message(n, lane=f"c{n}")], wait=True)
-            await future
+            assert (await future).message_id == f"m{n}"
         await idle(outbox)
     assert api.sent() == [0, 1, 2, 3, 4]
-    # The record of each send said nothing was queued behind it: no read to find that out.
-    assert watched.head_reads == ["c0", "c1", "c2", "c3", "c4"]
+    assert [call.body for _, call in api.calls] == [{"n": n, "to_jid": f"c{n}"} for n in range(5)]
+    # Each add said its message headed its lane, and the record of each send said nothing
+    # was queued behind it: no read for either.
+    assert watched.head_reads == []
     assert await backend.outbox_stats() == (0, None)
 
 
@@ -453,8 +466,44 @@ async def test_messages_queued_behind_come_with_the_record_of_the_one_before(bac
         await outbox.add([message(n) for n in range(4)])
         await idle(outbox)
     assert api.sent() == [0, 1, 2, 3]
-    assert watched.head_reads == ["c1"]
+    assert watched.head_reads == []
     assert await backend.outbox_stats() == (0, None)
+
+
+async def test_a_message_sent_before_its_add_returned_is_not_sent_again(backend):
+    # The rescan found the committed message and sent it while the add's answer was still
+    # on its way: the add must not hand the sender that message again.
+    watched = Watched(backend)
+    watched.gate = asyncio.Event()
+    api = Script()
+    async with Bench(watched, api, rescan_every=0.01) as outbox:  # type: ignore[arg-type]
+        adding = asyncio.ensure_future(outbox.add([message(1)]))
+        async with asyncio.timeout(5):
+            while api.sent() != [1]:  # noqa: ASYNC110 - polling a plain list
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # recorded, and the lane emptied
+        watched.gate.set()
+        await adding
+        await idle(outbox)
+        await asyncio.sleep(0.05)
+    assert api.sent() == [1]
+    assert await backend.outbox_stats() == (0, None)
+
+
+async def test_a_message_forgotten_before_its_add_returned_is_not_sent(backend):
+    watched = Watched(backend)
+    watched.gate = asyncio.Event()
+    api = Script()
+    # The rescan corrects the queue's count, which the add raised for a message now gone.
+    async with Bench(watched, api, rescan_every=0.02) as outbox:  # type: ignore[arg-type]
+        adding = asyncio.ensure_future(outbox.add([message(1)]))
+        await watched.written.wait()
+        assert await outbox.forget("a1", "c1") == 1  # the bot left the channel
+        watched.gate.set()
+        await adding
+        await idle(outbox)
+        await asyncio.sleep(0.05)
+    assert api.sent() == []
 
 
 async def test_a_message_queued_behind_the_senders_back_still_goes_first(backend):

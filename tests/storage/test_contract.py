@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from chatopsbot.audit import AuditEntry, AuditQuery
-from chatopsbot.storage import NewMessage, StorageError, Write
+from chatopsbot.storage import Added, NewMessage, StorageError, Write
 
 
 def msg(lane: str, n: int, account: str = "a1") -> NewMessage:
@@ -49,9 +49,9 @@ async def test_simultaneous_accepts_of_one_key_record_it_once(any_backend):
 
 async def test_outbox_ids_ascend_and_lanes_keep_their_order(any_backend):
     b = any_backend
-    first = await b.outbox_add([msg("c1", 1), msg("c2", 2), msg("c1", 3)], 100.0)
-    second = await b.outbox_add([msg("c1", 4)], 101.0)
-    assert first == sorted(first)
+    first = (await b.outbox_add([msg("c1", 1), msg("c2", 2), msg("c1", 3)], 100.0)).ids
+    second = (await b.outbox_add([msg("c1", 4)], 101.0)).ids
+    assert first == tuple(sorted(first))
     assert second[0] > first[-1]
     assert await b.outbox_lanes() == [("c1", "a1"), ("c2", "a1")]
     head = await b.outbox_head("c1")
@@ -76,13 +76,33 @@ async def test_adding_messages_settles_their_event_in_the_same_transaction(any_b
     assert await b.inbox_accept("ev", b"body", 200.0) is False
     # Settling alone, with nothing to send:
     await b.inbox_accept("ev2", b"body", 100.0)
-    assert await b.outbox_add([], 100.0, settle=("ev2", 4000.0)) == []
+    assert await b.outbox_add([], 100.0, settle=("ev2", 4000.0)) == Added()
     assert await b.inbox_pending() == []
+
+
+async def test_an_add_names_the_messages_that_head_their_lane(any_backend):
+    # The sender takes such a message as written instead of reading it back: a message
+    # with anything older queued in its lane must never be named.
+    b = any_backend
+    first = await b.outbox_add([msg("c1", 1), msg("c2", 2), msg("c1", 3)], 100.0)
+    assert first.heads == {first.ids[0], first.ids[1]}
+    behind = await b.outbox_add([msg("c1", 4), msg("c3", 5)], 101.0)
+    assert behind.heads == {behind.ids[1]}
+    # A dead letter holds no place until it is requeued.
+    await b.outbox_dead(first.ids[1], "rejected", "Zoom answered 400", 102.0)
+    again = await b.outbox_add([msg("c2", 6)], 103.0)
+    assert again.heads == {again.ids[0]}
+    await b.outbox_requeue([first.ids[1]], 104.0)
+    assert (await b.outbox_add([msg("c2", 7)], 105.0)).heads == frozenset()
+    # Sent away, the lane is empty again.
+    for i in (*first.ids, *behind.ids, *again.ids):
+        await b.outbox_sent(i)
+    assert (await b.outbox_add([msg("c1", 8)], 106.0)).heads != frozenset()
 
 
 async def test_sent_writes_go_with_the_deletion(any_backend):
     b = any_backend
-    [i] = await b.outbox_add([msg("c1", 1)], 100.0)
+    [i] = (await b.outbox_add([msg("c1", 1)], 100.0)).ids
     await b.outbox_sent(i, [Write("chatopsbot:card-authors", "m1", "polls", 999.0)])
     assert await b.outbox_stats() == (0, None)
     assert await b.get("chatopsbot:card-authors", "m1", 100.0) == "polls"
@@ -90,7 +110,7 @@ async def test_sent_writes_go_with_the_deletion(any_backend):
 
 async def test_attempts_dead_letters_requeue_and_drop(any_backend):
     b = any_backend
-    ids = await b.outbox_add([msg("c1", n) for n in range(4)], 100.0)
+    ids = (await b.outbox_add([msg("c1", n) for n in range(4)], 100.0)).ids
     await b.outbox_attempted(ids[0], "Zoom answered 503")
     head = await b.outbox_head("c1")
     assert head is not None
@@ -151,9 +171,10 @@ async def test_reclaim_takes_over_old_pending_events_once(any_backend):
 
 async def test_a_waited_for_result_is_kept_for_the_waiter_and_purged_later(any_backend):
     b = any_backend
-    queued, waited, dead = await b.outbox_add(
+    added = await b.outbox_add(
         [msg("c1", 1), NewMessage("c1", "a1", "{}", "{}", waited=True), msg("c2", 3)], 100.0
     )
+    queued, waited, dead = added.ids
     assert await b.outbox_result(waited) is None  # still queued
     await b.outbox_sent(queued)
     await b.outbox_sent(waited, result='{"message_id":"m2"}')
@@ -277,8 +298,8 @@ async def test_writing_an_events_replies_twice_writes_them_once(any_backend):
     await b.inbox_accept("ev", b"body", 100.0)
     first = await b.outbox_add([msg("c1", 1)], 100.0, settle=("ev", 4000.0))
     again = await b.outbox_add([msg("c1", 1)], 101.0, settle=("ev", 4000.0))
-    assert len(first) == 1
-    assert again == []
+    assert len(first.ids) == 1
+    assert again == Added()
     assert await b.outbox_stats() == (1, 100.0)
 
 
@@ -392,14 +413,14 @@ async def test_audit_purge_deletes_what_is_older_than_before(any_backend):
 async def test_audit_entries_are_written_with_the_units_replies_and_settle(any_backend):
     b = any_backend
     await b.inbox_accept("ev", b"body", 100.0)
-    ids = await b.outbox_add(
+    added = await b.outbox_add(
         [msg("c1", 1)], 100.0, settle=("ev", 4000.0), audit=[entry(100.0, ref="ev")]
     )
-    assert len(ids) == 1
+    assert len(added.ids) == 1
     assert await b.inbox_pending() == []
     assert [e.ref for e in await b.audit_query(AuditQuery())] == ["ev"]
     # Without a settle or messages: entries alone.
-    assert await b.outbox_add([], 101.0, audit=[entry(101.0, ref="alone")]) == []
+    assert await b.outbox_add([], 101.0, audit=[entry(101.0, ref="alone")]) == Added()
     assert [e.ref for e in await b.audit_query(AuditQuery())] == ["alone", "ev"]
 
 
@@ -408,8 +429,8 @@ async def test_an_events_audit_entries_written_twice_are_written_once(any_backen
     b = any_backend
     await b.inbox_accept("ev", b"body", 100.0)
     unit = {"settle": ("ev", 4000.0), "audit": [entry(100.0, ref="ev")]}
-    assert len(await b.outbox_add([msg("c1", 1)], 100.0, **unit)) == 1
-    assert await b.outbox_add([msg("c1", 1)], 101.0, **unit) == []
+    assert len((await b.outbox_add([msg("c1", 1)], 100.0, **unit)).ids) == 1
+    assert await b.outbox_add([msg("c1", 1)], 101.0, **unit) == Added()
     assert await b.audit_query(AuditQuery()) == [entry(100.0, ref="ev")]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chatopsbot.storage import NewMessage, StorageError, open_backend
+from chatopsbot.storage import Added, NewMessage, StorageError, open_backend
 from chatopsbot.storage.sqlite import _DEFER, SqliteBackend
 
 
@@ -35,7 +35,7 @@ def count_commits(backend: SqliteBackend, monkeypatch: pytest.MonkeyPatch) -> li
     return sizes
 
 
-def add_reply(backend: SqliteBackend) -> asyncio.Future[list[int]]:
+def add_reply(backend: SqliteBackend) -> asyncio.Future[Added]:
     """A reply's write as the outbox makes it: deferred, to share the next commit."""
     return asyncio.ensure_future(
         backend.outbox_add([NewMessage("c1", "a1", "{}")], 1.0, defer=True)
@@ -48,7 +48,7 @@ async def test_a_deferred_write_shares_the_next_commit(sqlite, monkeypatch):
     await asyncio.sleep(0)
     assert sizes == []  # waiting for company
     assert await sqlite.inbox_accept("k1", b"{}", 2.0)
-    assert len(await deferred) == 1
+    assert len((await deferred).ids) == 1
     assert sizes == [2]
     assert await sqlite.outbox_stats() == (1, 1.0)
 
@@ -57,7 +57,7 @@ async def test_a_deferred_write_alone_is_committed_after_the_short_wait(sqlite, 
     sizes = count_commits(sqlite, monkeypatch)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    assert len(await add_reply(sqlite)) == 1
+    assert len((await add_reply(sqlite)).ids) == 1
     assert loop.time() - started >= _DEFER * 0.9
     assert sizes == [1]
     assert await sqlite.outbox_stats() == (1, 1.0)
@@ -120,7 +120,7 @@ async def test_close_writes_a_deferred_write_handed_over_by_a_caller_it_woke(tmp
     backend = await open_backend(str(tmp_path / "bot.db"))
     assert isinstance(backend, SqliteBackend)
 
-    async def put_then_add() -> list[int]:
+    async def put_then_add() -> Added:
         await backend.put("ns", "k", "v", None)
         return await backend.outbox_add([NewMessage("c1", "a1", "{}")], 1.0, defer=True)
 
@@ -128,4 +128,4 @@ async def test_close_writes_a_deferred_write_handed_over_by_a_caller_it_woke(tmp
     await asyncio.sleep(0)
     await backend.close()
     async with asyncio.timeout(2):
-        assert len(await caller) == 1
+        assert len((await caller).ids) == 1

@@ -131,7 +131,7 @@ def _entry(account: str) -> AuditEntry:
 
 async def test_outbox_forget_by_account_and_by_lane(any_backend: Backend):
     backend = any_backend
-    ids = await backend.outbox_add(
+    added = await backend.outbox_add(
         [
             _message("a1", "ops"),
             _message("a1", "ops"),
@@ -140,6 +140,7 @@ async def test_outbox_forget_by_account_and_by_lane(any_backend: Backend):
         ],
         10.0,
     )
+    ids = added.ids
     await backend.outbox_dead(ids[2], "rejected", "no", 11.0)
     # A lane (without case, as JIDs compare): its queued messages only (a dead letter stays
     # for the operator).
