@@ -247,13 +247,16 @@ class Outbox:
         # sent within the last second, wait for that second to pass before sending here.
         # Known before sending starts: a message written meanwhile is found by the rescan.
         now = time.time()
+        # A record reaches at most a slot ahead (see _stamp) and _STAMP past it; a later one
+        # comes from a clock that was wrong, and holding an account longer would not help.
+        longest = _WINDOW + _STAMP + 1.0 / (self._rate * self._headroom)
         for account, text in await self._backend.scan(LAST_SENT, "", self._clock.timestamp()):
             try:
                 wait = float(text) + _WINDOW - now
             except ValueError:
                 continue
             if wait > 0:
-                self._hold[account] = self._loop.time() + min(wait, _WINDOW + _STAMP)
+                self._hold[account] = self._loop.time() + min(wait, longest)
         self._leading = True
         # Another process may have sent what adds in flight are writing.
         self._emptied.update(self._adding)

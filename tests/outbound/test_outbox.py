@@ -375,6 +375,29 @@ async def test_a_new_sender_waits_out_the_second_of_the_last_send_even_if_a_repl
     await bench.outbox.stop(0)
 
 
+async def test_a_new_sender_waits_out_a_record_written_a_slot_ahead_but_not_a_wrong_clock(
+    backend,
+):
+    import time
+
+    from chatopsbot.storage import LAST_SENT
+
+    # At 2/s the last sender wrote its record before waiting for a slot 0.5 s ahead: it
+    # reaches 0.5 s + 0.25 s past the write. Another account's record is an hour ahead
+    # (a clock that was wrong): held for at most the longest a true record asks.
+    api = Script()
+    bench = Bench(backend, api, rate_limit=2.0)
+    await backend.put(LAST_SENT, "a1", repr(time.time() + 0.75), None)
+    await backend.put(LAST_SENT, "a2", repr(time.time() + 3600), None)
+    started = asyncio.get_running_loop().time()
+    async with bench as outbox:
+        futures = await outbox.add([message(1), message(2, lane="c2", account="a2")], wait=True)
+        await asyncio.gather(*futures)
+    first, second = sorted(at - started for at, _ in api.calls)
+    assert 1.7 <= first <= 1.9
+    assert 1.7 <= second <= 1.9
+
+
 class SharedFailingNotify:
     """A backend that claims to be shared, whose notifications fail once."""
 
