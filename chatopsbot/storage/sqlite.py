@@ -40,7 +40,7 @@ from chatopsbot.storage import (
     checked_writes,
     message_from_row,
 )
-from chatopsbot.storage.worker import Worker
+from chatopsbot.storage.worker import Outcome, Worker
 
 T = TypeVar("T")
 
@@ -191,8 +191,8 @@ class SqliteBackend:
         self._path = path
         self._checkpointer: asyncio.Task[None] | None = None
         self._pending: list[_Op] = []
-        # The transaction on the writer thread, and the timer of deferred writes.
-        self._committing: asyncio.Future[list[tuple[bool, Any]]] | None = None
+        # Done when the transaction on the writer thread is; and the timer of deferred writes.
+        self._committing: asyncio.Future[None] | None = None
         self._deferred: asyncio.TimerHandle | None = None
         self._closed = False
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
@@ -287,7 +287,9 @@ class SqliteBackend:
             return
         batch, self._pending = self._pending, []
         try:
-            self._committing = self._worker.run(self._commit, batch)
+            # Straight back to _committed, which wakes the callers: one loop turn, not three
+            # (the worker's future, its done callback, then the callers' futures).
+            self._worker.call(self._commit, (batch,), functools.partial(self._committed, batch))
         except RuntimeError:
             # The writer thread is stopped (closed): these writes cannot happen.
             error = StorageError(f"{self._path}: storage is closed")
@@ -295,19 +297,21 @@ class SqliteBackend:
                 if not future.done():
                     future.set_exception(error)
             return
-        self._committing.add_done_callback(functools.partial(self._committed, batch))
+        self._committing = asyncio.get_running_loop().create_future()
 
-    def _committed(self, batch: list[_Op], done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
-        self._committing = None
-        failure = done.exception()
-        if failure is not None:
+    def _committed(self, batch: list[_Op], outcome: Outcome) -> None:
+        if self._committing is not None:
+            self._committing.set_result(None)
+            self._committing = None
+        committed, results = outcome
+        if not committed:
             # The whole transaction is gone: every write in it failed.
-            error = self._error(failure)
+            error = self._error(results)
             for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(error)
         else:
-            for (_, future, _), (ok, value) in zip(batch, done.result(), strict=True):
+            for (_, future, _), (ok, value) in zip(batch, results, strict=True):
                 if future.done():
                     continue
                 if ok:

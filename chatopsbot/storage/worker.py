@@ -4,23 +4,29 @@ Why not ``loop.run_in_executor``: every call through a ``ThreadPoolExecutor`` bu
 ``concurrent.futures.Future`` (with its lock and condition), chains it to an asyncio future with
 callbacks on both sides and copies its state across. That is most of the loop's cost of a
 storage call, and the bot makes three or four per command. Here a call is one asyncio future,
-one ``SimpleQueue.put`` (in C) and one ``call_soon_threadsafe`` back.
+one ``SimpleQueue.put`` (in C) and one ``call_soon_threadsafe`` back; with :meth:`Worker.call`
+not even the future, and the loop runs the caller's callback in the turn that hears back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["Worker"]
+__all__ = ["Outcome", "Worker"]
 
 T = TypeVar("T")
 
-_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], asyncio.AbstractEventLoop]
+#: What a function did: ``(True, its result)`` or ``(False, the exception it raised)``.
+Outcome = tuple[bool, Any]
+_Job = tuple[
+    Callable[..., Any], tuple[Any, ...], Callable[[Outcome], None], asyncio.AbstractEventLoop
+]
 
 
 class Worker:
@@ -37,12 +43,20 @@ class Worker:
 
     def run(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run ``function(*args)`` on the thread; the future holds its result or exception."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.call(function, args, functools.partial(_settle, future))
+        return future
+
+    def call(
+        self, function: Callable[..., Any], args: tuple[Any, ...], done: Callable[[Outcome], None]
+    ) -> None:
+        """Run ``function(*args)`` on the thread, then ``done(outcome)`` on the running loop.
+
+        Raises :class:`RuntimeError` once the worker is stopped.
+        """
         if self._stopped:
             raise RuntimeError(f"{self._thread.name} is stopped")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((function, args, future, loop))
-        return future
+        self._jobs.put((function, args, done, asyncio.get_running_loop()))
 
     async def stop(self) -> None:
         """Finish the functions handed over so far, then end the thread."""
@@ -56,17 +70,17 @@ class Worker:
 
     def _main(self) -> None:
         while (job := self._jobs.get()) is not None:
-            function, args, future, loop = job
+            function, args, done, loop = job
             try:
-                outcome: tuple[bool, Any] = (True, function(*args))
+                outcome: Outcome = (True, function(*args))
             except BaseException as exc:
                 outcome = (False, exc)
             # A closed loop raises RuntimeError: nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, future, outcome)
+                loop.call_soon_threadsafe(done, outcome)
 
 
-def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+def _settle(future: asyncio.Future[Any], outcome: Outcome) -> None:
     if future.done():
         return  # the caller stopped waiting (cancelled)
     ok, value = outcome

@@ -64,3 +64,31 @@ async def test_stop_finishes_what_was_handed_over_then_refuses_more():
     with pytest.raises(RuntimeError, match="stopped"):
         worker.run(done.append, 99)
     await worker.stop()  # a second stop is harmless
+
+
+async def test_call_hands_the_outcome_to_a_callback_on_the_loop():
+    worker = Worker("test-worker")
+    heard: list[tuple[object, bool]] = []
+    done = asyncio.Event()
+
+    def record(outcome: tuple[bool, object]) -> None:
+        heard.append((outcome[1], threading.current_thread() is threading.main_thread()))
+        if len(heard) == 2:
+            done.set()
+
+    def fail() -> None:
+        raise ValueError("no")
+
+    try:
+        worker.call(lambda: 7, (), record)
+        worker.call(fail, (), record)
+        async with asyncio.timeout(5):
+            await done.wait()
+    finally:
+        await worker.stop()
+    assert heard[0] == (7, True)
+    error, on_the_loop_thread = heard[1]
+    assert isinstance(error, ValueError)
+    assert on_the_loop_thread
+    with pytest.raises(RuntimeError, match="stopped"):
+        worker.call(lambda: 7, (), record)
