@@ -664,7 +664,9 @@ class Outbox:
                 account.heads.pop(lane, None)
                 if (account.name, lane) in self._adding:
                     self._emptied.add((account.name, lane))
-            account.wake.set()
+            # A slot is free: the account's loop has something to do only if a lane waits.
+            if account.ready:
+                account.wake.set()
 
     async def _tell_done(self, message_id: int) -> None:
         # Recorded already: a lost notification only delays the waiter until its sweep.
