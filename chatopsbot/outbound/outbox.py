@@ -28,6 +28,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -77,6 +78,11 @@ _STAMP = 0.25
 _STAMP_MARGIN = 0.05
 #: How many lanes' next messages an account keeps read ahead.
 _MAX_HEADS = 1000
+#: Sends in flight per account, by default: enough to use the whole quota while Zoom takes up
+#: to _SLOW_ANSWER seconds to answer (at 60/s and 16 in flight, answers slower than 0.27 s held
+#: the bot under its quota), within the HTTP session's pool of 100 connections.
+_SLOW_ANSWER = 2.0
+_IN_FLIGHT = (16, 100)
 DONE_CHANNEL = "chatopsbot_sent"
 #: ``[account, lane or null]``: those messages were deleted (the bot left a channel, an account
 #: removed the app). The sender drops the next messages it keeps in memory for them.
@@ -115,6 +121,11 @@ class Delivery:
 
 class Deliverer(Protocol):
     """Sends one queued message; raises an outcome of :mod:`chatopsbot.outbound.policy`."""
+
+    async def prepare(self, message: QueuedMessage) -> None:
+        """Get ready to send ``message`` (a token, say) while it waits for its slot, so what
+        :meth:`deliver` does first does not delay it past the slot. Never raises."""
+        ...
 
     async def deliver(self, message: QueuedMessage) -> Delivery:
         """Send ``message`` once; return the :class:`Delivery` or raise."""
@@ -168,7 +179,7 @@ class Outbox:
         clock: Clock,
         policy: RetryPolicy | None = None,
         metrics: Metrics | None = None,
-        max_in_flight: int = 16,
+        max_in_flight: int | None = None,
         rescan_every: float | None = None,
         request_grace: float = 15.0,
         lease: Callable[[], bool] | None = None,
@@ -181,7 +192,10 @@ class Outbox:
         self._clock = clock
         self._policy = policy or RetryPolicy()
         self._metrics = metrics or Metrics()
-        self._max_in_flight = max_in_flight
+        fewest, most = _IN_FLIGHT
+        self._max_in_flight = max_in_flight or min(
+            most, max(fewest, math.ceil(rate_limit * _SLOW_ANSWER))
+        )
         # Another process may queue messages at any time when storage is shared.
         self._rescan_every = rescan_every or (5.0 if backend.shared else 30.0)
         self._request_grace = request_grace
@@ -601,7 +615,7 @@ class Outbox:
                 await self._dead(message, "expired", message.error or "never sent", attempted=False)
                 return
             forgets = account.forgets
-            await account.pacer.wait(before=functools.partial(self._stamp, account))
+            await account.pacer.wait(before=functools.partial(self._before, account, message))
             if account.forgets != forgets and not await self._still_queued(message):
                 # Deleted while it waited its turn (the bot left the channel, the account
                 # removed the app), here or on another replica.
@@ -674,6 +688,15 @@ class Outbox:
             await self._backend.notify(DONE_CHANNEL, str(message_id))
         except StorageError as exc:
             self._repeated.report("outbox: could not notify a waiter", str(exc))
+
+    async def _before(self, account: _Account, message: QueuedMessage, ahead: float) -> None:
+        """What must happen before a send due in ``ahead`` seconds, while it waits its turn."""
+        due = time.time() + ahead
+        # First: a token fetched on the first send after a start (a round trip to Zoom) made
+        # that request arrive late and the next two fall in one second with it (a 429 at 2/s).
+        await self._deliverer.prepare(message)
+        # Then the record, which covers the send when it really goes.
+        await self._stamp(account, max(0.0, due - time.time()))
 
     async def _stamp(self, account: _Account, ahead: float) -> None:
         """Make sure a record says this process sends for the account until a moment after a

@@ -8,6 +8,7 @@ refused connections, the token endpoint failing), throttled (429) or rejected fo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -51,6 +52,10 @@ class ApiCaller(Protocol):
         """Make one request and return Zoom's 2xx answer, or raise."""
         ...
 
+    async def ready(self) -> None:
+        """Have what a request needs before it goes (a token); raise as :meth:`call` would."""
+        ...
+
 
 def encode_call(call: ApiCall) -> str:
     """The call as the JSON text the outbox stores; fails on values JSON cannot carry."""
@@ -83,6 +88,12 @@ class ZoomSender:
         self._api = api
         self._clock = clock
         self._metrics = metrics or Metrics()
+
+    async def prepare(self, message: QueuedMessage) -> None:
+        """Fetch a token now, if one is due, so the request goes out in its slot."""
+        # A failure here comes again in deliver, which turns it into an outcome.
+        with contextlib.suppress(TokenError, TimeoutError, aiohttp.ClientError):
+            await self._api.ready()
 
     async def deliver(self, message: QueuedMessage) -> Delivery:
         """Make the call; raise the outcome the outbox acts on."""

@@ -86,6 +86,10 @@ class ZoomApi:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._clock = clock or SystemClock()
 
+    async def ready(self) -> None:
+        """Fetch a token if none is held (or it is about to expire)."""
+        await self._tokens.get()
+
     async def call(self, call: ApiCall) -> ApiResult:
         """Make the call; raise :class:`ZoomApiError`, :class:`~chatopsbot.zoom.auth.TokenError`,
         ``aiohttp.ClientError`` or ``TimeoutError``."""

@@ -41,6 +41,10 @@ class Script:
         self.most_in_flight = 0
         self.gate: asyncio.Event | None = None
         self.spans: list[tuple[float, float, bool]] = []
+        self.readied = 0
+
+    async def ready(self) -> None:
+        self.readied += 1
 
     async def call(self, api_call: ApiCall) -> ApiResult:
         loop = asyncio.get_running_loop()
@@ -194,6 +198,53 @@ async def test_an_unexpected_error_is_a_dead_letter_and_the_lane_moves_on(backen
     [dead] = await backend.outbox_list("dead")
     assert dead.reason == "error"
     assert "RuntimeError: a bug" in dead.error
+
+
+class SlowToken(Script):
+    """A request first needs a token, and the first token takes 0.1 s to come (as ZoomApi)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = False
+
+    async def ready(self) -> None:
+        await super().ready()
+        if not self.token:
+            await asyncio.sleep(0.1)
+            self.token = True
+
+    async def call(self, api_call: ApiCall) -> ApiResult:
+        await self.ready()
+        return await super().call(api_call)
+
+
+async def test_the_token_is_fetched_before_the_slot_so_the_first_request_keeps_its_spacing(
+    backend,
+):
+    # Fetched inside the first request, the token made it arrive 0.1 s after its slot, and the
+    # next two (on time) fell within one second with it: a 429 at 2/s.
+    api = SlowToken()
+    async with Bench(backend, api, rate_limit=2.0) as outbox:
+        futures = await outbox.add([message(n, lane=f"c{n}") for n in range(3)], wait=True)
+        await asyncio.gather(*futures)
+    starts = [at for at, _ in api.calls]
+    assert starts[2] - starts[0] >= 1.0
+    assert api.readied >= 3
+
+
+async def test_slow_answers_do_not_hold_an_account_under_its_quota(backend):
+    # At 60/s with answers taking a second, 60 requests are in flight at once: a fixed cap of
+    # 16 sent 16 a second.
+    api = Script(delay=1.0)
+    async with Bench(backend, api, rate_limit=60.0) as outbox:
+        await outbox.add([message(n, lane=f"c{n}") for n in range(70)])
+        await asyncio.sleep(1.1)
+        started = len(api.calls)
+        api.delay = 0.0
+        await idle(outbox)
+    assert started >= 55
+    assert api.most_in_flight >= 55
+    assert sorted(api.sent()) == list(range(70))
 
 
 async def test_while_an_account_fails_it_sends_one_probe_at_a_time(backend):
