@@ -694,7 +694,10 @@ class Outbox:
         due = time.time() + ahead
         # First: a token fetched on the first send after a start (a round trip to Zoom) made
         # that request arrive late and the next two fall in one second with it (a 429 at 2/s).
-        await self._deliverer.prepare(message)
+        # Not while the account fails: probes go one at a time, far from the quota, and a
+        # token endpoint that is down would be asked twice per probe.
+        if not account.failures:
+            await self._deliverer.prepare(message)
         # Then the record, which covers the send when it really goes.
         await self._stamp(account, max(0.0, due - time.time()))
 
