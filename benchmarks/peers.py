@@ -33,9 +33,11 @@ fresh processes:
      offering ``--rate`` webhooks/s together, open loop (paced, whatever the answers take),
      ``--commands`` webhooks. *ack p50 / p99 / max*: from sending a webhook to its answer at
      the client, plus any time a slow previous answer on the same connection held it back
-     past when it was due. *sender lag p99*: the generator's own timer lateness, left out of
-     ack. *CPU/cmd*: the peer process's CPU time (user + system) from the first webhook until
-     every reply was delivered, per webhook.
+     past when it was due. *reply p50 / p99*: from sending a webhook to its reply's arrival
+     at the fake API (the n-th sent paired with the n-th delivered). *sender lag p99*: the
+     generator's own timer lateness, left out of ack. *CPU/cmd*: the peer process's CPU time
+     (user + system) from the first webhook until every reply was delivered, per webhook.
+     ``--rate 50 --commands 1000`` shows the cost of a command when nothing is shared.
    - *RSS idle / after*: the peer process's resident memory after startup, and after both.
 
 2. **Throttled burst** against a quota of ``--quota`` (default 1,000/s): the same closed-loop
@@ -390,6 +392,10 @@ async def paced(
 
     sessions = [own_session() for _ in range(senders)]
     latencies: list[float] = []
+    # When each webhook went (the fake APIs' clock): reply latency pairs the n-th sent with
+    # the n-th reply delivered, which is exact while replies keep the order of their webhooks
+    # and close to it otherwise.
+    sends: list[float] = []
     lags: list[float] = []
     statuses: list[int] = []
 
@@ -404,6 +410,7 @@ async def paced(
             due = start + n / rate
             await asyncio.sleep(due - time.perf_counter())
             sent = time.perf_counter()
+            sends.append(time.monotonic())
             # Held back past its time by the previous answer: that wait is the peer's. Woken
             # late by the timer (epoll counts in whole milliseconds): that is the generator's.
             ready = max(due, answered)
@@ -431,10 +438,15 @@ async def paced(
     finally:
         await asyncio.gather(*(session.close() for session in sessions))
     ms = sorted(x * 1000 for x in latencies)
+    replies = sorted(
+        (got - went) * 1000 for went, got in zip(sorted(sends), sorted(delivered), strict=False)
+    ) or [float("nan")]
     return {
         "ack_p50": statistics.median(ms),
         "ack_p99": bench.percentile(ms, 0.99),
         "ack_max": ms[-1],
+        "reply_p50": statistics.median(replies),
+        "reply_p99": bench.percentile(replies, 0.99),
         # The load generator's own lateness in sending (its loop is shared with the fake API).
         "lag_p99": bench.percentile(sorted(x * 1000 for x in lags), 0.99),
         "paced_refused": sum(not 200 <= s < 300 for s in statuses),
@@ -536,6 +548,8 @@ PACED: Sequence[Column] = (
     ("ack_p50", "ack p50 ms", "{:.2f}"),
     ("ack_p99", "ack p99 ms", "{:.2f}"),
     ("ack_max", "ack max ms", "{:.1f}"),
+    ("reply_p50", "reply p50 ms", "{:.1f}"),
+    ("reply_p99", "reply p99 ms", "{:.1f}"),
     ("cpu_ms", "CPU/cmd ms", "{:.3f}"),
     ("lag_p99", "sender lag p99 ms", "{:.2f}"),
     ("paced_refused", "non-2xx acks", "{:.0f}"),
@@ -561,6 +575,8 @@ RATIOS = {
     "ack_p50",
     "ack_p99",
     "ack_max",
+    "reply_p50",
+    "reply_p99",
     "cpu_ms",
     "rss_idle",
     "rss_after",
@@ -600,7 +616,8 @@ def report(medians: dict[str, Figures], args: argparse.Namespace) -> str:
             f"{args.rate:g} webhooks/s in all (open loop, {args.commands} webhooks), same process "
             f"and quota as above. ack = from sending the webhook to its answer at the client, "
             f"plus any time a slow previous answer on its connection held it back past when it "
-            f"was due; CPU/cmd = the peer's CPU time until every reply was delivered / webhooks; "
+            f"was due; reply = from sending the webhook to its reply at the fake API; "
+            f"CPU/cmd = the peer's CPU time until every reply was delivered / webhooks; "
             f"sender lag = the load generator's own timer lateness (left out of ack).\n"
             + table(medians, PACED),
             "Memory of the peer's process: after startup, and after the two runs above.\n"
