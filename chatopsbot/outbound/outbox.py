@@ -699,11 +699,11 @@ class Outbox:
         if not account.failures:
             await self._deliverer.prepare(message)
         # Then the record, which covers the send when it really goes.
-        await self._stamp(account, max(0.0, due - time.time()))
+        await self._stamp(account, max(due, time.time()))
 
-    async def _stamp(self, account: _Account, ahead: float) -> None:
+    async def _stamp(self, account: _Account, due: float) -> None:
         """Make sure a record says this process sends for the account until a moment after a
-        send due in ``ahead`` seconds, before that send.
+        send due at ``due`` (wall clock), before that send.
 
         Whoever sends next for the account, after a restart or a failover, waits until a second
         after that: the record is never earlier than a send it stands for, even if the process
@@ -711,7 +711,6 @@ class Outbox:
         renewed in the background a little before it runs out, so a slow commit (an fsync
         behind others) does not hold a send past its slot; a send it does not cover waits.
         """
-        due = time.time() + ahead
         # The send may go a little after its slot (a late timer): covered with room to spare.
         if due + _STAMP_MARGIN >= account.stamped:
             if account.stamping is not None:

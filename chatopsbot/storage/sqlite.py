@@ -40,7 +40,7 @@ from chatopsbot.storage import (
     checked_writes,
     message_from_row,
 )
-from chatopsbot.storage.worker import Outcome, Worker
+from chatopsbot.storage.worker import Outcome, Worker, resolve
 
 T = TypeVar("T")
 
@@ -129,11 +129,9 @@ _AUDIT_INSERT = (
     f"INSERT INTO audit ({AUDIT_COLUMNS}, actor_fold) "  # noqa: S608
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_HEAD = (
-    f"SELECT {_COLUMNS} FROM outbox "  # noqa: S608
-    "WHERE state = 'queued' AND lane = ? ORDER BY id LIMIT 1"
-)
-_HEAD_ID = "SELECT id FROM outbox WHERE state = 'queued' AND lane = ? ORDER BY id LIMIT 1"
+_OF_LANE = "FROM outbox WHERE state = 'queued' AND lane = ? ORDER BY id LIMIT 1"
+_HEAD = f"SELECT {_COLUMNS} {_OF_LANE}"
+_HEAD_ID = f"SELECT id {_OF_LANE}"
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -311,13 +309,8 @@ class SqliteBackend:
                 if not future.done():
                     future.set_exception(error)
         else:
-            for (_, future, _), (ok, value) in zip(batch, results, strict=True):
-                if future.done():
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+            for (_, future, _), result in zip(batch, results, strict=True):
+                resolve(future, result)
         # What arrived meanwhile goes at once, deferred or not: it has waited a commit already.
         self._flush()
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["Outcome", "Worker"]
+__all__ = ["Outcome", "Worker", "resolve"]
 
 T = TypeVar("T")
 
@@ -44,7 +44,7 @@ class Worker:
     def run(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run ``function(*args)`` on the thread; the future holds its result or exception."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self.call(function, args, functools.partial(_settle, future))
+        self.call(function, args, functools.partial(resolve, future))
         return future
 
     def call(
@@ -80,7 +80,9 @@ class Worker:
                 loop.call_soon_threadsafe(done, outcome)
 
 
-def _settle(future: asyncio.Future[Any], outcome: Outcome) -> None:
+def resolve(future: asyncio.Future[Any], outcome: Outcome) -> None:
+    """Give ``future`` the result or exception of ``outcome``, unless its caller stopped
+    waiting."""
     if future.done():
         return  # the caller stopped waiting (cancelled)
     ok, value = outcome

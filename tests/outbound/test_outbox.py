@@ -517,6 +517,15 @@ class Watched:
         return added
 
 
+async def release_and_settle(watched: Watched, adding: asyncio.Future[Any], outbox: Outbox) -> None:
+    """Let the held add return, then give the sender time to act on what it was handed."""
+    assert watched.gate is not None
+    watched.gate.set()
+    await adding
+    await idle(outbox)
+    await asyncio.sleep(0.05)
+
+
 async def test_a_message_written_to_an_empty_lane_is_sent_without_reading_it_back(backend):
     watched = Watched(backend)
     api = Script()
@@ -556,10 +565,7 @@ async def test_a_message_sent_before_its_add_returned_is_not_sent_again(backend)
             while api.sent() != [1]:  # noqa: ASYNC110 - polling a plain list
                 await asyncio.sleep(0.005)
         await asyncio.sleep(0.05)  # recorded, and the lane emptied
-        watched.gate.set()
-        await adding
-        await idle(outbox)
-        await asyncio.sleep(0.05)
+        await release_and_settle(watched, adding, outbox)
     assert api.sent() == [1]
     assert await backend.outbox_stats() == (0, None)
 
@@ -573,10 +579,7 @@ async def test_a_message_forgotten_before_its_add_returned_is_not_sent(backend):
         adding = asyncio.ensure_future(outbox.add([message(1)]))
         await watched.written.wait()
         assert await outbox.forget("a1", "c1") == 1  # the bot left the channel
-        watched.gate.set()
-        await adding
-        await idle(outbox)
-        await asyncio.sleep(0.05)
+        await release_and_settle(watched, adding, outbox)
     assert api.sent() == []
 
 
