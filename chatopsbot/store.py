@@ -5,7 +5,7 @@ Behind it sits a :class:`~chatopsbot.storage.Backend` (see :mod:`chatopsbot.stor
 
 Check-then-act is one step here, never a read, an ``await`` and a write: :meth:`Store.update`,
 :meth:`Store.attempt`, :meth:`Store.compare_and_set` and :meth:`Store.update_many` run the
-check and the write in one transaction that locks the keys, on SQLite (the one writer thread)
+check and the write in one transaction that locks the keys, on SQLite (one writer connection)
 and on PostgreSQL (row and advisory locks, so across replicas too). A change function refuses
 by raising :class:`Refused`; nothing is written then.
 """
@@ -119,7 +119,8 @@ class Store:
         """Atomically replace the value with ``change(current)`` and return the new value.
 
         ``change`` gets ``default`` when the key is absent and must not await: it runs inside
-        the storage transaction (on the storage thread), so two updates arriving together both
+        the storage transaction (with SQLite, on the loop's thread or the storage thread), so
+        two updates arriving together both
         count; keep it a pure function of its argument. Returning ``None`` deletes the key.
         An exception from ``change`` (:class:`Refused` included) writes nothing and propagates;
         :meth:`attempt` returns a refusal instead.

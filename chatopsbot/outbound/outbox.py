@@ -317,10 +317,11 @@ class Outbox:
             self._adding[key] = self._adding.get(key, 0) + 1
         self._writes += 1
         try:
-            # Nothing but this caller waits for the write: it may share the commit of the
-            # next webhook's (a few milliseconds on a reply, half the fsyncs under load).
+            # The settled event is recorded durably: should a power loss take this write,
+            # it takes the settlement too, and the event is handled again. So the write
+            # need not wait for its own fsync.
             added = await self._backend.outbox_add(
-                messages, now, settle=settle, audit=audit, defer=True
+                messages, now, settle=settle, audit=audit, defer=settle is not None
             )
         finally:
             self._writes -= 1

@@ -261,7 +261,9 @@ class Backend(Protocol):
         :attr:`Added.heads` names the messages that were the oldest queued of their lane when
         written.
 
-        ``defer``: the write may wait a few milliseconds to share another write's commit.
+        ``defer``: the write may become durable against power loss a moment after it returns
+        (it is against a crash of the process at once): only for a write that settles an
+        event, which such a loss would leave pending, to be handled again.
         """
         ...
 
@@ -286,6 +288,9 @@ class Backend(Protocol):
 
         With ``result`` (for a message someone waits for) the row is kept, marked sent, until
         :meth:`purge` runs an hour later.
+
+        A backend may make this durable against power loss a moment after it returns: lost,
+        it makes the message go again, never go missing.
         """
         ...
 

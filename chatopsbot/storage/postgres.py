@@ -446,8 +446,8 @@ class PostgresBackend:
     ) -> Added:
         """Queue the messages, settle the inbox key and record the audit entries, atomically.
 
-        ``defer`` changes nothing here: each call commits in a transaction of its own, on a
-        connection of the pool, and PostgreSQL groups the commits itself.
+        ``defer`` changes nothing here: every commit is durable when it returns, and
+        PostgreSQL groups the commits of the pool's connections itself.
         """
         # RETURNING's subquery sees the table as it was before this INSERT (the earlier
         # messages of this transaction included): nothing older queued in the lane means

@@ -1,24 +1,43 @@
-"""The embedded backend: SQLite in WAL mode, a writer thread with group commit, a reader thread.
+"""The embedded backend: SQLite in WAL mode; writes on the event loop, their fsync on a thread,
+reads on another thread.
 
-Every write is a small function run inside a transaction on the writer thread. Writes that
-arrive while a transaction is being written are gathered into the next one, each under a
-savepoint of its own (one failing does not undo the others): at a few thousand webhooks a second
-the inbox costs one commit per batch instead of one per webhook. ``synchronous=FULL`` makes a
-commit durable against power loss as well as a crash of the process, before the 200 goes out.
+Every write is a small function run in a transaction on the loop's thread. The writes handed
+over in one turn of the loop share a transaction, each under a savepoint of its own (one
+failing does not undo the others). Without an fsync a commit takes microseconds, less than
+handing it to a thread and hearing back: that cost the loop a wake-up per commit, and the
+thread took the interpreter lock back after every SQLite call.
+
+The connection commits with ``synchronous=NORMAL``, which in WAL mode leaves the WAL file
+unsynced; the storage thread fsyncs it, once for all the commits made before the fsync began
+(a group commit), and a write is answered only then: durable against power loss as well as a
+crash of the process, as with ``synchronous=FULL``. A webhook's record is answered that way,
+before its 200.
+
+Two writes are answered once committed, without waiting for an fsync: a command's replies with
+the settlement of its event (``defer``), and the record of a sent message. A crash of the
+process cannot lose them (the WAL is in the kernel's hands). A power loss before the next fsync
+(the next durable write's, or the checkpoint's, every second) can: the event is then handled
+again, or the message sent again, a repeat but never a loss. The WAL keeps commits in order, so
+a power loss takes only the newest commits, never one before a durable one.
+
+A write that may touch any number of rows (a purge, an import) runs on the thread instead, and
+so does every write while another process (the CLI) holds the write lock: the loop never waits
+for it; the thread does, up to :data:`_BUSY_SECONDS`. Writes handed over meanwhile wait behind,
+in order.
 
 Reads run on a second connection and thread (WAL lets readers and the writer work at once), so
-a slow read (counting a large backlog) never holds up the commit an acknowledgement waits for.
-Checkpoints (copying the WAL back into the database) run there too, not inside a commit.
+a slow read (counting a large backlog) never holds up the loop. Checkpoints (copying the WAL
+back into the database) run there too, not inside a commit.
 
-Why not aiosqlite: it runs one statement per thread hop and offers no way to run a whole
-transaction as one function on its thread, which group commit and "insert, then settle, in one
-transaction" need.
+Why not aiosqlite: it sends every statement to its thread and back, the very cost this module
+avoids, and offers no way to run a whole transaction as one function.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -120,8 +139,8 @@ _MIGRATIONS: tuple[str, ...] = (
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 #: How long the result of a message someone waited for is kept (seconds).
 _KEEP_SENT = 3600.0
-#: How long a deferred write may wait for company (seconds).
-_DEFER = 0.005
+#: How long a write waits for another process's write lock before it fails (seconds).
+_BUSY_SECONDS = 5.0
 #: How often the WAL is checkpointed into the database file.
 _CHECKPOINT_SECONDS = 1.0
 _COLUMNS = OUTBOX_COLUMNS
@@ -134,21 +153,30 @@ _HEAD = f"SELECT {_COLUMNS} {_OF_LANE}"
 _HEAD_ID = f"SELECT id {_OF_LANE}"
 
 
-def _connect(path: str) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=True)
+def _connect(path: str) -> tuple[sqlite3.Connection, int | None]:
+    """The writer connection, and a descriptor of its WAL file to fsync (``None`` in memory)."""
+    # Used on the loop and, while the loop waits for it, on the storage thread.
+    db = sqlite3.connect(path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        # The storage thread fsyncs the WAL after each commit: see the module docstring.
+        db.execute("PRAGMA synchronous=NORMAL")
         # The reader thread checkpoints; a commit never has to.
         db.execute("PRAGMA wal_autocheckpoint=0")
         row = db.execute("PRAGMA quick_check").fetchone()
         if row is None or row[0] != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else '?'}")
         _migrate(db)
+        # Statements on the loop never wait for a lock: a busy file sends the batch to the
+        # thread (see SqliteBackend._flush).
+        db.execute("PRAGMA busy_timeout=0")
+        # Opened after the migration's commit, so the file exists; it lives as long as a
+        # connection to the database is open, and this one is until close().
+        wal = None if path == ":memory:" else os.open(path + "-wal", os.O_RDONLY)
     except BaseException:
         db.close()
         raise
-    return db
+    return db, wal
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -180,18 +208,26 @@ class SqliteBackend:
         db: sqlite3.Connection,
         path: str,
         reader: tuple[Worker, sqlite3.Connection] | None = None,
+        wal: int | None = None,
     ) -> None:
         self._worker = writer
-        # Each connection is used on its own thread only.
+        # Used on the loop, or on the writer's thread while a batch waits there for the lock:
+        # never on both at once (one batch at a time, see _committing).
         self._db = db
+        self._wal = wal
         # An in-memory database has one connection: it reads there too.
         self._reader = reader or (writer, db)
         self._path = path
         self._checkpointer: asyncio.Task[None] | None = None
+        # Writes waiting behind a batch the thread commits for them (another process held the
+        # lock), and that batch's end.
         self._pending: list[_Op] = []
-        # Done when the transaction on the writer thread is; and the timer of deferred writes.
-        self._committing: asyncio.Future[None] | None = None
-        self._deferred: asyncio.TimerHandle | None = None
+        self._waiting: asyncio.Future[None] | None = None
+        self._flushing = False
+        # Committed writes waiting for the next fsync; the end of the running one.
+        self._unsynced: list[_Done] = []
+        self._syncing: asyncio.Future[None] | None = None
+        self._failed: StorageError | None = None
         self._closed = False
         self._listeners: dict[str, list[Callable[[str], None]]] = {}
 
@@ -205,7 +241,7 @@ class SqliteBackend:
         """Open (creating and migrating if needed) the database; raise :class:`StorageError`."""
         writer = Worker("chatopsbot-storage")
         try:
-            db = await writer.run(_connect, path)
+            db, wal = await writer.run(_connect, path)
         except (sqlite3.Error, OSError) as exc:
             await writer.stop()
             verb = "open" if isinstance(exc, OSError) or "unable to open" in str(exc) else "use"
@@ -218,9 +254,11 @@ class SqliteBackend:
         except (sqlite3.Error, OSError) as exc:
             await reads.stop()
             await writer.run(db.close)
+            if wal is not None:
+                os.close(wal)
             await writer.stop()
             raise StorageError(f"{path}: cannot open the storage file: {exc}") from exc
-        backend = cls(writer, db, path, (reads, reader))
+        backend = cls(writer, db, path, (reads, reader), wal)
         backend._checkpointer = asyncio.get_running_loop().create_task(
             backend._checkpoints(), name="storage:checkpoint"
         )
@@ -233,10 +271,12 @@ class SqliteBackend:
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run the read-only ``work`` on the reader connection."""
-        if self._closed:
-            raise StorageError(f"{self._path}: storage is closed")
+        self._check_open()
         worker, db = self._reader
         try:
+            if db is self._db:
+                # In memory, one connection: the loop uses it, never the thread as well.
+                return work(db)
             return await worker.run(work, db)
         except sqlite3.Error as exc:
             raise StorageError(f"{self._path}: {exc}") from exc
@@ -257,72 +297,141 @@ class SqliteBackend:
         *,
         single: bool = False,
         defer: bool = False,
+        bulk: bool = False,
     ) -> T:
-        """Run ``work`` in the next transaction and return what it returns.
+        """Run ``work`` in the next transaction and return what it returns, once durable.
 
         ``single``: ``work`` runs one statement, atomic by itself, so it needs no savepoint.
-        ``defer``: nobody waits for it but its caller; it may wait up to :data:`_DEFER` seconds
-        for other writes to share its commit (and its fsync).
+        ``defer``: answered once committed, durable with the next fsync (see the module
+        docstring).
+        ``bulk``: it may touch any number of rows: it runs on the thread, not the loop.
         """
-        if self._closed:
-            raise StorageError(f"{self._path}: storage is closed")
+        self._check_open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((work, future, single))
-        if self._committing is None:
-            if not defer:
-                self._flush()
-            elif self._deferred is None:
-                self._deferred = loop.call_later(_DEFER, self._flush)
+        # In memory there is no lock to wait for, and the loop reads on the connection too.
+        bulk = bulk and self._wal is not None
+        if bulk and self._waiting is None:
+            self._flush()  # what was handed over before goes first
+        self._pending.append((work, future, single, defer))
+        if self._waiting is None:
+            if bulk:
+                self._to_thread()
+            elif not self._flushing:
+                # Writes handed over in this turn of the loop share the transaction.
+                self._flushing = True
+                loop.call_soon(self._flush)
         return await future
 
+    def _check_open(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+        if self._closed:
+            raise StorageError(f"{self._path}: storage is closed")
+
     def _flush(self) -> None:
-        """Hand everything pending to the writer thread as one transaction."""
-        if self._deferred is not None:
-            self._deferred.cancel()
-            self._deferred = None
-        if self._committing is not None or not self._pending:
+        """Commit what is pending, on the loop; then answer it, or have it fsynced first."""
+        self._flushing = False
+        if self._waiting is not None or not self._pending:
             return
         batch, self._pending = self._pending, []
         try:
-            # Straight back to _committed, which wakes the callers: one loop turn, not three
-            # (the worker's future, its done callback, then the callers' futures).
-            self._worker.call(self._commit, (batch,), functools.partial(self._committed, batch))
+            results = self._commit(batch)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                # Another process writes: the thread waits for its lock, not the loop.
+                self._pending = batch
+                self._to_thread()
+                return
+            results = [(False, self._error(exc))] * len(batch)
+        except Exception as exc:
+            results = [(False, exc)] * len(batch)
+        durable = self._wal is not None
+        for (_, future, _, defer), result in zip(batch, results, strict=True):
+            if durable and result[0] and not defer:
+                self._unsynced.append((future, result))
+            else:
+                resolve(future, result)
+        if self._unsynced and self._syncing is None:
+            self._sync()
+
+    def _sync(self) -> None:
+        """Fsync the WAL on the thread for the commits waiting for one."""
+        assert self._wal is not None  # noqa: S101 - only files are fsynced
+        batch, self._unsynced = self._unsynced, []
+        self._syncing = asyncio.get_running_loop().create_future()
+        try:
+            self._worker.call(os.fsync, (self._wal,), functools.partial(self._fsynced, batch))
         except RuntimeError:
-            # The writer thread is stopped (closed): these writes cannot happen.
-            error = StorageError(f"{self._path}: storage is closed")
-            for _, future, _ in batch:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        self._committing = asyncio.get_running_loop().create_future()
+            self._fsynced(batch, (False, RuntimeError("the storage thread is stopped")))
+
+    def _fsynced(self, batch: list[_Done], outcome: Outcome) -> None:
+        if self._syncing is not None:
+            self._syncing.set_result(None)
+            self._syncing = None
+        ok, error = outcome
+        if not ok and self._failed is None:
+            # What reached the disk is unknown, and a later fsync may succeed without having
+            # written it (Linux forgets the failed pages): refuse every write from now on.
+            self._failed = StorageError(f"{self._path}: cannot make writes durable: {error}")
+        if self._failed is not None:
+            batch, self._unsynced = [*batch, *self._unsynced], []
+        for future, result in batch:
+            resolve(future, result if self._failed is None else (False, self._failed))
+        if self._unsynced:
+            self._sync()
+
+    def _to_thread(self) -> None:
+        """Hand what is pending to the thread: it commits, waiting for another process's
+        lock if need be, and fsyncs. Writes handed over meanwhile wait behind it."""
+        batch, self._pending = self._pending, []
+        self._waiting = asyncio.get_running_loop().create_future()
+        try:
+            self._worker.call(
+                self._commit_on_thread, (batch,), functools.partial(self._committed, batch)
+            )
+        except RuntimeError:
+            self._committed(batch, (False, StorageError(f"{self._path}: storage is closed")))
+
+    def _commit_on_thread(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        """:meth:`_commit` on the thread, waiting for the write lock; then the fsync."""
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout={int(_BUSY_SECONDS * 1000)}")
+        try:
+            results = self._commit(batch)
+        finally:
+            db.execute("PRAGMA busy_timeout=0")
+        if self._wal is not None:
+            os.fsync(self._wal)
+        return results
 
     def _committed(self, batch: list[_Op], outcome: Outcome) -> None:
-        if self._committing is not None:
-            self._committing.set_result(None)
-            self._committing = None
+        assert self._waiting is not None  # noqa: S101 - only after _to_thread
+        self._waiting.set_result(None)
+        self._waiting = None
         committed, results = outcome
         if not committed:
             # The whole transaction is gone: every write in it failed.
             error = self._error(results)
-            for _, future, _ in batch:
-                if not future.done():
-                    future.set_exception(error)
+            for _, future, _, _ in batch:
+                resolve(future, (False, error))
         else:
-            for (_, future, _), result in zip(batch, results, strict=True):
+            for (_, future, _, _), result in zip(batch, results, strict=True):
                 resolve(future, result)
-        # What arrived meanwhile goes at once, deferred or not: it has waited a commit already.
-        self._flush()
+        # What arrived meanwhile waited behind this batch: it goes the same way, in order.
+        if self._pending:
+            self._to_thread()
 
     def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        """Run the writes in one transaction, each under a savepoint of its own."""
         if len(batch) == 1:
-            work, _, single = batch[0]
+            work, _, single, _ = batch[0]
             return [self._alone(work, single)]
         db = self._db
         results: list[tuple[bool, Any]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            for work, _, single in batch:
+            for work, _, single, _ in batch:
                 if not single:
                     db.execute("SAVEPOINT op")
                 try:
@@ -346,9 +455,10 @@ class SqliteBackend:
         return results
 
     def _alone(self, work: Callable[[sqlite3.Connection], Any], single: bool) -> tuple[bool, Any]:
-        """A write with nothing to share its transaction: a single statement commits by itself,
-        anything else in a transaction of its own, with no savepoint. Fewer statements matter
-        under load: each one hands the interpreter lock back and waits to take it again."""
+        """One write in a transaction of its own (a single statement commits by itself).
+
+        Raises the busy error of a file another process writes to (nothing was written).
+        """
         db = self._db
         try:
             if single:
@@ -362,6 +472,10 @@ class SqliteBackend:
                     db.execute("ROLLBACK")
                 raise
             return True, value
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                raise
+            return False, self._error(exc)
         except Exception as exc:
             return False, self._error(exc)
 
@@ -373,16 +487,14 @@ class SqliteBackend:
         """Finish the writes in progress, then close the file."""
         if self._closed:
             return
-        # A caller woken by a commit may hand over another write (a deferred one, say)
-        # before this resumes: write until nothing is left, then close in the same step.
-        while self._committing is not None or self._pending:
-            self._flush()
-            if self._committing is not None:
-                await asyncio.wait([self._committing])
+        # A caller woken by an fsync may write again (a deferred write, say) before this
+        # resumes: wait until nothing is left, then close in the same step.
+        while (running := self._waiting or self._syncing) is not None or self._pending:
+            if running is None:
+                self._flush()
+            else:
+                await asyncio.wait([running])
         self._closed = True
-        if self._deferred is not None:
-            self._deferred.cancel()
-            self._deferred = None
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             await asyncio.gather(self._checkpointer, return_exceptions=True)
@@ -392,6 +504,8 @@ class SqliteBackend:
             await worker.run(reader.close)
             await worker.stop()
         await self._worker.run(self._db.close)
+        if self._wal is not None:
+            os.close(self._wal)
         await self._worker.stop()
 
     # Values.
@@ -500,7 +614,7 @@ class SqliteBackend:
             ).rowcount
             return int(gone)
 
-        return await self._run(work)
+        return await self._run(work, bulk=True)
 
     # Inbox.
 
@@ -550,7 +664,7 @@ class SqliteBackend:
             )
             return [(str(k), bytes(b)) for k, b in rows]
 
-        return await self._run(work)
+        return await self._run(work, bulk=True)
 
     # Outbox.
 
@@ -630,7 +744,8 @@ class SqliteBackend:
             row = db.execute(_HEAD, (lane,)).fetchone()
             return None if row is None else message_from_row(row)
 
-        return await self._run(work)
+        # Lost to a power loss, it would make the message go again: a repeat, never a loss.
+        return await self._run(work, defer=True)
 
     async def outbox_result(self, message_id: int) -> tuple[str, str] | None:
         """The outcome of a finished message that was waited for."""
@@ -685,12 +800,12 @@ class SqliteBackend:
             "UPDATE outbox SET state = 'queued', attempts = 0, reason = '', error = '', "
             "failed_at = NULL, created_at = ? WHERE state = 'dead'"
         )
-        return await self._run(lambda db: _by_ids(db, sql, (now,), ids))
+        return await self._run(lambda db: _by_ids(db, sql, (now,), ids), bulk=True)
 
     async def outbox_drop(self, ids: Sequence[int] | None) -> int:
         """Delete dead letters."""
         sql = "DELETE FROM outbox WHERE state = 'dead'"
-        return await self._run(lambda db: _by_ids(db, sql, (), ids))
+        return await self._run(lambda db: _by_ids(db, sql, (), ids), bulk=True)
 
     async def outbox_forget(self, account: str, lane: str | None = None) -> int:
         """Delete the account's messages (or a lane's queued ones)."""
@@ -704,7 +819,9 @@ class SqliteBackend:
                 "AND state = 'queued'"
             )
             args = (account, lane)
-        return await self._run(lambda db: int(db.execute(sql, args).rowcount), single=True)
+        return await self._run(
+            lambda db: int(db.execute(sql, args).rowcount), single=True, bulk=True
+        )
 
     # Audit log.
 
@@ -729,12 +846,16 @@ class SqliteBackend:
     async def audit_purge(self, before: float) -> int:
         """Delete entries older than ``before``."""
         sql = "DELETE FROM audit WHERE at < ?"
-        return await self._run(lambda db: int(db.execute(sql, (before,)).rowcount), single=True)
+        return await self._run(
+            lambda db: int(db.execute(sql, (before,)).rowcount), single=True, bulk=True
+        )
 
     async def audit_forget(self, account: str) -> int:
         """Delete the account's entries."""
         sql = "DELETE FROM audit WHERE account_id = ?"
-        return await self._run(lambda db: int(db.execute(sql, (account,)).rowcount), single=True)
+        return await self._run(
+            lambda db: int(db.execute(sql, (account,)).rowcount), single=True, bulk=True
+        )
 
     async def export(self) -> Export:
         """Values, unfinished events, queued and dead messages, the audit log."""
@@ -778,7 +899,7 @@ class SqliteBackend:
             )
             db.executemany(_AUDIT_INSERT, [audit_row(e) for e in data.audit])
 
-        await self._run(work)
+        await self._run(work, bulk=True)
 
     # One process: it always holds every lease, and notifications stay in it.
 
@@ -819,8 +940,17 @@ def _load_row(m: QueuedMessage) -> tuple[Any, ...]:
     )
 
 
-#: A write waiting for the next commit: the work, its future, whether it is one statement.
-_Op: TypeAlias = "tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool]"
+#: A write waiting for the next commit: the work, its future, whether it is one statement,
+#: whether it is deferred.
+_Op: TypeAlias = "tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool, bool]"
+#: A committed write waiting for an fsync: its future and its outcome.
+_Done: TypeAlias = "tuple[asyncio.Future[Any], tuple[bool, Any]]"
+
+
+def _durable(wal: int, results: list[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
+    """Fsync the WAL file (so every commit before this call), then pass ``results`` on."""
+    os.fsync(wal)
+    return results
 
 
 def _open_reader(path: str) -> sqlite3.Connection:

@@ -1,11 +1,13 @@
-"""A thread that owns one SQLite connection and runs, in order, what the event loop hands it.
+"""A thread that runs, in order, what the event loop hands it: a SQLite connection's calls,
+the WAL's fsync.
 
 Why not ``loop.run_in_executor``: every call through a ``ThreadPoolExecutor`` builds a
 ``concurrent.futures.Future`` (with its lock and condition), chains it to an asyncio future with
 callbacks on both sides and copies its state across. That is most of the loop's cost of a
-storage call, and the bot makes three or four per command. Here a call is one asyncio future,
-one ``SimpleQueue.put`` (in C) and one ``call_soon_threadsafe`` back; with :meth:`Worker.call`
-not even the future, and the loop runs the caller's callback in the turn that hears back.
+call, which the bot makes for every acknowledgement (an fsync) and every read. Here a call is
+one asyncio future, one ``SimpleQueue.put`` (in C) and one ``call_soon_threadsafe`` back; with
+:meth:`Worker.call` not even the future, and the loop runs the caller's callback in the turn
+that hears back.
 """
 
 from __future__ import annotations
