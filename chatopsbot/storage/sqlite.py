@@ -338,7 +338,7 @@ class SqliteBackend:
         try:
             results = self._commit(batch)
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            if _busy(exc):
                 # Another process writes: the thread waits for its lock, not the loop.
                 self._pending = batch
                 self._to_thread()
@@ -473,7 +473,7 @@ class SqliteBackend:
                 raise
             return True, value
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            if _busy(exc):
                 raise
             return False, self._error(exc)
         except Exception as exc:
@@ -947,10 +947,9 @@ _Op: TypeAlias = "tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]
 _Done: TypeAlias = "tuple[asyncio.Future[Any], tuple[bool, Any]]"
 
 
-def _durable(wal: int, results: list[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
-    """Fsync the WAL file (so every commit before this call), then pass ``results`` on."""
-    os.fsync(wal)
-    return results
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite said another connection holds the lock (one raised by hand says not)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _open_reader(path: str) -> sqlite3.Connection:
