@@ -1,6 +1,7 @@
 """The peers ``peers.py`` compares chatopsbot with, each run as a process of its own.
 
     python benchmarks/peer_servers.py bare '{"zoom": {...}, "secret": "..."}'
+    python benchmarks/peer_servers.py durable '{"zoom": {...}, "secret": "...", "db": "..."}'
     python benchmarks/peer_servers.py bolt '{"api": "http://127.0.0.1:N/api/", ...}'
 
 Prints ``listening on PORT`` once it serves, and stops on SIGTERM. This module imports nothing
@@ -15,7 +16,9 @@ import gc
 import hashlib
 import hmac
 import json
+import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,8 +27,14 @@ import aiohttp
 from aiohttp import web
 
 
-async def bare(options: dict[str, Any]) -> None:
-    """Verify Zoom's signature, answer 200, post the reply from a task on one session."""
+async def bare(options: dict[str, Any], durable: bool = False) -> None:
+    """Verify Zoom's signature, answer 200, post the reply from a task on one session.
+
+    ``durable``: the least a bot that loses nothing must do, and nothing more. The webhook's
+    row is written to SQLite and fsynced before the 200 (one fsync on a thread for all the
+    commits before it); the reply's row is written with the settlement of the event before it
+    is posted, and deleted once Zoom has it. No retries, no order, no limiter.
+    """
     zoom: dict[str, str] = options["zoom"]
     secret = options["secret"].encode()
     session = aiohttp.ClientSession()
@@ -51,8 +60,51 @@ async def bare(options: dict[str, Any]) -> None:
             "content": {"head": {"text": "pong"}},
         }
         headers = {"Authorization": f"Bearer {await bearer()}"}
-        async with session.post(messages, json=body, headers=headers) as resp:
+        if store is None:
+            async with session.post(messages, json=body, headers=headers) as resp:
+                await resp.read()
+            return
+        text = json.dumps(body)
+        with store:
+            store.execute("UPDATE inbox SET done = 1 WHERE id = ?", (payload["_id"],))
+            row = store.execute("INSERT INTO outbox (body) VALUES (?)", (text,)).lastrowid
+        async with session.post(messages, data=text, headers=headers) as resp:
             await resp.read()
+        store.execute("DELETE FROM outbox WHERE id = ?", (row,))
+
+    store: sqlite3.Connection | None = None
+    unsynced: list[asyncio.Future[None]] = []
+    syncing = False
+    if durable:
+        store = sqlite3.connect(options["db"], isolation_level=None)
+        store.execute("PRAGMA journal_mode=WAL")
+        store.execute("PRAGMA synchronous=NORMAL")
+        store.execute("CREATE TABLE inbox (id INTEGER PRIMARY KEY, body BLOB, done INTEGER)")
+        store.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, body TEXT)")
+        wal = os.open(options["db"] + "-wal", os.O_RDONLY)
+
+    async def fsynced() -> None:
+        future = asyncio.get_running_loop().create_future()
+        unsynced.append(future)
+        if not syncing:
+            sync()
+        await future
+
+    def sync() -> None:
+        nonlocal syncing
+        batch = unsynced[:]
+        unsynced.clear()
+        syncing = True
+        done = asyncio.get_running_loop().run_in_executor(None, os.fsync, wal)
+        done.add_done_callback(lambda _: synced(batch))
+
+    def synced(batch: list[asyncio.Future[None]]) -> None:
+        nonlocal syncing
+        syncing = False
+        for future in batch:
+            future.set_result(None)
+        if unsynced:
+            sync()
 
     async def webhook(request: web.Request) -> web.Response:
         body = await request.read()
@@ -65,7 +117,11 @@ async def bare(options: dict[str, Any]) -> None:
         )
         if not hmac.compare_digest(expected, request.headers.get("x-zm-signature", "")):
             return web.json_response({"status": "bad_signature"}, status=401)
-        task = asyncio.create_task(reply(json.loads(body)["payload"]))
+        payload = json.loads(body)["payload"]
+        if store is not None:
+            payload["_id"] = store.execute("INSERT INTO inbox (body) VALUES (?)", (body,)).lastrowid
+            await fsynced()
+        task = asyncio.create_task(reply(payload))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         return web.json_response({"status": "accepted"})
@@ -113,7 +169,12 @@ async def serve(app: web.Application, cleanup: Callable[[], Awaitable[None]]) ->
             await cleanup()
 
 
-PEERS = {"bare": bare, "bolt": bolt}
+async def durable(options: dict[str, Any]) -> None:
+    """The bare floor, recording what it must not lose: see :func:`bare`."""
+    await bare(options, durable=True)
+
+
+PEERS = {"bare": bare, "durable": durable, "bolt": bolt}
 
 if __name__ == "__main__":
     asyncio.run(PEERS[sys.argv[1]](json.loads(sys.argv[2])))

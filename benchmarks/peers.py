@@ -2,7 +2,7 @@
 
     pip install -e '.[bench]'
     python benchmarks/peers.py [--repeat 3] [--commands 4000] [--senders 50] [--rate 400]
-        [--quota 1000] [--high-quota 100000] [--peers chatopsbot bolt bare]
+        [--quota 1000] [--high-quota 100000] [--peers chatopsbot bolt durable bare]
 
 Each peer runs in a process of its own and answers a slash command ``ping`` with ``pong``:
 
@@ -13,6 +13,9 @@ Each peer runs in a process of its own and answers a slash command ``ping`` with
   ``AsyncWebClient`` (one session, given to it). Slack's payload and signature, a fake Slack API.
 - **bare**: the floor. A bare aiohttp app verifies Zoom's signature, answers 200 and posts the
   reply on one shared session from a task; nothing recorded, nothing retried, no limiter.
+- **durable**: the floor of a bot that loses nothing: *bare*, plus the webhook's row in SQLite,
+  fsynced before the 200 (group commit), and the reply's row written with the event's
+  settlement before the post and deleted after it. No retries, no order, no limiter.
 
 The fake APIs run in this process (as does the load generator: it shares the machine's cores
 with the peer) and enforce a strict one-second sliding window of requests (429 beyond it, with
@@ -86,7 +89,7 @@ from chatopsbot.zoom.payloads import bot_notification, signed
 SLACK_SECRET = "bench-slack-signing-secret"  # noqa: S105 - signs webhooks to a local peer
 SLACK_TOKEN = "xoxb-bench"  # noqa: S105 - a fake API's token
 Figures = dict[str, float]
-PEERS = ("chatopsbot", "bolt", "bare")
+PEERS = ("chatopsbot", "bolt", "durable", "bare")
 SERVERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_servers.py")
 
 
@@ -484,9 +487,10 @@ async def with_peer(name: str, quota: int, measure: Measure) -> Figures:
             counter = ZoomCounter(zoom)
             zoom.on_request = counter.on_request
             await zoom.start()
-            if name == "bare":
+            if name in ("bare", "durable"):
                 options = {"zoom": zoom.zoom_table(bench.SECRET), "secret": bench.SECRET}
-                peer = server_peer("bare", options, "/zoom/webhook")
+                options["db"] = os.path.join(workdir, "floor.db")
+                peer = server_peer(name, options, "/zoom/webhook")
             else:
                 peer = chatopsbot_peer(zoom, quota, workdir)
             delivered, make, closing = counter.delivered, zoom_webhooks, zoom.close
@@ -590,16 +594,20 @@ def table(medians: dict[str, Figures], columns: Sequence[Column]) -> str:
         lines.append(
             f"| {name} | " + " | ".join(fmt.format(figures[key]) for key, _, fmt in columns) + " |"
         )
-    floor = medians.get("bare")
-    if floor is not None and any(key in RATIOS for key, _, _ in columns):
-        for name, figures in medians.items():
-            if name == "bare":
-                continue
-            ratios = [
-                f"{figures[key] / floor[key]:.2f}x" if key in RATIOS and floor[key] else ""
-                for key, _, _ in columns
-            ]
-            lines.append(f"| {name} / bare | " + " | ".join(ratios) + " |")
+    if not any(key in RATIOS for key, _, _ in columns):
+        return "\n".join(lines)
+    # Each peer against the floor; chatopsbot against the floor of a bot that loses nothing too.
+    pairs = [(name, "bare") for name in medians if name != "bare"]
+    pairs.append(("chatopsbot", "durable"))
+    for name, base in pairs:
+        if name not in medians or base not in medians:
+            continue
+        figures, floor = medians[name], medians[base]
+        ratios = [
+            f"{figures[key] / floor[key]:.2f}x" if key in RATIOS and floor[key] else ""
+            for key, _, _ in columns
+        ]
+        lines.append(f"| {name} / {base} | " + " | ".join(ratios) + " |")
     return "\n".join(lines)
 
 
