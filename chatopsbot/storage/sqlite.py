@@ -8,22 +8,24 @@ handing it to a thread and hearing back: that cost the loop a wake-up per commit
 thread took the interpreter lock back after every SQLite call.
 
 The connection commits with ``synchronous=NORMAL``, which in WAL mode leaves the WAL file
-unsynced; the storage thread fsyncs it, once for all the commits made before the fsync began
-(a group commit), and a write is answered only then: durable against power loss as well as a
-crash of the process, as with ``synchronous=FULL``. A webhook's record is answered that way,
-before its 200.
+unsynced (but for its header, synced on the loop by the first commit after a checkpoint
+emptied it, about once a second); the storage thread fsyncs it, once for all the commits made
+before the fsync began (a group commit), and a write is answered only then, a refused one
+too: durable against power loss as well as a crash of the process, as with
+``synchronous=FULL``. A webhook's record is answered that way, before its 200. Readers see a
+commit a moment before its fsync; only a power loss in that moment tells the difference.
 
 Two writes are answered once committed, without waiting for an fsync: a command's replies with
 the settlement of its event (``defer``), and the record of a sent message. A crash of the
 process cannot lose them (the WAL is in the kernel's hands). A power loss before the next fsync
-(the next durable write's, or the checkpoint's, every second) can: the event is then handled
-again, or the message sent again, a repeat but never a loss. The WAL keeps commits in order, so
-a power loss takes only the newest commits, never one before a durable one.
+(the next durable write's, or one made for them within a second) can: the event is then
+handled again, or the message sent again, a repeat but never a loss. The WAL keeps commits
+in order, so a power loss takes only the newest commits, never one before a durable one.
 
 A write that may touch any number of rows (a purge, an import) runs on the thread instead, and
 so does every write while another process (the CLI) holds the write lock: the loop never waits
 for it; the thread does, up to :data:`_BUSY_SECONDS`. Writes handed over meanwhile wait behind,
-in order.
+in order. A failed fsync or an I/O error fails the storage: every write after it is refused.
 
 Reads run on a second connection and thread (WAL lets readers and the writer work at once), so
 a slow read (counting a large backlog) never holds up the loop. Checkpoints (copying the WAL
@@ -158,7 +160,7 @@ def _connect(path: str) -> tuple[sqlite3.Connection, int | None]:
     # Used on the loop and, while the loop waits for it, on the storage thread.
     db = sqlite3.connect(path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         # The storage thread fsyncs the WAL after each commit: see the module docstring.
         db.execute("PRAGMA synchronous=NORMAL")
         # The reader thread checkpoints; a commit never has to.
@@ -170,9 +172,12 @@ def _connect(path: str) -> tuple[sqlite3.Connection, int | None]:
         # Statements on the loop never wait for a lock: a busy file sends the batch to the
         # thread (see SqliteBackend._flush).
         db.execute("PRAGMA busy_timeout=0")
-        # Opened after the migration's commit, so the file exists; it lives as long as a
-        # connection to the database is open, and this one is until close().
-        wal = None if path == ":memory:" else os.open(path + "-wal", os.O_RDONLY)
+        # The file as SQLite names it (a symlink resolved); empty in memory. Its WAL exists
+        # after the migration's commit and lives while a connection is open, as this one is.
+        file = str(db.execute("PRAGMA database_list").fetchone()[2])
+        if file and mode.lower() != "wal":
+            raise sqlite3.DatabaseError(f"cannot use WAL mode (the journal mode is {mode})")
+        wal = os.open(file + "-wal", os.O_RDONLY) if file else None
     except BaseException:
         db.close()
         raise
@@ -224,6 +229,8 @@ class SqliteBackend:
         self._pending: list[_Op] = []
         self._waiting: asyncio.Future[None] | None = None
         self._flushing = False
+        # Whether a deferred write was committed since the last fsync began.
+        self._lazy = False
         # Committed writes waiting for the next fsync; the end of the running one.
         self._unsynced: list[_Done] = []
         self._syncing: asyncio.Future[None] | None = None
@@ -286,6 +293,9 @@ class SqliteBackend:
         worker, db = self._reader
         while True:
             await asyncio.sleep(_CHECKPOINT_SECONDS)
+            # Deferred writes no durable one followed: durable within a second all the same.
+            if self._lazy and self._syncing is None and self._failed is None:
+                self._sync()
             try:
                 await worker.run(_checkpoint, db)
             except sqlite3.Error:
@@ -335,6 +345,10 @@ class SqliteBackend:
         if self._waiting is not None or not self._pending:
             return
         batch, self._pending = self._pending, []
+        if self._failed is not None:
+            for _, future, _, _ in batch:
+                resolve(future, (False, self._failed))
+            return
         try:
             results = self._commit(batch)
         except sqlite3.OperationalError as exc:
@@ -343,22 +357,40 @@ class SqliteBackend:
                 self._pending = batch
                 self._to_thread()
                 return
+            self._check_disk(exc)
             results = [(False, self._error(exc))] * len(batch)
-        except Exception as exc:
+        except BaseException as exc:
+            # Handed to the callers, as the storage thread would: the loop goes on.
             results = [(False, exc)] * len(batch)
         durable = self._wal is not None
         for (_, future, _, defer), result in zip(batch, results, strict=True):
-            if durable and result[0] and not defer:
+            if defer and result[0]:
+                self._lazy = True
+                resolve(future, result)
+            elif durable:
+                # A refusal too: it may rest on a commit not yet durable (a poll closed).
                 self._unsynced.append((future, result))
             else:
                 resolve(future, result)
         if self._unsynced and self._syncing is None:
             self._sync()
 
+    def _check_disk(self, exc: sqlite3.Error) -> None:
+        """Fail the storage on an I/O error: what reached the disk is unknown."""
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_IOERR:
+            self._fail(exc)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._failed is None:
+            # What reached the disk is unknown, and a later fsync may succeed without having
+            # written it (Linux forgets the failed pages): refuse every write from now on.
+            self._failed = StorageError(f"{self._path}: cannot make writes durable: {error}")
+
     def _sync(self) -> None:
         """Fsync the WAL on the thread for the commits waiting for one."""
         assert self._wal is not None  # noqa: S101 - only files are fsynced
         batch, self._unsynced = self._unsynced, []
+        self._lazy = False
         self._syncing = asyncio.get_running_loop().create_future()
         try:
             self._worker.call(os.fsync, (self._wal,), functools.partial(self._fsynced, batch))
@@ -370,10 +402,8 @@ class SqliteBackend:
             self._syncing.set_result(None)
             self._syncing = None
         ok, error = outcome
-        if not ok and self._failed is None:
-            # What reached the disk is unknown, and a later fsync may succeed without having
-            # written it (Linux forgets the failed pages): refuse every write from now on.
-            self._failed = StorageError(f"{self._path}: cannot make writes durable: {error}")
+        if not ok:
+            self._fail(error)
         if self._failed is not None:
             batch, self._unsynced = [*batch, *self._unsynced], []
         for future, result in batch:
@@ -402,7 +432,10 @@ class SqliteBackend:
         finally:
             db.execute("PRAGMA busy_timeout=0")
         if self._wal is not None:
-            os.fsync(self._wal)
+            try:
+                os.fsync(self._wal)
+            except OSError as exc:
+                raise _FsyncFailed(exc) from exc
         return results
 
     def _committed(self, batch: list[_Op], outcome: Outcome) -> None:
@@ -410,6 +443,17 @@ class SqliteBackend:
         self._waiting.set_result(None)
         self._waiting = None
         committed, results = outcome
+        if not committed:
+            if isinstance(results, _FsyncFailed):
+                self._fail(results.__cause__ or results)
+            elif isinstance(results, sqlite3.Error):
+                self._check_disk(results)
+        if self._failed is not None:
+            # Committed or not, nothing after a failed fsync can be trusted to be on disk.
+            for _, future, _, _ in (*batch, *self._pending):
+                resolve(future, (False, self._failed))
+            self._pending = []
+            return
         if not committed:
             # The whole transaction is gone: every write in it failed.
             error = self._error(results)
@@ -945,6 +989,10 @@ def _load_row(m: QueuedMessage) -> tuple[Any, ...]:
 _Op: TypeAlias = "tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any], bool, bool]"
 #: A committed write waiting for an fsync: its future and its outcome.
 _Done: TypeAlias = "tuple[asyncio.Future[Any], tuple[bool, Any]]"
+
+
+class _FsyncFailed(Exception):
+    """The storage thread's fsync of the WAL failed (its ``OSError`` is the cause)."""
 
 
 def _busy(exc: sqlite3.Error) -> bool:

@@ -282,3 +282,52 @@ async def test_bulk_writes_run_on_the_thread_and_keep_their_order(
     assert await sqlite.get("ns", "k", 0.0) == "2"
     await sqlite.put("ns", "k", "3", None)
     assert threads[-1] == "MainThread"
+
+
+async def test_a_failed_fsync_on_the_thread_fails_the_storage_too(sqlite, fsyncs):
+    fsyncs.fail = OSError(errno.EIO, "Input/output error")
+    with pytest.raises(StorageError, match="cannot make writes durable"):
+        await sqlite.purge(10.0)  # a bulk write: committed and fsynced on the thread
+    fsyncs.fail = None
+    with pytest.raises(StorageError, match="cannot make writes durable"):
+        await sqlite.put("ns", "k", "v", None)
+
+
+async def test_a_deferred_write_alone_is_fsynced_within_a_second_or_so(sqlite, fsyncs):
+    assert len((await add_reply(sqlite)).ids) == 1
+    assert fsyncs.paths == []
+    async with asyncio.timeout(3 * sqlite_module._CHECKPOINT_SECONDS + 1):
+        while not fsyncs.paths:  # noqa: ASYNC110 - the storage thread records it
+            await asyncio.sleep(0.05)
+    assert fsyncs.paths == [sqlite.path + "-wal"]  # tmp_path has no symlink in it
+
+
+async def test_a_refusal_waits_for_the_fsync_it_may_rest_on(sqlite, fsyncs):
+    # A closes a poll; B's vote, refused because it is closed, must not be answered before
+    # the close is durable.
+    fsyncs.hold()
+    close = asyncio.ensure_future(sqlite.put("ns", "poll", "closed", None))
+    await fsyncs.held()
+
+    def vote(current: str | None) -> str:
+        raise ValueError(f"refused: the poll is {current}")
+
+    refused = asyncio.ensure_future(sqlite.update("ns", "poll", vote, 0.0, None))
+    await asyncio.sleep(0.05)
+    assert not refused.done()
+    fsyncs.release.set()
+    await close
+    with pytest.raises(ValueError, match="the poll is closed"):
+        await refused
+
+
+async def test_a_database_reached_through_a_symlink_fsyncs_the_wal_sqlite_writes(tmp_path, fsyncs):
+    (tmp_path / "data").mkdir()
+    link = tmp_path / "bot.db"
+    link.symlink_to(tmp_path / "data" / "bot.db")
+    backend = await open_backend(str(link))
+    try:
+        assert await backend.inbox_accept("k1", b"{}", 1.0)
+    finally:
+        await backend.close()
+    assert fsyncs.paths == [str(tmp_path / "data" / "bot.db-wal")]
