@@ -728,7 +728,10 @@ class Outbox:
     async def _write_stamp(self, account: _Account, due: float) -> None:
         until = due + _STAMP
         expires = self._clock.timestamp() + (until - time.time()) + 2 * _WINDOW
-        await self._backend.put(LAST_SENT, account.name, repr(until), expires)
+        # It guards the quota against a restart or a failover within the second: a crash of
+        # the process cannot lose a commit, and after a power loss the restart comes later
+        # than that. So it need not wait for the disk, which would hold sends back.
+        await self._backend.put(LAST_SENT, account.name, repr(until), expires, defer=True)
         # Only once it is written does it cover sends.
         account.stamped = max(account.stamped, until)
 

@@ -151,8 +151,20 @@ class Backend(Protocol):
         """The stored text, or ``None``."""
         ...
 
-    async def put(self, namespace: str, key: str, value: str, expires_at: float | None) -> None:
-        """Store ``value`` (replacing any), to expire at ``expires_at`` if given."""
+    async def put(
+        self,
+        namespace: str,
+        key: str,
+        value: str,
+        expires_at: float | None,
+        *,
+        defer: bool = False,
+    ) -> None:
+        """Store ``value`` (replacing any), to expire at ``expires_at`` if given.
+
+        ``defer``: the write may become durable against power loss a moment after it returns
+        (it is against a crash of the process at once): only for what a power loss makes moot.
+        """
         ...
 
     async def delete(self, namespace: str, key: str) -> bool:

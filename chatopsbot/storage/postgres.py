@@ -268,8 +268,16 @@ class PostgresBackend:
         value = await self._run(lambda c: c.fetchval(sql, namespace, key, now))
         return None if value is None else str(value)
 
-    async def put(self, namespace: str, key: str, value: str, expires_at: float | None) -> None:
-        """Store ``value``."""
+    async def put(
+        self,
+        namespace: str,
+        key: str,
+        value: str,
+        expires_at: float | None,
+        *,
+        defer: bool = False,
+    ) -> None:
+        """Store ``value``; ``defer`` changes nothing (every commit is durable on return)."""
         await self._run(lambda c: _put(c, Write(namespace, key, value, expires_at)))
 
     async def delete(self, namespace: str, key: str) -> bool:

@@ -564,9 +564,18 @@ class SqliteBackend:
 
         return await self._read(work)
 
-    async def put(self, namespace: str, key: str, value: str, expires_at: float | None) -> None:
+    async def put(
+        self,
+        namespace: str,
+        key: str,
+        value: str,
+        expires_at: float | None,
+        *,
+        defer: bool = False,
+    ) -> None:
         """Store ``value``."""
-        await self._run(lambda db: _put(db, Write(namespace, key, value, expires_at)), single=True)
+        write = Write(namespace, key, value, expires_at)
+        await self._run(lambda db: _put(db, write), single=True, defer=defer)
 
     async def delete(self, namespace: str, key: str) -> bool:
         """Remove the key."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import random
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -594,3 +596,31 @@ async def test_a_message_queued_behind_the_senders_back_still_goes_first(backend
         await idle(outbox)
     assert api.sent() == [1, 2]
     assert await backend.outbox_stats() == (0, None)
+
+
+async def test_replies_go_out_while_the_disk_takes_its_time(tmp_path, monkeypatch):
+    # A command's replies (written with its event's settlement), the pacing record and the
+    # sent records are committed without waiting for an fsync: a disk that stalls (half a
+    # second now and then, seen on these VMs) does not hold replies back or cost quota.
+    backend = await open_backend(str(tmp_path / "bot.db"))
+    release = threading.Event()
+    try:
+        assert await backend.inbox_accept("e1", b"{}", 1.0)
+        api = Script()
+        async with Bench(backend, api) as outbox:
+            fsync = os.fsync
+
+            def stalled(fd: int) -> None:
+                release.wait(10)
+                fsync(fd)
+
+            monkeypatch.setattr(os, "fsync", stalled)
+            await outbox.add([message(n) for n in range(5)], settle=("e1", 99.0))
+            async with asyncio.timeout(5):
+                while len(api.sent()) < 5:  # noqa: ASYNC110 - the scripted API records
+                    await asyncio.sleep(0.01)
+            release.set()
+        assert api.sent() == [0, 1, 2, 3, 4]
+    finally:
+        release.set()
+        await backend.close()
