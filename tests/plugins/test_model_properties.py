@@ -46,7 +46,10 @@ def teams(draw: st.DrawFn) -> Team:
 def moments(team: Team) -> st.SearchStrategy[datetime]:
     """Any moment in the rotation's first years, often within hours of a handoff (where a
     change of the clocks bites)."""
-    first = team.handoff(0)
+    # An instant, in UTC: adding to the zone's own time is wall-clock arithmetic, which gives
+    # local times a change of the clocks skipped (Lord Howe's half-hour jump found it), and
+    # datetimes in one zone compare by wall clock too.
+    first = team.handoff(0).astimezone(UTC)
     anywhere = st.integers(0, 3 * 365 * 86400).map(lambda s: first + timedelta(seconds=s))
     near = st.builds(
         lambda k, s: max(first, team.handoff(k).astimezone(UTC) + timedelta(seconds=s)),
@@ -342,3 +345,20 @@ def test_replaying_an_accepted_event_changes_nothing(sequence: list[dict[str, An
     for event in accepted:
         assert events.advance(event, state, None) is None or event["status"] == "started"
     assert events.advance(accepted[-1], state, None) is None
+
+
+def test_a_half_hour_change_of_the_clocks() -> None:
+    # Lord Howe Island moves its clocks by 30 minutes: 02:00 becomes 02:30. A shift from
+    # 01:30 lasts half an hour of real time, and the next starts at 02:30.
+    team = Team(
+        "t",
+        (Member("a"), Member("b")),
+        timedelta(hours=1),
+        datetime(2020, 10, 4, 1, 30),
+        ZoneInfo("Australia/Lord_Howe"),
+    )
+    moment = team.handoff(0).astimezone(UTC) + timedelta(minutes=30)
+    shift = team.shift_at(moment)
+    assert shift is not None
+    member, since, until = shift
+    assert (member.name, since.astimezone(UTC), until - since) == ("b", moment, timedelta(hours=1))
