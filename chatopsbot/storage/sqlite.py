@@ -217,7 +217,7 @@ class SqliteBackend:
     ) -> None:
         self._worker = writer
         # Used on the loop, or on the writer's thread while a batch waits there for the lock:
-        # never on both at once (one batch at a time, see _committing).
+        # never on both at once (one batch at a time, see _waiting).
         self._db = db
         self._wal = wal
         # An in-memory database has one connection: it reads there too.
@@ -377,7 +377,7 @@ class SqliteBackend:
 
     def _check_disk(self, exc: sqlite3.Error) -> None:
         """Fail the storage on an I/O error: what reached the disk is unknown."""
-        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_IOERR:
+        if _result(exc) == sqlite3.SQLITE_IOERR:
             self._fail(exc)
 
     def _fail(self, error: BaseException) -> None:
@@ -1004,9 +1004,14 @@ class _FsyncFailed(Exception):
     """The storage thread's fsync of the WAL failed (its ``OSError`` is the cause)."""
 
 
+def _result(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code of ``exc`` (0 for one raised by hand)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF
+
+
 def _busy(exc: sqlite3.Error) -> bool:
-    """Whether SQLite said another connection holds the lock (one raised by hand says not)."""
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+    """Whether SQLite said another connection holds the lock."""
+    return _result(exc) == sqlite3.SQLITE_BUSY
 
 
 def _open_reader(path: str) -> sqlite3.Connection:
