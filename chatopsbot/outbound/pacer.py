@@ -12,9 +12,10 @@ so the rate does not sag (at 60 requests a second a millisecond a request would 
 percent of the quota), and no waiter spins on the loop to be on time. Two sends can then be
 up to ``slack`` closer than ``interval``, but any one second still holds at most
 ``rate * headroom * (1 + slack)`` + 1 requests: within the quota for any slack under
-``1 / headroom - 1`` seconds (15 ms at the default headroom of 0.985). A request that did not
-have to wait (the queue was idle) is not late: the next slot counts from its send. Waiters go in
-the order they came (a fair lock).
+``1 / headroom - 1`` seconds (15 ms at the default headroom of 0.985). A request that found
+the queue idle is not late: the next slot counts from its send. One that queued behind another
+is on the schedule even if its slot passed while the turn was handed over to it (a busy loop
+runs the next waiter a turn later). Waiters go in the order they came (a fair lock).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Pacer:
         self._sleep = sleep
         self._next = float("-inf")
         self._turn = asyncio.Lock()
+        self._inside = 0  # requests in wait(), the one whose turn it is included
 
     def push_back(self, until: float) -> None:
         """No request before ``until`` (after a 429, say)."""
@@ -66,16 +68,25 @@ class Pacer:
         goes when it is done, and the next slot counts from then unless that was within
         ``slack``: it cannot shorten the spacing.
         """
-        async with self._turn:
-            slot = self._next
-            # Whether this request waits for its slot, or the queue was idle.
-            paced = slot > self._clock()
-            if before is not None:
-                await before(max(0.0, slot - self._clock()))
-            while (left := slot - self._clock()) > 0:
-                await self._sleep(left)
-            now = self._clock()
-            # Woke late by at most `slack` (the timer's doing): keep to the planned schedule.
-            # Did not wait (the queue was idle), or later than that: count from the send.
-            on_time = paced and now - slot <= self.slack
-            self._next = (slot if on_time else now) + self.interval
+        # Whether this request is on the schedule: it queued behind another, or its slot is
+        # still to come. Only one that found the queue idle and its slot gone starts afresh.
+        # (Not "its slot is still to come" alone: a turn handed over while the loop is busy
+        # comes a loop turn later, often after the slot, and counting from then lost the
+        # schedule. With turns of 0.5 ms, 1,000 requests a second got 0.71 of the rate.)
+        queued = self._inside > 0
+        self._inside += 1
+        try:
+            async with self._turn:
+                slot = self._next
+                paced = queued or slot > self._clock()
+                if before is not None:
+                    await before(max(0.0, slot - self._clock()))
+                while (left := slot - self._clock()) > 0:
+                    await self._sleep(left)
+                now = self._clock()
+                # Late by at most `slack` (a timer, a hand-over): keep to the planned schedule.
+                # Found the queue idle, or later than that: count from the send.
+                on_time = paced and now - slot <= self.slack
+                self._next = (slot if on_time else now) + self.interval
+        finally:
+            self._inside -= 1
