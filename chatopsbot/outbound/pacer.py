@@ -12,10 +12,14 @@ so the rate does not sag (at 60 requests a second a millisecond a request would 
 percent of the quota), and no waiter spins on the loop to be on time. Two sends can then be
 up to ``slack`` closer than ``interval``, but any one second still holds at most
 ``rate * headroom * (1 + slack)`` + 1 requests: within the quota for any slack under
-``1 / headroom - 1`` seconds (15 ms at the default headroom of 0.985). A request that found
-the queue idle is not late: the next slot counts from its send. One that queued behind another
-is on the schedule even if its slot passed while the turn was handed over to it (a busy loop
-runs the next waiter a turn later). Waiters go in the order they came (a fair lock).
+``1 / headroom - 1`` seconds (15 ms at the default headroom of 0.985). A send later than
+``slack`` (the loop stalled) moves the schedule: the next slot counts from ``slack`` before it,
+which keeps that bound (every send is at most ``slack`` after the slot it is counted from).
+
+A request that found the queue idle is not late: the next slot counts from its send. One that
+queued behind another is on the schedule even if its slot passed while the turn was handed
+over to it (a busy loop runs the next waiter a turn later). Waiters go in the order they came
+(a fair lock).
 """
 
 from __future__ import annotations
@@ -65,8 +69,8 @@ class Pacer:
         ``before(ahead)`` runs first in this request's turn, ``ahead`` seconds before its slot
         (0 when the slot has come): bookkeeping that must precede the send (a record of it)
         then overlaps the wait instead of delaying the send. If it outlasts the wait, the send
-        goes when it is done, and the next slot counts from then unless that was within
-        ``slack``: it cannot shorten the spacing.
+        goes when it is done, and the next slot counts from at most ``slack`` before then: it
+        shortens the spacing no more than a late timer does.
         """
         # Whether this request is on the schedule: it queued behind another, or its slot is
         # still to come. Only one that found the queue idle and its slot gone starts afresh.
@@ -85,8 +89,9 @@ class Pacer:
                     await self._sleep(left)
                 now = self._clock()
                 # Late by at most `slack` (a timer, a hand-over): keep to the planned schedule.
-                # Found the queue idle, or later than that: count from the send.
-                on_time = paced and now - slot <= self.slack
-                self._next = (slot if on_time else now) + self.interval
+                # Later than that (a stall): keep `slack` of the lateness, no more, so the next
+                # sends cannot crowd in. Found the queue idle: count from the send.
+                start = max(slot, now - self.slack) if paced else now
+                self._next = start + self.interval
         finally:
             self._inside -= 1
