@@ -1,7 +1,7 @@
 """Benchmarks for the durable runtime; prints figures (machines are noisy: not a pass/fail test).
 
     python benchmarks/bench.py
-        [quota|ack|memory|scale|ack-replicas|reply-latency|failover|replicas|all]
+        [quota|pacer|ack|memory|scale|ack-replicas|reply-latency|failover|replicas|all]
         [--repeat N] [options]
 
 - quota:  replies written to the durable outbox (SQLite in a temporary file) and sent through
@@ -10,6 +10,9 @@
 - ack:    webhook acknowledgement latency (p50/p99) and throughput with 50 concurrent senders;
           the bot runs in its own process (SQLite on disk, as ``chatopsbot run`` has it), so the
           load generator does not share its loop. Every webhook is recorded before its 200.
+- pacer:  the pacer alone, 50 requests always waiting, on a loop that other tasks keep busy
+          for a given time per turn (0 to 2 ms): the share of the rate the requests get, and
+          the most requests in any one second. Shows what a busy loop costs the schedule.
 - scale:  how memory and CPU per reply grow with the backlog: 100 to 100,000 replies queued
           while Zoom is unreachable, over 1 to 1,000 conversations, then drained with a
           quota far above what the bot sends; a table.
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import functools
 import gc
@@ -73,6 +77,7 @@ from attrs import frozen
 
 from chatopsbot.app import RUNTIME, create_app, freeze_startup_objects
 from chatopsbot.config import Settings, parse_settings
+from chatopsbot.outbound.pacer import Pacer
 from chatopsbot.outbound.sender import encode_call
 from chatopsbot.runtime import LEASE_SECONDS, Runtime
 from chatopsbot.storage import NewMessage
@@ -227,6 +232,51 @@ async def quota(rate: int, replies: int, conversations: int = 8) -> Figures:
         "left": still_queued + dead,
         "in_order": float(in_order),
     }
+
+
+async def pacer(rate: int, turn_ms: float, seconds: float = 3.0) -> Figures:
+    """50 requests always waiting for a pacer at ``rate``, while 10 other tasks keep the loop
+    busy for ``turn_ms`` per turn in all (spinning, as handlers and parsing would)."""
+    paced = Pacer(rate)
+    sent: list[float] = []
+    stop = asyncio.Event()
+
+    async def requester() -> None:
+        while not stop.is_set():
+            await paced.wait()
+            sent.append(time.perf_counter())
+            await asyncio.sleep(0)  # the send itself
+
+    async def busy() -> None:
+        while not stop.is_set():
+            until = time.perf_counter() + turn_ms / 10_000
+            while time.perf_counter() < until:
+                pass
+            await asyncio.sleep(0)
+
+    tasks = [asyncio.create_task(requester()) for _ in range(50)]
+    tasks += [asyncio.create_task(busy()) for _ in range(10 if turn_ms else 0)]
+    await asyncio.sleep(seconds)
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    span = sent[-1] - sent[0]
+    times = sorted(sent)
+    most = max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+    return {
+        "rate": rate,
+        "turn_ms": turn_ms,
+        "share": (len(sent) - 1) / span / rate,
+        "most_in_a_second": most,
+    }
+
+
+def show_pacer(f: Figures) -> str:
+    return (
+        f"rate {f['rate']:.0f}/s, loop busy {f['turn_ms']:.1f} ms per turn: "
+        f"{f['share']:.3f} of the rate, at most {f['most_in_a_second']:.0f} in any one second"
+    )
 
 
 def show_quota(f: Figures) -> str:
@@ -1113,6 +1163,7 @@ def repeat(
 
 BENCHMARKS = (
     "quota",
+    "pacer",
     "ack",
     "memory",
     "scale",
@@ -1233,6 +1284,16 @@ def main() -> int:
         )
     if which in ("quota", "all"):
         repeat("quota", options.repeat, lambda: quota(options.rate, replies), show_quota, quiet)
+    if which in ("pacer", "all"):
+        for rate in (60, 1000):
+            for turn_ms in (0.0, 0.2, 0.5, 1.0, 2.0):
+                repeat(
+                    "pacer",
+                    options.repeat,
+                    functools.partial(pacer, rate, turn_ms),
+                    show_pacer,
+                    quiet,
+                )
     return 0
 
 
