@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import itertools
+from collections.abc import Awaitable, Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -186,3 +187,43 @@ async def test_a_turn_handed_over_late_keeps_the_schedule():
     # that slept to their slots are exactly on it: each late hand-over cost nothing.
     assert abs((sent[18] - sent[2]) - 16 * pacer.interval) < 1e-9
     assert most_in_one_second(sent) <= 60
+
+
+async def test_a_request_behind_one_that_never_went_starts_afresh():
+    # The first request's bookkeeping fails (a token that cannot be fetched): it takes no slot,
+    # and the one behind it found, in effect, an idle queue. The next is a full interval later.
+    time = VirtualTime()
+    pacer = Pacer(10, clock=time.clock, sleep=time.sleep)
+    sent: list[float] = []
+
+    async def failing(ahead: float) -> None:
+        await time.sleep(0.2)
+        raise OSError("no token")
+
+    async def request(before: Callable[[float], Awaitable[None]] | None = None) -> None:
+        await pacer.wait(before=before)
+        sent.append(time.now)
+
+    results = await asyncio.gather(request(failing), request(), request(), return_exceptions=True)
+    assert isinstance(results[0], OSError)
+    assert sent[1] - sent[0] >= pacer.interval - 1e-9
+
+
+async def test_push_back_holds_the_request_already_waiting_for_its_slot():
+    # A 429 to the request in flight pushes back every later one, the one already sleeping
+    # towards its slot included.
+    time = VirtualTime()
+    pacer = Pacer(10, clock=time.clock, sleep=time.sleep)
+    sent: list[float] = []
+
+    async def request() -> None:
+        await pacer.wait()
+        sent.append(time.now)
+
+    first = asyncio.create_task(request())
+    second = asyncio.create_task(request())
+    await asyncio.sleep(0)  # the first went; the second sleeps towards its slot
+    until = time.now + 5.0
+    pacer.push_back(until)
+    await asyncio.gather(first, second)
+    assert sent[1] >= until
