@@ -30,7 +30,7 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import StreamReader, web
 from aiohttp.http import HttpProcessingError
@@ -242,14 +242,16 @@ class _GuardedProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Admit the connection (closing another to make room if need be) or refuse it."""
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a TCP server's transport
-        conn = self._guard._admit(transport)
+        # A TCP server's transport. Not checked with isinstance: uvloop's transports have the
+        # methods without being asyncio.Transport subclasses.
+        tcp = cast("asyncio.Transport", transport)
+        conn = self._guard._admit(tcp)
         if conn is None:
-            transport.abort()
+            tcp.abort()
             return
         self._conn = conn
         self._inner = self._make()
-        self._inner.connection_made(transport)
+        self._inner.connection_made(tcp)
 
     def data_received(self, data: bytes) -> None:
         """Note the start of a new request, then let aiohttp parse."""

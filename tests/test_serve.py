@@ -296,6 +296,30 @@ async def test_slow_connections_neither_starve_the_bot_nor_flood_its_log(tmp_pat
     assert "request headers not received within 10 s" in child.log
 
 
+async def test_the_bot_runs_on_uvloop(tmp_path, children):
+    # A deployment may install uvloop's event loop before starting the bot. Its transports are
+    # not asyncio.Transport subclasses: the connection guard took every connection for
+    # something else and failed it (no webhook got an answer).
+    pytest.importorskip("uvloop")
+    async with FakeZoom() as zoom:
+        config = tmp_path / "config.toml"
+        config.write_text(BOT_CONFIG.format(zoom=zoom, secret=SECRET, storage=tmp_path / "bot.db"))
+        start = (
+            "import asyncio, sys, uvloop\n"
+            "asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())\n"
+            "from chatopsbot.cli import main\n"
+            f"sys.exit(main(['run', '--config', {str(config)!r}]))\n"
+        )
+        child = await Child.start("-c", start, open_file_limit=1024)
+        children.append(child)
+        port = await child.port()
+        for _ in range(3):
+            await webhook_gets_a_reply(port, zoom, "ping")
+        await get_until_ok(f"http://{HOST}:{port}/healthz", within=5)
+        assert await child.stop() == 0
+    assert "Traceback" not in child.log, child.log
+
+
 # Out of descriptors: a bare server with no connection cap, so accept() fails.
 
 NO_CAP_SERVER = """
