@@ -346,8 +346,7 @@ class SqliteBackend:
             return
         batch, self._pending = self._pending, []
         if self._failed is not None:
-            for _, future, _, _ in batch:
-                resolve(future, (False, self._failed))
+            _refuse(batch, self._failed)
             return
         try:
             results = self._commit(batch)
@@ -450,15 +449,12 @@ class SqliteBackend:
                 self._check_disk(results)
         if self._failed is not None:
             # Committed or not, nothing after a failed fsync can be trusted to be on disk.
-            for _, future, _, _ in (*batch, *self._pending):
-                resolve(future, (False, self._failed))
+            _refuse([*batch, *self._pending], self._failed)
             self._pending = []
             return
         if not committed:
             # The whole transaction is gone: every write in it failed.
-            error = self._error(results)
-            for _, future, _, _ in batch:
-                resolve(future, (False, error))
+            _refuse(batch, self._error(results))
         else:
             for (_, future, _, _), result in zip(batch, results, strict=True):
                 resolve(future, result)
@@ -1002,6 +998,12 @@ _Done: TypeAlias = "tuple[asyncio.Future[Any], tuple[bool, Any]]"
 
 class _FsyncFailed(Exception):
     """The storage thread's fsync of the WAL failed (its ``OSError`` is the cause)."""
+
+
+def _refuse(ops: Sequence[_Op], error: BaseException) -> None:
+    """Answer each of ``ops`` with ``error``."""
+    for _, future, _, _ in ops:
+        resolve(future, (False, error))
 
 
 def _result(exc: sqlite3.Error) -> int:
